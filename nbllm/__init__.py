@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError", "DataError", "ModelError", "NbllmError", "OfflineError", "TemplateError",
-    "info", "load_model", "load_tokenizer", "register", "registered", "tokenize",
+    "info", "load_model", "load_tokenizer", "register", "registered", "sft", "tokenize",
 ]
 
 
@@ -21,6 +21,13 @@ def tokenize(example, **kwargs):
     from .api import tokenize as _tokenize
 
     return _tokenize(example, **kwargs)
+
+
+def sft(data=None, **kwargs):
+    """Fine-tune a causal LM; see nbllm.api.sft."""
+    from .api import sft as _sft
+
+    return _sft(data, **kwargs)
 
 
 def info():

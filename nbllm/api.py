@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 from . import models
 from .config import TokenizeConfig
 from .display import TokenizeResult
 from .errors import TemplateError
-from .tokenize import encode, token_strings
+from .tokenization import encode, token_strings
 
 
 def tokenize(example, model: str = "smollm2", template: str = "auto", max_length: int | None = None,
@@ -43,3 +45,120 @@ def info():
     cached = (models.cache_dir() / "models" / "smollm2" / "DONE").exists()
     return InfoResult(versions=versions, device=device, dtype=dtype, cache=str(models.cache_dir()),
                       smollm2_cached=cached, models=models.status())
+
+
+def sft(data=None, *, model=None, tokenizer=None, save: str | None = None, resume: str | None = None,
+        save_every: int | None = None, samples: int = 2, progress: str | None = "auto", stop_when=None,
+        **options):
+    """Fine-tune a causal LM; returns an SFTResult (model, tokenizer, history, generate()).
+
+    data: a path, a shipped set name ("instructions", "lima"), a hub dataset id, a list of
+    dicts, a DataFrame or a datasets.Dataset. model: a registry name or path, or a model
+    object (then pass its tokenizer, or an SFTResult). stop_when(row) -> True ends the run
+    after that step, like the Stop button. options: SFTConfig fields."""
+    import torch
+
+    from .config import SFTConfig
+    from .data import TEMPLATE_OF, load_records
+    from .display import SFTResult
+    from .errors import ConfigError
+    from .generation import generate
+    from .train.checkpoint import load_checkpoint, read_config, save_checkpoint
+    from .train.sft import Trainer, prepare_data
+    from .widgets.training import make_monitor
+
+    model_obj = None
+    if model is None:
+        model = None if resume else "smollm2"  # resuming: the checkpoint's model
+    if model is not None and not isinstance(model, str):
+        model_obj, tokenizer = getattr(model, "model", model), getattr(model, "tokenizer", tokenizer)
+        if tokenizer is None:
+            raise ConfigError("a model object needs its tokenizer: pass tokenizer=... or an SFTResult")
+        options.setdefault("model", getattr(model_obj.config, "name_or_path", "custom") or "custom")
+    elif model is not None:
+        options["model"] = model
+    if isinstance(data, str) and "data" not in options:
+        options["data"] = data
+    if resume:
+        saved = read_config(resume)
+        for key in ("model", "method", "format"):
+            if key in options and options[key] != getattr(saved, key) and model_obj is None:
+                raise ConfigError(f"checkpoint '{resume}' was trained with --{key} {getattr(saved, key)}, "
+                                  f"not {options[key]}; resume with the same --{key}")
+        config = SFTConfig.from_dict({**saved.to_dict(), **{k: v for k, v in options.items()
+                                                            if k not in ("model", "method", "format")}})
+        data = data if data is not None else config.data
+    else:
+        config = SFTConfig(**options)
+    records = load_records(data)
+    device = config.device or models.pick_device()
+    if model_obj is None:
+        frozen_bf16 = config.method == "lora" and device.startswith("cuda") and models.pick_dtype(device) == torch.bfloat16
+        model_obj, tokenizer = models.load_model(config.model, device=device,
+                                                 dtype=torch.bfloat16 if frozen_bf16 else torch.float32)
+    template = TEMPLATE_OF[config.format]
+    prepared = prepare_data(records, tokenizer, config)
+    prompts = [_sample_prompt(ex) for ex in prepared.val_examples[:samples]] if template != "none" else []
+    before = [generate(model_obj, tokenizer, p, template, max_new_tokens=48) for p in prompts]
+    trainer = Trainer(config, prepared, model_obj, tokenizer, device)
+    if resume:
+        load_checkpoint(trainer, resume)
+    mode = os.environ.get("NBLLM_PROGRESS", "auto") if progress == "auto" else (progress or "none")
+    monitor = make_monitor(trainer.total_steps, _title(config, trainer), mode)
+
+    def every(tr):
+        if save and save_every and tr.state.step % save_every == 0:
+            save_checkpoint(tr, save)
+
+    def on_step(row, tr):
+        if monitor:
+            monitor.update(row, tr)
+        if stop_when and stop_when(row):
+            tr.state.stopped = "stop_when"
+
+    try:
+        state = trainer.run(on_step=on_step, should_stop=monitor.should_stop if monitor else None,
+                            on_checkpoint=every)
+    finally:
+        if monitor:
+            monitor.close(trainer.state)
+    if save:
+        save_checkpoint(trainer, save)
+    after = [generate(trainer.model, tokenizer, p, template, max_new_tokens=48) for p in prompts]
+    stats = _stats(trainer, state, prepared, device)
+    return SFTResult(trainer.model, tokenizer, config, state.history, stats,
+                     [{"prompt": _prompt_text(p), "before": b, "after": a} for p, b, a in zip(prompts, before, after)],
+                     template)
+
+
+def _sample_prompt(example):
+    if "messages" in example:
+        msgs = example["messages"]
+        last_assistant = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
+        return msgs[:last_assistant]
+    return {"instruction": example["instruction"], "input": example.get("input", "")}
+
+
+def _prompt_text(prompt) -> str:
+    if isinstance(prompt, list):
+        return prompt[-1]["content"]
+    return prompt["instruction"] + (f"\n{prompt['input']}" if prompt.get("input") else "")
+
+
+def _title(config, trainer) -> str:
+    pct = 100 * trainer.trainable / trainer.total_params
+    return (f"%%sft {config.model} ({config.method}, {trainer.trainable:,} trainable = {pct:.2f}%) on "
+            f"{len(trainer.data.train)} examples: {trainer.total_steps} steps on {trainer.device}")
+
+
+def _stats(trainer, state, prepared, device) -> dict:
+    hist = state.history
+    finite_val = [r["val_loss"] for r in hist if r["val_loss"] == r["val_loss"]]
+    return {"steps": state.step, "epochs": state.step / trainer.steps_per_epoch, "trainable": trainer.trainable,
+            "total_params": trainer.total_params, "first_loss": hist[0]["loss"] if hist else float("nan"),
+            "final_loss": hist[-1]["loss"] if hist else float("nan"),
+            "val_loss": finite_val[-1] if finite_val else float("nan"), "stopped": state.stopped,
+            "tokens": state.tokens, "seconds": state.train_seconds,
+            "tokens_per_s": state.tokens / state.train_seconds if state.train_seconds else 0.0,
+            "n_train": len(prepared.train), "n_val": len(prepared.val), "truncated": prepared.n_truncated,
+            "dropped": prepared.n_dropped, "device": device}

@@ -134,3 +134,86 @@ class InfoResult(Result):
 
     def _repr_html_(self) -> str:
         return f"<pre>{html.escape(repr(self))}</pre>"
+
+
+def loss_svg(history: list[dict], width: int = 480, height: int = 170) -> str:
+    """Train (blue line) and validation (orange dots) loss against step, as inline SVG."""
+    pts = [(r["step"], r["loss"]) for r in history if r.get("loss") == r.get("loss")]
+    val = [(r["step"], r["val_loss"]) for r in history if r.get("val_loss") == r.get("val_loss")
+           and r.get("val_loss") is not None]
+    if not pts:
+        return ""
+    pad_l, pad_b, pad_t, pad_r = 44, 22, 10, 10
+    steps = [s for s, _ in pts + val]
+    losses = [v for _, v in pts + val]
+    x0, x1 = min(steps), max(max(steps), min(steps) + 1)
+    y0, y1 = min(losses), max(losses)
+    y0, y1 = (y0 - 0.05 * (y1 - y0 or 1), y1 + 0.05 * (y1 - y0 or 1))
+
+    def xy(s, v):
+        x = pad_l + (s - x0) / (x1 - x0) * (width - pad_l - pad_r)
+        y = pad_t + (y1 - v) / (y1 - y0) * (height - pad_t - pad_b)
+        return f"{x:.1f},{y:.1f}"
+
+    line = " ".join(xy(s, v) for s, v in pts)
+    dots = "".join(f"<circle cx='{xy(s, v).split(',')[0]}' cy='{xy(s, v).split(',')[1]}' r='3' fill='#ff7f0e'/>"
+                   for s, v in val)
+    axis = (f"<text x='2' y='{pad_t + 8}' font-size='10'>{y1:.2f}</text>"
+            f"<text x='2' y='{height - pad_b}' font-size='10'>{y0:.2f}</text>"
+            f"<text x='{pad_l}' y='{height - 6}' font-size='10'>step {x0}</text>"
+            f"<text x='{width - 60}' y='{height - 6}' font-size='10'>step {x1}</text>"
+            f"<text x='{width - 150}' y='{pad_t + 8}' font-size='10' fill='#1f77b4'>train</text>"
+            f"<text x='{width - 110}' y='{pad_t + 8}' font-size='10' fill='#ff7f0e'>validation</text>")
+    return (f"<svg width='{width}' height='{height}' xmlns='http://www.w3.org/2000/svg' class='nbllm-loss'>"
+            f"<rect x='{pad_l}' y='{pad_t}' width='{width - pad_l - pad_r}' height='{height - pad_t - pad_b}' "
+            f"fill='none' stroke='#ccc'/><polyline points='{line}' fill='none' stroke='#1f77b4' stroke-width='1.5'/>"
+            f"{dots}{axis}</svg>")
+
+
+class SFTResult(Result):
+    """A finished (or stopped) %%sft run: the trained model and what happened."""
+
+    def __init__(self, model, tokenizer, config, history: list[dict], stats: dict, samples: list[dict],
+                 template: str):
+        self.model, self.tokenizer, self.config = model, tokenizer, config
+        self._history, self.stats, self._samples, self.template = history, stats, samples, template
+
+    @property
+    def history(self):
+        import pandas as pd
+
+        cols = ["step", "epoch", "loss", "val_loss", "tokens", "lr"]
+        return pd.DataFrame(self._history, columns=cols)
+
+    @property
+    def samples(self):
+        import pandas as pd
+
+        return pd.DataFrame(self._samples, columns=["prompt", "before", "after"])
+
+    def to_pandas(self):
+        return self.history
+
+    def generate(self, prompt, **kwargs) -> str:
+        """Continue `prompt` with the trained model, under the template it was trained with."""
+        from .generation import generate
+
+        return generate(self.model, self.tokenizer, prompt, template=self.template, **kwargs)
+
+    def summary(self) -> dict:
+        s = self.stats
+        return {"model": self.config.model, "method": self.config.method, "format": self.config.format,
+                "steps": s["steps"], "epochs": round(s["epochs"], 2), "trainable": s["trainable"],
+                "trainable_pct": round(100 * s["trainable"] / s["total_params"], 3),
+                "first_loss": round(s["first_loss"], 3), "final_loss": round(s["final_loss"], 3),
+                "val_loss": round(s["val_loss"], 3), "stopped": s["stopped"]}
+
+    def _repr_html_(self) -> str:
+        s = self.stats
+        head = html.escape(repr(self))
+        facts = (f"{s['n_train']} train / {s['n_val']} validation examples, {s['truncated']} truncated, "
+                 f"{s['dropped']} without response tokens dropped; {s['tokens']:,} real tokens at "
+                 f"{s['tokens_per_s']:,.0f} tokens/s on {s['device']}")
+        samples = self.samples.to_html(index=False, escape=True) if self._samples else ""
+        return (f"<div class='nbllm nbllm-sft'><code>{head}</code><p>{html.escape(facts)}</p>"
+                f"{loss_svg(self._history)}{samples}</div>")

@@ -321,7 +321,15 @@ def load_model(name: str, device: str | None = None, dtype=None):
     """A fresh (model, tokenizer) pair on `device` (default: pick_device()) in `dtype`
     (default: pick_dtype(device)); the model is in eval mode."""
     spec = resolve(name)
-    model, tokenizer = spec.load()
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar for a half-second load
+    try:
+        model, tokenizer = spec.load()
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     device = device or pick_device()
     dtype = dtype or pick_dtype(device)
     model = model.to(device=device, dtype=dtype).eval()

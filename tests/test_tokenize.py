@@ -2,7 +2,7 @@ import pytest
 
 from nbllm import models
 from nbllm.errors import DataError, TemplateError
-from nbllm.tokenize import IGNORE_INDEX, alpaca_prompt, encode, shift_labels
+from nbllm.tokenization import IGNORE_INDEX, alpaca_prompt, encode, shift_labels
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,10 @@
 Nothing here imports torch: the backend is imported inside each magic when it runs.
 """
 
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 
 from .info import info_magic
+from .sft import sft_magic
 from .tokenize import tokenize_magic
 
 
@@ -13,6 +14,7 @@ from .tokenize import tokenize_magic
 class NbllmMagics(Magics):
     tokenize_magic = cell_magic("tokenize")(tokenize_magic)
     info_magic = line_magic("nbllm")(info_magic)
+    sft_magic = line_cell_magic("sft")(sft_magic)  # %sft --data X, or %%sft with JSONL below
 
 
 def register(shell) -> None:

@@ -66,17 +66,17 @@ def _messages(example) -> list[dict]:
     if "messages" not in example:
         if "instruction" in example or "prompt" in example:
             user = _field(example, "instruction", "prompt")
-            extra = example.get("input") or ""
+            extra = _field(example, "input", default="")
             msgs = [{"role": "user", "content": f"{user}\n\n{extra}" if extra else user}]
-            answer = example.get("output", example.get("response"))
+            answer = _field(example, "output", "response", default="")
             return msgs + ([{"role": "assistant", "content": answer}] if answer else [])
         return [{"role": "user", "content": _field(example, "text")}]
     msgs = example["messages"]
     if not isinstance(msgs, list) or not msgs:
         raise DataError("'messages' must be a non-empty list of {role, content} dicts")
     for m in msgs:
-        if not isinstance(m, dict) or "role" not in m or "content" not in m:
-            raise DataError(f"each message needs 'role' and 'content' (got {m!r:.80})")
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise DataError(f"each message needs a string 'role' and 'content' (got {m!r:.80})")
     return msgs
 
 
@@ -90,8 +90,8 @@ def segments(example, template: str, tokenizer=None) -> list[tuple[str, bool]]:
             return [(alpaca_prompt(example), False)]
         if "messages" in example:
             raise TemplateError("a chat example (messages) cannot use the alpaca template; use --template chat")
-        prompt = alpaca_prompt(_field(example, "instruction", "prompt"), example.get("input") or "")
-        output = example.get("output", example.get("response"))
+        prompt = alpaca_prompt(_field(example, "instruction", "prompt"), _field(example, "input", default=""))
+        output = _field(example, "output", "response", default="")
         return [(prompt, False)] + ([(output, True)] if output else [])
     if template == "chat":
         return _chat_segments(_messages(example), tokenizer)

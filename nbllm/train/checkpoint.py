@@ -1,0 +1,152 @@
+"""Checkpoints that resume exactly: weights (or adapter), optimizer, scheduler, RNG, config, state.
+
+    DIR/config.json          the SFTConfig
+    DIR/trainer_state.json   step, history, data fingerprint
+    DIR/adapter/             LoRA: peft adapter (safetensors, no base weights)
+    DIR/model/               full: the whole model (safetensors) and tokenizer
+    DIR/trainable.safetensors  last-block / bitfit: only the parameters that train
+    DIR/optimizer.pt, scheduler.pt, rng.pt (and scaler.pt with fp16)
+
+The folder is written beside DIR and renamed into place, so a crash mid-save leaves the
+previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from ..config import SFTConfig
+from ..errors import ConfigError
+from .methods import unwrap
+
+
+def data_fingerprint(examples) -> str:
+    h = hashlib.sha256()
+    for e in examples:
+        h.update(json.dumps([e.input_ids, e.labels]).encode())
+    return h.hexdigest()[:16]
+
+
+def save_checkpoint(trainer, directory) -> Path:
+    final = Path(directory).expanduser()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.mkdir()
+        _write(trainer, tmp)
+        old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+        if final.exists():
+            os.rename(final, old)
+        os.rename(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _write(trainer, out: Path) -> None:
+    cfg, model = trainer.config, trainer.model
+    (out / "config.json").write_text(cfg.to_json())
+    state = asdict(trainer.state)
+    state.update(total_steps=trainer.total_steps, data=data_fingerprint(trainer.data.train + trainer.data.val))
+    (out / "trainer_state.json").write_text(json.dumps(state, indent=1, default=float))
+    if cfg.method == "lora":
+        model.save_pretrained(out / "adapter")
+    elif cfg.method == "full":
+        unwrap(model).save_pretrained(out / "model")
+        trainer.tokenizer.save_pretrained(out / "model")
+    else:
+        from safetensors.torch import save_file
+
+        save_file({n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad},
+                  out / "trainable.safetensors")
+    torch.save(trainer.optimizer.state_dict(), out / "optimizer.pt")
+    torch.save(trainer.scheduler.state_dict(), out / "scheduler.pt")
+    if trainer.scaler is not None:
+        torch.save(trainer.scaler.state_dict(), out / "scaler.pt")
+    rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    try:
+        import numpy as np
+
+        rng["numpy"] = np.random.get_state()
+    except ImportError:  # pragma: no cover
+        pass
+    torch.save(rng, out / "rng.pt")
+
+
+def read_config(directory) -> SFTConfig:
+    path = Path(directory).expanduser()
+    if not (path / "config.json").exists() or not (path / "trainer_state.json").exists():
+        raise ConfigError(f"'{directory}' is not an nbllm checkpoint (no config.json / trainer_state.json); "
+                          "give the folder a --save wrote")
+    return SFTConfig.from_json((path / "config.json").read_text())
+
+
+def load_checkpoint(trainer, directory) -> None:
+    """Restore weights, optimizer, scheduler, RNG and state into a freshly built trainer."""
+    path = Path(directory).expanduser()
+    state = json.loads((path / "trainer_state.json").read_text())
+    fingerprint = data_fingerprint(trainer.data.train + trainer.data.val)
+    if state.get("data") != fingerprint:
+        raise ConfigError(f"the data differs from the data checkpoint '{directory}' was trained on; "
+                          "pass the same --data (and --max-length) to resume")
+    cfg, model = trainer.config, trainer.model
+    if cfg.method == "lora":
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(model, load_file(path / "adapter" / "adapter_model.safetensors"))
+    elif cfg.method == "full":
+        from safetensors.torch import load_file
+
+        files = sorted((path / "model").glob("*.safetensors"))
+        weights = {}
+        for f in files:
+            weights.update(load_file(f))
+        missing, unexpected = unwrap(model).load_state_dict(weights, strict=False)
+        if unexpected or any(not _is_tied(model, m) for m in missing):
+            raise ConfigError(f"checkpoint '{directory}' does not fit this model; resume with the same --model")
+    else:
+        from safetensors.torch import load_file
+
+        weights = load_file(path / "trainable.safetensors")
+        params = dict(model.named_parameters())
+        if set(weights) - set(params):
+            raise ConfigError(f"checkpoint '{directory}' does not fit this model; resume with the same --model")
+        with torch.no_grad():
+            for name, value in weights.items():
+                params[name].copy_(value)
+    trainer.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
+    trainer.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+    if trainer.scaler is not None and (path / "scaler.pt").exists():
+        trainer.scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=False))
+    rng = torch.load(path / "rng.pt", weights_only=False)
+    torch.set_rng_state(rng["torch"])
+    random.setstate(rng["python"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    if "numpy" in rng:
+        import numpy as np
+
+        np.random.set_state(rng["numpy"])
+    trainer.state.step = state["step"]
+    trainer.state.tokens = state["tokens"]
+    trainer.state.history = state["history"]
+    trainer.state.train_seconds = state["train_seconds"]
+
+
+def _is_tied(model, name: str) -> bool:
+    base = unwrap(model)
+    head = base.get_output_embeddings()
+    return name.endswith("lm_head.weight") and head is not None and head.weight is base.get_input_embeddings().weight

@@ -1,0 +1,283 @@
+"""Supervised fine-tuning: one plain training loop, readable top to bottom.
+
+    records -> examples (template) -> Encoded (ids, loss mask) -> train/val split
+    each step: the step's examples -> packed batch -> loss on response tokens -> AdamW step
+
+Step k's examples are a pure function of (seed, k), so a resumed run sees exactly the data
+the uninterrupted run would have, and the RNG state saved in the checkpoint covers dropout.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from .. import models
+from ..config import SFTConfig
+from ..data import TEMPLATE_OF, split, to_examples
+from ..errors import DataError
+from ..tokenization import IGNORE_INDEX, Encoded, encode
+from .batches import Batch, make_batch
+from .methods import apply_method, parameter_counts, unwrap
+
+CE_CHUNK = 2048  # tokens per head+cross-entropy chunk; larger batches recompute logits in backward
+
+
+# ---------------------------------------------------------------- data
+
+@dataclass
+class PreparedData:
+    train: list[Encoded]
+    val: list[Encoded]
+    val_examples: list  # the validation examples as dicts (prompts for before/after samples)
+    n_records: int
+    n_truncated: int
+    n_dropped: int  # examples left with no token in the loss (e.g. the response was cut off)
+
+
+def prepare_data(records: list[dict], tokenizer, config: SFTConfig) -> PreparedData:
+    examples = to_examples(records, config.format)
+    template = TEMPLATE_OF[config.format]
+    encoded = [encode(tokenizer, ex, template, config.max_length, config.train_on_prompt) for ex in examples]
+    truncated = sum(e.truncated for e in encoded)
+    usable = [(ex, e) for ex, e in zip(examples, encoded) if any(label != IGNORE_INDEX for label in e.labels)]
+    if not usable:
+        longest_prompt = max(e.loss_mask.index(True) if True in e.loss_mask else len(e) for e in encoded)
+        raise DataError(f"all {len(encoded)} examples are longer than --max-length {config.max_length} "
+                        f"before their response starts (prompts up to {longest_prompt} tokens seen); "
+                        "raise --max-length")
+    train, val = split(usable, config.val_fraction, config.seed)
+    return PreparedData([e for _, e in train], [e for _, e in val], [ex for ex, _ in val], len(records),
+                        truncated, len(encoded) - len(usable))
+
+
+def step_examples(n_train: int, batch_size: int, seed: int, step: int) -> list[int]:
+    """Indices of the training examples for global step `step` (0-based): a seeded
+    permutation per epoch, cut into consecutive batches (the last one may be smaller)."""
+    per_epoch = math.ceil(n_train / batch_size)
+    epoch, index = divmod(step, per_epoch)
+    order = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    return order[index * batch_size: (index + 1) * batch_size].tolist()
+
+
+# ---------------------------------------------------------------- loss
+
+def _plain_head(base) -> bool:
+    """True when logits are just head(hidden): then only loss positions need the head."""
+    cfg = base.config
+    return (hasattr(base, "get_decoder") and base.get_output_embeddings() is not None
+            and not getattr(cfg, "final_logit_softcapping", None) and not getattr(cfg, "logit_scale", None))
+
+
+def loss_sum(model, batch: Batch) -> torch.Tensor:
+    """Summed next-token cross-entropy over the batch's loss tokens.
+
+    The vocabulary projection runs only on positions that count in the loss (prompt and
+    padding positions never reach the 49k-wide head), in chunks whose logits are
+    recomputed in backward instead of stored."""
+    base = unwrap(model)
+    keep = batch.labels != IGNORE_INDEX
+    if not _plain_head(base):
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                       position_ids=batch.position_ids, use_cache=False).logits
+        return F.cross_entropy(logits[keep].float(), batch.labels[keep], reduction="sum")
+    out = base.get_decoder()(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                             position_ids=batch.position_ids, use_cache=False)
+    hidden, targets = out[0][keep], batch.labels[keep]
+    head = base.get_output_embeddings()
+
+    def chunk_loss(h, y):
+        return F.cross_entropy(head(h).float(), y, reduction="sum")
+
+    if len(targets) <= CE_CHUNK:
+        return chunk_loss(hidden, targets)
+    return sum(checkpoint(chunk_loss, hidden[i:i + CE_CHUNK], targets[i:i + CE_CHUNK], use_reentrant=False)
+               for i in range(0, len(targets), CE_CHUNK))
+
+
+@torch.no_grad()
+def evaluate_loss(model, examples: list[Encoded], pad_id: int, device, batch_size: int, autocast) -> float:
+    """Mean next-token loss per loss token over `examples`."""
+    if not examples:
+        return float("nan")
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(examples), batch_size):
+        batch = make_batch(examples[i:i + batch_size], pad_id, packing=True).to(device)
+        with autocast():
+            total += float(loss_sum(model, batch))
+        count += batch.n_loss_tokens
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+# ---------------------------------------------------------------- precision
+
+def precision_for(config: SFTConfig, device: str) -> torch.dtype:
+    if config.precision != "auto":
+        return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[config.precision]
+    return models.pick_dtype(device) if device.startswith("cuda") else torch.float32
+
+
+def autocast_for(device: str, dtype: torch.dtype):
+    if dtype == torch.float32:
+        return lambda: torch.autocast(device_type=device.split(":")[0], enabled=False)
+    return lambda: torch.autocast(device_type=device.split(":")[0], dtype=dtype)
+
+
+# ---------------------------------------------------------------- the run
+
+@dataclass
+class TrainState:
+    step: int = 0
+    tokens: int = 0
+    history: list[dict] = field(default_factory=list)
+    train_seconds: float = 0.0
+    stopped: str | None = None  # None, "stop-button", "interrupted", "stop_when"
+
+
+class Trainer:
+    """Holds what a run needs (model, optimizer, data, state) so it can be saved and resumed."""
+
+    def __init__(self, config: SFTConfig, data: PreparedData, model, tokenizer, device: str | None = None):
+        self.config, self.data, self.tokenizer = config, data, tokenizer
+        self.device = device or config.device or models.pick_device()
+        self.dtype = precision_for(config, self.device)
+        self.autocast = autocast_for(self.device, self.dtype)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        set_seed(config.seed)  # fixes LoRA init and dropout
+        model = apply_method(model, config).to(self.device)
+        if config.grad_checkpointing:
+            unwrap(model).gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.model = model.train()
+        self.trainable, self.total_params = parameter_counts(model)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=config.peak_lr, weight_decay=config.weight_decay,
+                                           foreach=True)
+        self.steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
+        self.total_steps = config.max_steps or max(1, math.ceil(config.epochs * self.steps_per_epoch))
+        warmup = int(config.warmup_ratio * self.total_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear_warmup_decay(warmup, self.total_steps))
+        self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
+        self.eval_every = config.eval_every or max(1, self.total_steps // 4)
+        self.state = TrainState()
+
+    # one optimizer step ------------------------------------------------
+    def train_step(self) -> dict:
+        cfg = self.config
+        ids = step_examples(len(self.data.train), cfg.batch_size, cfg.seed, self.state.step)
+        micro = [ids[i::cfg.grad_accum] for i in range(cfg.grad_accum) if ids[i::cfg.grad_accum]]
+        batches = [make_batch([self.data.train[i] for i in m], self.pad_id, cfg.packing) for m in micro]
+        n_loss = sum(b.n_loss_tokens for b in batches)
+        total = 0.0
+        for batch in batches:
+            batch = batch.to(self.device)
+            with self.autocast():
+                loss = loss_sum(self.model, batch) / max(n_loss, 1)
+            (self.scaler.scale(loss) if self.scaler else loss).backward()
+            total += float(loss.detach())
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+        lr = self.scheduler.get_last_lr()[0]
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return {"loss": total, "lr": lr, "real_tokens": sum(b.n_real_tokens for b in batches)}
+
+    def val_loss(self) -> float:
+        return evaluate_loss(self.model, self.data.val, self.pad_id, self.device, self.config.batch_size,
+                             self.autocast)
+
+    # the loop ------------------------------------------------------------
+    def run(self, on_step=None, should_stop=None, on_checkpoint=None) -> TrainState:
+        """Train until total_steps. on_step(row) after each step; should_stop() ends the run
+        after the current step. Ctrl-C (a kernel interrupt) does the same: the last
+        completed step is kept."""
+        state = self.state
+        with _graceful_interrupt() as interrupted:
+            while state.step < self.total_steps:
+                started = time.perf_counter()
+                out = self.train_step()
+                if self.device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                state.train_seconds += time.perf_counter() - started
+                state.step += 1
+                state.tokens += out["real_tokens"]
+                evaluate = state.step % self.eval_every == 0 or state.step == self.total_steps
+                row = {"step": state.step, "epoch": round(state.step / self.steps_per_epoch, 4),
+                       "loss": out["loss"], "val_loss": self.val_loss() if evaluate else float("nan"),
+                       "tokens": state.tokens, "lr": out["lr"]}
+                state.history.append(row)
+                if on_step:
+                    on_step(row, self)
+                if on_checkpoint:
+                    on_checkpoint(self)
+                if state.stopped:  # on_step asked to stop
+                    pass
+                elif interrupted():
+                    state.stopped = "interrupted"
+                elif should_stop and should_stop():
+                    state.stopped = "stop-button"
+                if state.stopped:
+                    break
+        if state.history and math.isnan(state.history[-1]["val_loss"]):
+            state.history[-1]["val_loss"] = self.val_loss()
+        self.model.eval()
+        return state
+
+
+def linear_warmup_decay(warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+class _graceful_interrupt:
+    """During training, the first Ctrl-C / kernel interrupt asks to stop after the current
+    step; a second one raises KeyboardInterrupt as usual."""
+
+    def __enter__(self):
+        self.flag = False
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+        return lambda: self.flag
+
+    def _handle(self, signum, frame):
+        if self.flag:
+            raise KeyboardInterrupt
+        self.flag = True
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False

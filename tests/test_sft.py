@@ -1,0 +1,228 @@
+import os
+import signal
+
+import pytest
+import torch
+from IPython.core.error import UsageError
+
+import nbllm
+from nbllm import models
+from nbllm.config import SFTConfig
+from nbllm.errors import ConfigError, DataError
+from nbllm.tokenization import encode
+from nbllm.train.batches import best_rows, packed_batch, padded_batch
+from nbllm.train.checkpoint import save_checkpoint
+from nbllm.train.methods import parameter_counts
+from nbllm.train.sft import Trainer, loss_sum, prepare_data, step_examples
+
+RECORDS = [{"instruction": f"Add {a} and {b}.", "input": "", "output": f"{a + b}"}
+           for a in range(6) for b in range(4)]
+FAST = dict(model="tiny-llama", batch_size=4, samples=0, progress="none", max_length=256)
+
+
+def run(records=RECORDS, **kw):
+    return nbllm.sft(records, **{**FAST, **kw})
+
+
+# ---------------------------------------------------------------- packing
+
+def test_packed_rows_give_the_same_logits_as_each_example_alone():
+    model, tok = models.tiny_llama()
+    examples = [encode(tok, r, "alpaca") for r in RECORDS[:5]] + [encode(tok, "short text", "none")]
+    batch = packed_batch(examples, tok.pad_token_id, capacity=10_000)  # everything in one row
+    assert batch.input_ids.shape[0] == 1
+    with torch.no_grad():
+        packed = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                       position_ids=batch.position_ids).logits[0]
+        start = 0
+        for e in examples:
+            alone = model(input_ids=torch.tensor([e.input_ids])).logits[0]
+            torch.testing.assert_close(packed[start:start + len(e)], alone, atol=1e-5, rtol=0)
+            start += len(e)
+
+
+def test_packed_and_padded_losses_agree_and_pack_tighter():
+    model, tok = models.tiny_llama()
+    examples = [encode(tok, r, "alpaca") for r in RECORDS[:8]]
+    packed, padded = packed_batch(examples, tok.pad_token_id), padded_batch(examples, tok.pad_token_id)
+    assert packed.n_loss_tokens == padded.n_loss_tokens and packed.n_real_tokens == padded.n_real_tokens
+    assert packed.input_ids.numel() <= padded.input_ids.numel()
+    with torch.no_grad():
+        torch.testing.assert_close(loss_sum(model, packed), loss_sum(model, padded), atol=1e-4, rtol=1e-5)
+
+
+def test_best_rows_balances_and_keeps_every_example_once():
+    lengths = [99, 103, 55, 83, 115, 112, 101, 88]
+    rows = best_rows(lengths)
+    assert sorted(i for row in rows for i in row) == list(range(8))
+    width = max(sum(lengths[i] for i in row) for row in rows)
+    assert len(rows) * width < 0.9 * len(lengths) * max(lengths)  # less padding than one row per example
+
+
+def test_step_examples_cover_each_epoch_once():
+    seen = [i for step in range(3) for i in step_examples(10, 4, seed=0, step=step)]
+    assert sorted(seen) == list(range(10))
+    assert step_examples(10, 4, 0, 3) != step_examples(10, 4, 1, 3)
+
+
+# ---------------------------------------------------------------- training
+
+def test_same_seed_same_losses_and_loss_goes_down():
+    a = run(max_steps=12, lr=3e-3, method="full")
+    b = run(max_steps=12, lr=3e-3, method="full")
+    assert a.history.loss.tolist() == b.history.loss.tolist()
+    assert a.history.loss.iloc[-3:].mean() < 0.8 * a.history.loss.iloc[:3].mean()
+    assert list(a.history.columns) == ["step", "epoch", "loss", "val_loss", "tokens", "lr"]
+    c = run(max_steps=3, lr=3e-3, method="full", seed=1)
+    assert c.history.loss.tolist() != a.history.loss.tolist()[:3]
+
+
+@pytest.mark.parametrize("method", ["lora", "full", "last-block"])
+def test_resume_continues_exactly(tmp_path, method):
+    straight = run(max_steps=10, method=method, lr=1e-3)
+    first = run(max_steps=10, method=method, lr=1e-3, save=str(tmp_path / "ck"), stop_when=lambda r: r["step"] == 5)
+    assert first.stats["steps"] == 5 and first.stats["stopped"] == "stop_when"
+    resumed = run(max_steps=10, method=method, lr=1e-3, resume=str(tmp_path / "ck"))
+    assert len(resumed.history) == 10
+    torch.testing.assert_close(torch.tensor(resumed.history.loss.tolist()),
+                               torch.tensor(straight.history.loss.tolist()), atol=1e-6, rtol=0)
+
+
+def test_methods_choose_the_right_parameters():
+    model, tok = models.tiny_llama()
+    full = Trainer(SFTConfig(model="tiny-llama", method="full"), _prepared(tok), model, tok, "cpu")
+    assert full.trainable == full.total_params
+    model, tok = models.tiny_llama()
+    last = Trainer(SFTConfig(model="tiny-llama", method="last-block"), _prepared(tok), model, tok, "cpu")
+    names = {n for n, p in last.model.named_parameters() if p.requires_grad}
+    assert any(n.startswith("model.layers.1.") for n in names) and "model.norm.weight" in names
+    assert not any(n.startswith("model.layers.0.") for n in names)
+    model, tok = models.tiny_llama()
+    lora = Trainer(SFTConfig(model="tiny-llama", method="lora"), _prepared(tok), model, tok, "cpu")
+    assert 0 < lora.trainable < lora.total_params / 10
+    assert parameter_counts(lora.model)[1] == lora.total_params
+
+
+def test_lora_starts_equal_to_the_base_model():
+    base, tok = models.tiny_llama()
+    ids = torch.tensor([encode(tok, "hello there", "none").input_ids])
+    with torch.no_grad():
+        before = base(ids).logits.clone()
+    trainer = Trainer(SFTConfig(model="tiny-llama", method="lora"), _prepared(tok), base, tok, "cpu")
+    trainer.model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(trainer.model(input_ids=ids).logits, before, atol=0, rtol=0)
+
+
+def test_grad_accumulation_matches_one_big_batch():
+    a = run(max_steps=3, method="full", lr=1e-3, batch_size=4)
+    b = run(max_steps=3, method="full", lr=1e-3, batch_size=4, grad_accum=2)
+    torch.testing.assert_close(torch.tensor(a.history.loss.tolist()), torch.tensor(b.history.loss.tolist()),
+                               atol=1e-5, rtol=0)
+
+
+def test_chat_lima_and_text_formats_train():
+    lima = [{"messages": ["Hi, who are you?", "A small model.", "Nice.", "Thanks!"]}] * 6
+    chat = [{"messages": [{"role": "user", "content": "Ping"}, {"role": "assistant", "content": "Pong"}]}] * 6
+    text = [{"text": "the quick brown fox jumps over the lazy dog"}] * 6
+    for records, fmt in ((lima, "lima"), (chat, "chat"), (text, "text")):
+        result = run(records, format=fmt, max_steps=2)
+        assert result.stats["steps"] == 2 and result.history.loss.notna().all()
+
+
+def test_generate_and_samples():
+    result = nbllm.sft(RECORDS, model="tiny-llama", max_steps=2, batch_size=4, samples=1, progress="none")
+    assert len(result.samples) == 1 and set(result.samples.columns) == {"prompt", "before", "after"}
+    assert isinstance(result.generate("Add 1 and 2.", max_new_tokens=5), str)
+    assert "trainable" in repr(result) and "<svg" in result._repr_html_()
+
+
+def test_interrupt_keeps_the_last_completed_step():
+    model, tok = models.tiny_llama()
+    trainer = Trainer(SFTConfig(model="tiny-llama", method="full", max_steps=20), _prepared(tok), model, tok, "cpu")
+
+    def interrupt_at_three(row, tr):
+        if row["step"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    state = trainer.run(on_step=interrupt_at_three)
+    assert state.step == 3 and state.stopped == "interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_save_replaces_a_checkpoint_atomically(tmp_path):
+    model, tok = models.tiny_llama()
+    trainer = Trainer(SFTConfig(model="tiny-llama", method="full", max_steps=2), _prepared(tok), model, tok, "cpu")
+    trainer.run()
+    save_checkpoint(trainer, tmp_path / "ck")
+    save_checkpoint(trainer, tmp_path / "ck")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]
+    assert {"config.json", "trainer_state.json", "optimizer.pt", "rng.pt", "model"} <= {
+        p.name for p in (tmp_path / "ck").iterdir()}
+
+
+def _prepared(tok):
+    return prepare_data(RECORDS, tok, SFTConfig(model="tiny-llama"))
+
+
+# ---------------------------------------------------------------- the magic and bad input
+
+def test_sft_magic_inline_jsonl(ip):
+    cell = "\n".join('{"instruction": "Say %d", "output": "%d"}' % (i, i) for i in range(8))
+    res = ip.run_cell(f"%%sft --model tiny-llama --max-steps 2 --batch-size 4 --samples 0 --progress none "
+                      f"--out tuned\n{cell}").result
+    assert ip.user_ns["tuned"] is res and res.stats["steps"] == 2
+    ip.user_ns["recs"] = RECORDS
+    res2 = ip.run_cell("%sft --model tuned --data recs --max-steps 1 --samples 0 --progress none").result
+    assert res2.stats["steps"] == 1
+    res3 = ip.run_cell("%sft --model tiny-llama --data instructions --max-steps 1 --batch-size 2 "
+                       "--samples 0 --progress text --method full").result
+    assert res3.stats["n_train"] > 250
+
+
+@pytest.mark.parametrize("cell, message", [
+    ("%%sft --model tiny-llama --format nope\n{}", "invalid choice"),
+    ("%%sft --model tiny-llama\n{\"instruction\": \"x\"}", "record 1 has no output"),
+    ("%%sft --model tiny-llama --format chat\n{\"text\": \"x\"}", "no messages"),
+    ("%%sft --model tiny-llama\n\n", "no data"),
+    ("%%sft --model tiny-llama", "Did you mean the line magic %sft"),
+    ("%sft --model tiny-llama", "no data"),
+    ("%sft --model tiny-llama --data missing.jsonl", "not found"),
+    ("%sft --model tiny-llama --data empty_recs", "data is empty"),
+    ("%%sft --model tiny-llama --lr 0\n{\"instruction\": \"x\", \"output\": \"y\"}", "lr must be > 0"),
+    ("%sft --model tiny-llama --lr -1 --data recs", "lr must be > 0"),
+    ("%sft --model no-such-model --data recs", "unknown model"),
+    ("%sft --model tiny-llama --max-length 20 --data recs", "longer than --max-length 20"),
+    ("%sft --model tiny-llama --resume /no/such/ckpt --data recs", "not an nbllm checkpoint"),
+    ("%sft --model tiny-llama --method bitfit --data recs", "no bias parameters"),
+    ("%sft --model tiny-llama --lora-targets q_prj --data recs", "q_prj match no module"),
+    ("%%sft --model tiny-llama --data recs\n{\"instruction\": \"x\", \"output\": \"y\"}", "not both"),
+    ("%%sft --model tiny-llama\n{\"instruction\": \"x\", \"output\": \"y\"", "line 1 is not valid JSON"),
+    ("%sft --model tiny-llama --grad-accum 9 --batch-size 2 --data recs", "grad_accum=9"),
+])
+def test_bad_input_is_one_usage_error(ip, cell, message):
+    ip.user_ns["recs"] = RECORDS
+    ip.user_ns["empty_recs"] = []
+    with pytest.raises(UsageError, match=message):
+        ip.run_cell(cell)
+
+
+def test_resume_with_another_method_is_refused(ip, tmp_path):
+    ip.user_ns["recs"] = RECORDS
+    ip.run_cell(f"%sft --model tiny-llama --data recs --max-steps 1 --samples 0 --progress none "
+                f"--save {tmp_path}/ck")
+    with pytest.raises(UsageError, match="trained with --method lora, not full"):
+        ip.run_cell(f"%sft --model tiny-llama --data recs --method full --resume {tmp_path}/ck")
+    other = [{"instruction": "Other", "output": "data"}] * 10
+    ip.user_ns["other"] = other
+    with pytest.raises(UsageError, match="data differs"):
+        ip.run_cell(f"%sft --data other --resume {tmp_path}/ck --samples 0 --progress none")
+
+
+def test_config_round_trips_to_json():
+    cfg = SFTConfig(model="tiny-llama", method="full", lr=1e-3)
+    assert SFTConfig.from_json(cfg.to_json()) == cfg
+    with pytest.raises(ConfigError, match="unknown SFTConfig field"):
+        SFTConfig.from_dict({"nope": 1})
+    with pytest.raises(DataError):
+        prepare_data([], models.byte_tokenizer(), cfg)
