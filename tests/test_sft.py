@@ -10,7 +10,8 @@ from nbllm import models
 from nbllm.config import SFTConfig
 from nbllm.errors import ConfigError, DataError
 from nbllm.tokenization import encode
-from nbllm.train.batches import best_rows, packed_batch, padded_batch
+from nbllm.train.attention import use_packed_attention
+from nbllm.train.batches import best_rows, make_batch, packed_batch, segments_batch
 from nbllm.train.checkpoint import save_checkpoint
 from nbllm.train.methods import parameter_counts
 from nbllm.train.sft import Trainer, loss_sum, prepare_data, step_examples
@@ -41,14 +42,44 @@ def test_packed_rows_give_the_same_logits_as_each_example_alone():
             start += len(e)
 
 
-def test_packed_and_padded_losses_agree_and_pack_tighter():
+def test_segment_packing_gives_the_same_logits_as_each_example_alone():
     model, tok = models.tiny_llama()
-    examples = [encode(tok, r, "alpaca") for r in RECORDS[:8]]
-    packed, padded = packed_batch(examples, tok.pad_token_id), padded_batch(examples, tok.pad_token_id)
-    assert packed.n_loss_tokens == padded.n_loss_tokens and packed.n_real_tokens == padded.n_real_tokens
-    assert packed.input_ids.numel() <= padded.input_ids.numel()
+    use_packed_attention(model)
+    examples = [encode(tok, r, "alpaca") for r in RECORDS[:5]] + [encode(tok, "short text", "none")]
+    batch = segments_batch(examples)
+    assert batch.input_ids.shape == (1, sum(len(e) for e in examples)) and batch.attention_mask is None
     with torch.no_grad():
-        torch.testing.assert_close(loss_sum(model, packed), loss_sum(model, padded), atol=1e-4, rtol=1e-5)
+        packed = model(**batch.model_inputs()).logits[0]
+        for e, start, end in zip(examples, batch.segments, batch.segments[1:]):
+            alone = model(input_ids=torch.tensor([e.input_ids])).logits[0]
+            torch.testing.assert_close(packed[start:end], alone, atol=1e-5, rtol=0)
+
+
+def test_all_layouts_give_the_same_loss_and_packing_pads_less():
+    model, tok = models.tiny_llama()
+    use_packed_attention(model)
+    examples = [encode(tok, {"instruction": "Repeat " + "x" * n, "output": "y" * n}, "alpaca")
+                for n in (1, 30, 5, 60, 12, 3, 44, 9)]
+    layouts = {name: make_batch(examples, tok.pad_token_id, name) for name in ("segments", "rows", "padded")}
+    assert len({b.n_loss_tokens for b in layouts.values()}) == 1
+    assert len({b.n_real_tokens for b in layouts.values()}) == 1
+    sizes = {name: b.input_ids.numel() for name, b in layouts.items()}
+    assert sizes["segments"] == layouts["segments"].n_real_tokens < sizes["rows"] < sizes["padded"]
+    with torch.no_grad():
+        losses = {name: loss_sum(model, b) for name, b in layouts.items()}
+    torch.testing.assert_close(losses["segments"], losses["padded"], atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(losses["rows"], losses["padded"], atol=1e-4, rtol=1e-5)
+
+
+def test_trained_model_saves_and_reloads_as_a_plain_model(tmp_path):
+    result = run(max_steps=2, method="full")
+    result.model.save_pretrained(tmp_path / "m")
+    result.tokenizer.save_pretrained(tmp_path / "m")
+    assert "nbllm" not in (tmp_path / "m" / "config.json").read_text()
+    reloaded, _ = models.load_model(str(tmp_path / "m"))
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(ids).logits, result.model(ids).logits, atol=1e-5, rtol=0)
 
 
 def test_best_rows_balances_and_keeps_every_example_once():

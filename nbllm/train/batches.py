@@ -1,9 +1,11 @@
-"""Batches for causal-LM training: packed rows with a block-diagonal mask, or dynamic padding.
+"""Batches for causal-LM training. Packing keeps the optimizer batch (the same examples per
+step) and only removes padding; packed examples never attend to each other.
 
-Packing keeps the optimizer batch (the same examples per step) and only removes padding:
-each batch's examples go first-fit-decreasing into rows as long as its longest example, and
-a 4D mask lets a token see only earlier tokens of its own example. (Under SDPA,
-position_ids alone do not isolate packed examples; the mask does.)
+    segments  one row of all examples back to back, with their boundaries, for the packed
+              attention in attention.py (no padding, attention per example)
+    rows      a few balanced rows with a block-diagonal 4D mask: works with any attention
+              implementation (under SDPA, position_ids alone would NOT isolate examples)
+    padded    one row per example, right-padded (dynamic padding, the usual baseline)
 """
 
 from __future__ import annotations
@@ -23,14 +25,21 @@ class Batch:
     input_ids: torch.Tensor  # (rows, length)
     labels: torch.Tensor  # next-token targets, IGNORE_INDEX where not in the loss
     position_ids: torch.Tensor  # restart at 0 for every packed example
-    attention_mask: torch.Tensor  # (rows, 1, L, L) bool when packed, (rows, L) 0/1 when padded
+    attention_mask: torch.Tensor | None  # (rows, 1, L, L) bool for rows, (rows, L) 0/1 padded, None segments
     n_real_tokens: int  # non-padding tokens
     n_loss_tokens: int
+    segments: list[int] | None = None  # example boundaries in the single row: [0, len0, len0+len1, ...]
+
+    def model_inputs(self) -> dict:
+        extra = {"nbllm_segments": self.segments} if self.segments is not None else {}
+        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask,
+                "position_ids": self.position_ids, "use_cache": False, **extra}
 
     def to(self, device) -> "Batch":
-        move = {k: getattr(self, k).to(device, non_blocking=True) for k in
-                ("input_ids", "labels", "position_ids", "attention_mask")}
-        return Batch(**move, n_real_tokens=self.n_real_tokens, n_loss_tokens=self.n_loss_tokens)
+        move = {k: getattr(self, k).to(device, non_blocking=True) if getattr(self, k) is not None else None
+                for k in ("input_ids", "labels", "position_ids", "attention_mask")}
+        return Batch(**move, n_real_tokens=self.n_real_tokens, n_loss_tokens=self.n_loss_tokens,
+                     segments=self.segments)
 
 
 def first_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
@@ -113,5 +122,23 @@ def padded_batch(examples: list[Encoded], pad_id: int) -> Batch:
     return Batch(ids, labels, pos, mask, int(mask.sum()), int((labels != IGNORE_INDEX).sum()))
 
 
-def make_batch(examples: list[Encoded], pad_id: int, packing: bool) -> Batch:
-    return packed_batch(examples, pad_id) if packing and len(examples) > 1 else padded_batch(examples, pad_id)
+def segments_batch(examples: list[Encoded]) -> Batch:
+    """All examples back to back in one row; positions restart per example."""
+    ids = torch.tensor([[t for e in examples for t in e.input_ids]])
+    labels = torch.tensor([[t for e in examples for t in e.labels]])
+    pos = torch.tensor([[i for e in examples for i in range(len(e))]])
+    bounds = [0]
+    for e in examples:
+        bounds.append(bounds[-1] + len(e))
+    return Batch(ids, labels, pos, None, bounds[-1], int((labels != IGNORE_INDEX).sum()), segments=bounds)
+
+
+LAYOUTS = ("segments", "rows", "padded")
+
+
+def make_batch(examples: list[Encoded], pad_id: int, layout: str = "segments") -> Batch:
+    if layout == "segments":
+        return segments_batch(examples)
+    if layout == "rows" and len(examples) > 1:
+        return packed_batch(examples, pad_id)
+    return padded_batch(examples, pad_id)

@@ -25,6 +25,7 @@ from ..config import SFTConfig
 from ..data import TEMPLATE_OF, split, to_examples
 from ..errors import DataError
 from ..tokenization import IGNORE_INDEX, Encoded, encode
+from .attention import use_packed_attention
 from .batches import Batch, make_batch
 from .methods import apply_method, parameter_counts, unwrap
 
@@ -86,11 +87,9 @@ def loss_sum(model, batch: Batch) -> torch.Tensor:
     base = unwrap(model)
     keep = batch.labels != IGNORE_INDEX
     if not _plain_head(base):
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                       position_ids=batch.position_ids, use_cache=False).logits
+        logits = model(**batch.model_inputs()).logits
         return F.cross_entropy(logits[keep].float(), batch.labels[keep], reduction="sum")
-    out = base.get_decoder()(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                             position_ids=batch.position_ids, use_cache=False)
+    out = base.get_decoder()(**batch.model_inputs())
     hidden, targets = out[0][keep], batch.labels[keep]
     head = base.get_output_embeddings()
 
@@ -104,7 +103,8 @@ def loss_sum(model, batch: Batch) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_loss(model, examples: list[Encoded], pad_id: int, device, batch_size: int, autocast) -> float:
+def evaluate_loss(model, examples: list[Encoded], pad_id: int, device, batch_size: int, autocast,
+                  layout: str = "rows") -> float:
     """Mean next-token loss per loss token over `examples`."""
     if not examples:
         return float("nan")
@@ -112,7 +112,7 @@ def evaluate_loss(model, examples: list[Encoded], pad_id: int, device, batch_siz
     model.eval()
     total, count = 0.0, 0
     for i in range(0, len(examples), batch_size):
-        batch = make_batch(examples[i:i + batch_size], pad_id, packing=True).to(device)
+        batch = make_batch(examples[i:i + batch_size], pad_id, layout).to(device)
         with autocast():
             total += float(loss_sum(model, batch))
         count += batch.n_loss_tokens
@@ -158,6 +158,13 @@ class Trainer:
         model = apply_method(model, config).to(self.device)
         if config.grad_checkpointing:
             unwrap(model).gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.layout = "padded"
+        if config.packing:
+            try:
+                use_packed_attention(model)
+                self.layout = "segments"
+            except Exception:  # noqa: BLE001 - a model without the attention interface: masked rows
+                self.layout = "rows"
         self.model = model.train()
         self.trainable, self.total_params = parameter_counts(model)
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -176,7 +183,7 @@ class Trainer:
         cfg = self.config
         ids = step_examples(len(self.data.train), cfg.batch_size, cfg.seed, self.state.step)
         micro = [ids[i::cfg.grad_accum] for i in range(cfg.grad_accum) if ids[i::cfg.grad_accum]]
-        batches = [make_batch([self.data.train[i] for i in m], self.pad_id, cfg.packing) for m in micro]
+        batches = [make_batch([self.data.train[i] for i in m], self.pad_id, self.layout) for m in micro]
         n_loss = sum(b.n_loss_tokens for b in batches)
         total = 0.0
         for batch in batches:
@@ -200,7 +207,7 @@ class Trainer:
 
     def val_loss(self) -> float:
         return evaluate_loss(self.model, self.data.val, self.pad_id, self.device, self.config.batch_size,
-                             self.autocast)
+                             self.autocast, self.layout)
 
     # the loop ------------------------------------------------------------
     def run(self, on_step=None, should_stop=None, on_checkpoint=None) -> TrainState:

@@ -1,0 +1,212 @@
+"""%%sft against HF Trainer + PEFT with the standard dynamic-padding collator, in one process.
+
+Same model (smollm2), same LoRA config (r=8 on q_proj,v_proj), same examples in the same
+order per step (Trainer gets them pre-ordered with a sequential sampler), same batch size,
+same learning-rate schedule, same loss masking. Prints:
+
+    bench sft_lora real_tokens_per_s_nbllm / _trainer / _ratio   (target ratio >= 1.5 on 2 CPU cores)
+    bench sft_lora peak_mem_ratio        peak RSS growth during training, each in a fresh process (<= 0.8)
+    bench sft_lora eval_loss_rel_diff    final validation loss, same evaluation for both (<= 0.02)
+    bench sft_lora mfu_nbllm             model FLOPs (4N + attention per token) / machine fp32 matmul peak
+    ... and the same for sft_full (6N + attention).
+
+    python benchmarks/sft.py [--steps 6] [--methods lora,full] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+
+import torch
+
+import nbllm
+from nbllm import models
+from nbllm.config import SFTConfig
+from nbllm.data import load_records
+from nbllm.train.sft import Trainer, evaluate_loss, prepare_data, step_examples
+
+ATTN_IMPL = "sdpa"
+
+
+def matmul_peak_flops(device: str, dtype=torch.float32, n: int = 2048) -> float:
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    sync(device)
+    reps, t = 10, time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    sync(device)
+    return 2 * n**3 * reps / (time.perf_counter() - t)
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def flops_per_token(model, method: str, context: float) -> float:
+    """6N (full) or 4N (LoRA: no weight gradients for the frozen base) plus attention,
+    N = parameters that take part in matmuls (the tied head counts once)."""
+    cfg = model.config
+    n = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    attention = 6 * cfg.num_hidden_layers * context * cfg.hidden_size
+    return (4 if method == "lora" else 6) * n + attention
+
+
+def config_for(method: str, steps: int, batch: int, device: str, max_length: int) -> SFTConfig:
+    return SFTConfig(model="smollm2", data="instructions", method=method, max_steps=steps, batch_size=batch,
+                     max_length=max_length, seed=0, lora_r=8, lora_alpha=16, lora_dropout=0.05,
+                     lora_targets="q_proj,v_proj", device=device, eval_every=10_000)
+
+
+# ---------------------------------------------------------------- nbllm
+
+def run_nbllm(cfg: SFTConfig, device: str):
+    dtype = torch.bfloat16 if device.startswith("cuda") and cfg.method == "lora" else torch.float32
+    model, tok = models.load_model("smollm2", device=device, dtype=dtype)
+    prepared = prepare_data(load_records("instructions"), tok, cfg)
+    trainer = Trainer(cfg, prepared, model, tok, device)
+    step_times, step_tokens = [], []
+
+    def on_step(row, tr):
+        step_times.append(tr.state.train_seconds)
+        step_tokens.append(tr.state.tokens)
+
+    trainer.run(on_step=on_step)
+    # the first step warms up allocators and kernels: time steps 2..N
+    tokens = step_tokens[-1] - step_tokens[0]
+    seconds = step_times[-1] - step_times[0]
+    val = evaluate_loss(trainer.model, prepared.val, tok.pad_token_id, device, cfg.batch_size, trainer.autocast)
+    return tokens / seconds, val, prepared, trainer
+
+
+# ---------------------------------------------------------------- HF Trainer + PEFT baseline
+
+def run_trainer(cfg: SFTConfig, device: str, prepared, tok):
+    from datasets import Dataset
+    from peft import LoraConfig, get_peft_model
+    from transformers import DataCollatorForSeq2Seq, Trainer as HFTrainer, TrainerCallback, TrainingArguments
+
+    dtype = torch.bfloat16 if device.startswith("cuda") and cfg.method == "lora" else torch.float32
+    model, _ = models.load_model("smollm2", device=device, dtype=dtype)
+    model.config.use_cache = False
+    if cfg.method == "lora":
+        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                                                 target_modules=cfg.lora_targets.split(","), task_type="CAUSAL_LM"))
+    # HF models shift labels inside: give unshifted labels with the same prompt mask
+    rows = []
+    for step in range(cfg.max_steps):
+        for i in step_examples(len(prepared.train), cfg.batch_size, cfg.seed, step):
+            e = prepared.train[i]
+            labels = [tok_id if keep else -100 for tok_id, keep in zip(e.input_ids, e.loss_mask)]
+            rows.append({"input_ids": e.input_ids, "attention_mask": [1] * len(e), "labels": labels})
+    dataset = Dataset.from_list(rows)
+    times, tokens = [], []
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            sync(device)
+            times.append(time.perf_counter())
+            tokens.append(state.num_input_tokens_seen)
+
+    args = TrainingArguments(output_dir="/tmp/nbllm-bench-trainer", per_device_train_batch_size=cfg.batch_size,
+                             max_steps=cfg.max_steps, learning_rate=cfg.peak_lr, lr_scheduler_type="linear",
+                             warmup_steps=int(cfg.warmup_ratio * cfg.max_steps), weight_decay=cfg.weight_decay,
+                             max_grad_norm=cfg.max_grad_norm, logging_steps=1, report_to=[], save_strategy="no",
+                             eval_strategy="no", train_sampling_strategy="sequential", seed=cfg.seed,
+                             use_cpu=not device.startswith("cuda"), bf16=device.startswith("cuda"),
+                             dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
+                             disable_tqdm=True)
+    trainer = HFTrainer(model=model, args=args, train_dataset=dataset,
+                        data_collator=DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100),
+                        callbacks=[Clock()])
+    trainer.train()
+    from nbllm.train.sft import autocast_for, precision_for
+
+    autocast = autocast_for(device, precision_for(cfg, device))
+    val = evaluate_loss(model, prepared.val, tok.pad_token_id, device, cfg.batch_size, autocast)
+    return (tokens[-1] - tokens[0]) / (times[-1] - times[0]), val
+
+
+# ---------------------------------------------------------------- peak memory, one fresh process per side
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_child(side: str, method: str, steps: int, batch: int, max_length: int) -> None:
+    """Peak RSS growth during training (model already loaded), printed as JSON."""
+    cfg = config_for(method, steps, batch, "cpu", max_length)
+    peak, stop = [0], threading.Event()
+    tok = models.load_tokenizer("smollm2")
+    prepared = prepare_data(load_records("instructions"), tok, cfg)
+    models.load_model("smollm2")  # warm the page cache and imports outside the measured window
+    start = rss_bytes()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss_bytes())
+            time.sleep(0.01)
+
+    threading.Thread(target=sample, daemon=True).start()
+    if side == "nbllm":
+        run_nbllm(cfg, "cpu")
+    else:
+        run_trainer(cfg, "cpu", prepared, tok)
+    stop.set()
+    print(json.dumps({"peak_growth": max(peak[0], rss_bytes()) - start}))
+
+
+def peak_memory(side: str, method: str, steps: int, batch: int, max_length: int) -> int:
+    code = (f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); import sft; "
+            f"sft.memory_child({side!r}, {method!r}, {steps}, {batch}, {max_length})")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_growth"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--methods", default="lora,full")
+    parser.add_argument("--device", default=models.pick_device())
+    parser.add_argument("--no-memory", action="store_true")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    peak = matmul_peak_flops(args.device, torch.bfloat16 if args.device.startswith("cuda") else torch.float32)
+    print(f"bench sft machine_matmul_peak_tflops {peak / 1e12:.3f}")
+    for method in args.methods.split(","):
+        name = f"sft_{method}"
+        cfg = config_for(method, args.steps, args.batch_size, args.device, args.max_length)
+        ours, our_val, prepared, trainer = run_nbllm(cfg, args.device)
+        context = sum(len(e) for e in prepared.train) / len(prepared.train)
+        flops = flops_per_token(trainer.model, method, context)
+        del trainer
+        theirs, their_val = run_trainer(cfg, args.device, prepared, models.load_tokenizer("smollm2"))
+        print(f"bench {name} real_tokens_per_s_nbllm {ours:.1f}")
+        print(f"bench {name} real_tokens_per_s_trainer {theirs:.1f}")
+        print(f"bench {name} real_tokens_per_s_ratio {ours / theirs:.2f}")
+        print(f"bench {name} eval_loss_nbllm {our_val:.4f}")
+        print(f"bench {name} eval_loss_trainer {their_val:.4f}")
+        print(f"bench {name} eval_loss_rel_diff {abs(our_val - their_val) / their_val:.4f}")
+        print(f"bench {name} mfu_nbllm {ours * flops / peak:.3f}")
+        print(f"bench {name} mfu_trainer {theirs * flops / peak:.3f}")
+        if not args.no_memory and not args.device.startswith("cuda"):
+            mem = {side: peak_memory(side, method, 3, args.batch_size, args.max_length) for side in ("nbllm", "trainer")}
+            print(f"bench {name} peak_mem_growth_mb_nbllm {mem['nbllm'] / 2**20:.0f}")
+            print(f"bench {name} peak_mem_growth_mb_trainer {mem['trainer'] / 2**20:.0f}")
+            print(f"bench {name} peak_mem_ratio {mem['nbllm'] / mem['trainer']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Packed-sequence attention: every example in a packed row attends only to itself.
+
+Packed batches are one row of concatenated examples (no padding at all). The attention
+function below gets the example boundaries through the model's forward kwargs and runs
+causal SDPA per example, so attention costs sum(len_i^2) instead of (sum len_i)^2 and no
+L x L mask is built. Without boundaries it is exactly transformers' SDPA attention (used
+for generation and anything else), with the same mask creation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+NAME = "nbllm_packed"
+_registered = False
+
+
+def packed_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,
+                     **kwargs):
+    bounds = kwargs.pop("nbllm_segments", None)
+    if bounds is None:
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      is_causal=is_causal, **kwargs)
+    p = dropout if module.training else 0.0
+    gqa = query.shape[1] != key.shape[1]
+    out = torch.cat([F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e],
+                                                    dropout_p=p, is_causal=True, scale=scaling, enable_gqa=gqa)
+                     for s, e in zip(bounds[:-1], bounds[1:])], dim=2)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def use_packed_attention(model) -> None:
+    """Switch a transformers model (or a peft wrapper of one) to packed attention."""
+    global _registered
+    if not _registered:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+        AttentionInterface.register(NAME, packed_attention)
+        ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, sdpa_mask)
+        _registered = True
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base.set_attn_implementation(NAME)
