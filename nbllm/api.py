@@ -92,6 +92,8 @@ def sft(data=None, *, model=None, tokenizer=None, save: str | None = None, resum
         config = SFTConfig(**options)
     records = load_records(data)
     device = config.device or models.pick_device()
+    if device == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per process under torchrun/accelerate
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
     if model_obj is None:
         frozen_bf16 = config.method == "lora" and device.startswith("cuda") and models.pick_dtype(device) == torch.bfloat16
         model_obj, tokenizer = models.load_model(config.model, device=device,
@@ -104,10 +106,13 @@ def sft(data=None, *, model=None, tokenizer=None, save: str | None = None, resum
     if resume:
         load_checkpoint(trainer, resume)
     mode = os.environ.get("NBLLM_PROGRESS", "auto") if progress == "auto" else (progress or "none")
+    if prepared.n_truncated and mode != "none":
+        print(f"notice: {prepared.n_truncated} example(s) longer than --max-length {config.max_length} were "
+              f"truncated; {prepared.n_dropped} lost every response token and were left out")
     monitor = make_monitor(trainer.total_steps, _title(config, trainer), mode)
 
     def every(tr):
-        if save and save_every and tr.state.step % save_every == 0:
+        if save and save_every and tr.state.step % save_every == 0 and tr.rank == 0:
             save_checkpoint(tr, save)
 
     def on_step(row, tr):
@@ -122,7 +127,7 @@ def sft(data=None, *, model=None, tokenizer=None, save: str | None = None, resum
     finally:
         if monitor:
             monitor.close(trainer.state)
-    if save:
+    if save and trainer.rank == 0:
         save_checkpoint(trainer, save)
     after = [generate(trainer.model, tokenizer, p, template, max_new_tokens=48) for p in prompts]
     stats = _stats(trainer, state, prepared, device)

@@ -257,3 +257,40 @@ def test_config_round_trips_to_json():
         SFTConfig.from_dict({"nope": 1})
     with pytest.raises(DataError):
         prepare_data([], models.byte_tokenizer(), cfg)
+
+
+def test_gradient_checkpointing_gives_the_same_losses():
+    a = run(max_steps=3, method="full", lr=1e-3)
+    b = run(max_steps=3, method="full", lr=1e-3, grad_checkpointing=True)
+    torch.testing.assert_close(torch.tensor(a.history.loss.tolist()), torch.tensor(b.history.loss.tolist()),
+                               atol=1e-5, rtol=0)
+
+
+def test_widget_monitor_updates_and_stop_button():
+    from nbllm.widgets.training import TextMonitor, WidgetMonitor, make_monitor
+
+    model, tok = models.tiny_llama()
+    trainer = Trainer(SFTConfig(model="tiny-llama", method="full", max_steps=3), _prepared(tok), model, tok, "cpu")
+    monitor = WidgetMonitor(3, "test run")
+    state = trainer.run(on_step=monitor.update, should_stop=monitor.should_stop)
+    monitor.close(state)
+    assert monitor.bar.value == 3 and "<svg" in monitor.plot.value and "tokens/s" in monitor.stats.value
+    assert monitor.button.description == "Done"
+    model, tok = models.tiny_llama()
+    trainer = Trainer(SFTConfig(model="tiny-llama", method="full", max_steps=5), _prepared(tok), model, tok, "cpu")
+    monitor = WidgetMonitor(5, "stopped run")
+    monitor.button.click()  # what a user's click does
+    state = trainer.run(on_step=monitor.update, should_stop=monitor.should_stop)
+    monitor.close(state)
+    assert state.step == 1 and state.stopped == "stop-button" and monitor.button.description == "Stopped"
+    assert isinstance(make_monitor(3, "x", "text"), TextMonitor) and make_monitor(3, "x", "none") is None
+
+
+def test_text_progress_and_truncation_notice(capsys):
+    long = [{"instruction": "Echo " + "word " * 80, "output": "ok"}] + RECORDS
+    result = nbllm.sft(long, model="tiny-llama", max_steps=2, batch_size=4, samples=0, progress="text",
+                       max_length=200, val_fraction=0.2)
+    out = capsys.readouterr().out
+    assert "step 2/2" in out and "loss" in out
+    assert result.stats["truncated"] == 1 and result.stats["dropped"] == 1
+    assert "1 example(s) longer than --max-length 200" in out

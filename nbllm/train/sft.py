@@ -150,6 +150,7 @@ class Trainer:
 
     def __init__(self, config: SFTConfig, data: PreparedData, model, tokenizer, device: str | None = None):
         self.config, self.data, self.tokenizer = config, data, tokenizer
+        self.rank, self.world = process_rank_and_count()
         self.device = device or config.device or models.pick_device()
         self.dtype = precision_for(config, self.device)
         self.autocast = autocast_for(self.device, self.dtype)
@@ -180,11 +181,15 @@ class Trainer:
 
     # one optimizer step ------------------------------------------------
     def train_step(self) -> dict:
+        """Forward/backward the step's examples (this process's share of them under
+        torchrun / accelerate launch), then one optimizer step. The loss is a mean over the
+        step's loss tokens on all processes, so N processes compute what one would."""
         cfg = self.config
         ids = step_examples(len(self.data.train), cfg.batch_size, cfg.seed, self.state.step)
+        ids = ids[self.rank::self.world]
         micro = [ids[i::cfg.grad_accum] for i in range(cfg.grad_accum) if ids[i::cfg.grad_accum]]
         batches = [make_batch([self.data.train[i] for i in m], self.pad_id, self.layout) for m in micro]
-        n_loss = sum(b.n_loss_tokens for b in batches)
+        n_loss = self._sum_over_processes(sum(b.n_loss_tokens for b in batches))
         total = 0.0
         for batch in batches:
             batch = batch.to(self.device)
@@ -192,6 +197,9 @@ class Trainer:
                 loss = loss_sum(self.model, batch) / max(n_loss, 1)
             (self.scaler.scale(loss) if self.scaler else loss).backward()
             total += float(loss.detach())
+        if self.world > 1:
+            self._all_reduce_gradients()
+            total = self._sum_over_processes(total)
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
@@ -203,7 +211,33 @@ class Trainer:
             self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return {"loss": total, "lr": lr, "real_tokens": sum(b.n_real_tokens for b in batches)}
+        return {"loss": total, "lr": lr,
+                "real_tokens": int(self._sum_over_processes(sum(b.n_real_tokens for b in batches)))}
+
+    # several processes (torchrun / accelerate launch) ---------------------
+    def _sum_over_processes(self, value):
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        t = torch.tensor(float(value), dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return t.item()
+
+    def _all_reduce_gradients(self) -> None:
+        """Sum gradients over processes in one flat buffer (each process already divided
+        by the global token count)."""
+        import torch.distributed as dist
+
+        for p in self.params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        flat = torch.cat([p.grad.reshape(-1) for p in self.params])
+        dist.all_reduce(flat)
+        offset = 0
+        for p in self.params:
+            p.grad.copy_(flat[offset:offset + p.numel()].view_as(p))
+            offset += p.numel()
 
     def val_loss(self) -> float:
         return evaluate_loss(self.model, self.data.val, self.pad_id, self.device, self.config.batch_size,
@@ -245,6 +279,15 @@ class Trainer:
             state.history[-1]["val_loss"] = self.val_loss()
         self.model.eval()
         return state
+
+
+def process_rank_and_count() -> tuple[int, int]:
+    """(rank, world size) when torch.distributed is initialised (torchrun, accelerate launch)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def linear_warmup_decay(warmup: int, total: int):
