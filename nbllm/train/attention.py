@@ -19,6 +19,7 @@ _registered = False
 def packed_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,
                      **kwargs):
     bounds = kwargs.pop("nbllm_segments", None)
+    cu = kwargs.pop("nbllm_cu_seqlens", None)
     if bounds is None:
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
@@ -26,10 +27,48 @@ def packed_attention(module, query, key, value, attention_mask, dropout=0.0, sca
                                       is_causal=is_causal, **kwargs)
     p = dropout if module.training else 0.0
     gqa = query.shape[1] != key.shape[1]
+    if cu is not None and query.is_cuda and p == 0.0 and _varlen() is not None:
+        return _varlen_attention(query, key, value, cu, max(e - s for s, e in zip(bounds[:-1], bounds[1:])),
+                                 scaling), None
     out = torch.cat([F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e],
                                                     dropout_p=p, is_causal=True, scale=scaling, enable_gqa=gqa)
                      for s, e in zip(bounds[:-1], bounds[1:])], dim=2)
     return out.transpose(1, 2).contiguous(), None
+
+
+_VARLEN = []
+
+
+def _varlen():
+    """torch's flash-attention varlen kernel (CUDA; torch >= 2.10), or None."""
+    if not _VARLEN:
+        try:
+            import inspect
+
+            from torch.nn.attention.varlen import varlen_attn
+
+            params = inspect.signature(varlen_attn).parameters
+            _VARLEN.append((varlen_attn, "window_size" in params, "enable_gqa" in params))
+        except ImportError:
+            _VARLEN.append(None)
+    return _VARLEN[0]
+
+
+def _varlen_attention(query, key, value, cu, max_len: int, scaling):
+    """One kernel for all examples: (1, H, T, D) in, (1, T, H, D) out."""
+    fn, has_window, has_gqa = _varlen()
+    q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # (T, H, D)
+    kwargs = {"scale": scaling}
+    if q.shape[1] != k.shape[1]:
+        if has_gqa:
+            kwargs["enable_gqa"] = True
+        else:
+            k, v = (t.repeat_interleave(q.shape[1] // k.shape[1], dim=1) for t in (k, v))
+    if has_window:
+        kwargs["window_size"] = (-1, 0)
+    else:
+        kwargs["is_causal"] = True
+    return fn(q, k, v, cu, cu, max_len, max_len, **kwargs).unsqueeze(0)
 
 
 def use_packed_attention(model) -> None:

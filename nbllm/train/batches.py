@@ -29,17 +29,23 @@ class Batch:
     n_real_tokens: int  # non-padding tokens
     n_loss_tokens: int
     segments: list[int] | None = None  # example boundaries in the single row: [0, len0, len0+len1, ...]
+    cu_seqlens: torch.Tensor | None = None  # the same boundaries as int32 on the GPU (for varlen kernels)
 
     def model_inputs(self) -> dict:
         extra = {"nbllm_segments": self.segments} if self.segments is not None else {}
+        if self.cu_seqlens is not None:
+            extra["nbllm_cu_seqlens"] = self.cu_seqlens
         return {"input_ids": self.input_ids, "attention_mask": self.attention_mask,
                 "position_ids": self.position_ids, "use_cache": False, **extra}
 
     def to(self, device) -> "Batch":
         move = {k: getattr(self, k).to(device, non_blocking=True) if getattr(self, k) is not None else None
                 for k in ("input_ids", "labels", "position_ids", "attention_mask")}
+        cu = None
+        if self.segments is not None and torch.device(device).type == "cuda":
+            cu = torch.tensor(self.segments, dtype=torch.int32).to(device, non_blocking=True)
         return Batch(**move, n_real_tokens=self.n_real_tokens, n_loss_tokens=self.n_loss_tokens,
-                     segments=self.segments)
+                     segments=self.segments, cu_seqlens=cu)
 
 
 def first_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
