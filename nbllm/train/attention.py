@@ -27,7 +27,7 @@ def packed_attention(module, query, key, value, attention_mask, dropout=0.0, sca
                                       is_causal=is_causal, **kwargs)
     p = dropout if module.training else 0.0
     gqa = query.shape[1] != key.shape[1]
-    if cu is not None and query.is_cuda and p == 0.0 and _varlen() is not None:
+    if cu is not None and query.is_cuda and p == 0.0 and _varlen() is not None and _half(query) is not None:
         return _varlen_attention(query, key, value, cu, max(e - s for s, e in zip(bounds[:-1], bounds[1:])),
                                  scaling), None
     out = torch.cat([F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e],
@@ -54,10 +54,21 @@ def _varlen():
     return _VARLEN[0]
 
 
+def _half(query):
+    """The 16-bit dtype flash attention can run in: the query's, or autocast's (RoPE may have
+    promoted q/k to fp32 under autocast); None when neither is 16-bit."""
+    if query.dtype in (torch.float16, torch.bfloat16):
+        return query.dtype
+    if torch.is_autocast_enabled("cuda"):
+        return torch.get_autocast_dtype("cuda")
+    return None
+
+
 def _varlen_attention(query, key, value, cu, max_len: int, scaling):
     """One kernel for all examples: (1, H, T, D) in, (1, T, H, D) out."""
     fn, has_window, has_gqa = _varlen()
-    q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # (T, H, D)
+    half = _half(query)
+    q, k, v = (t[0].transpose(0, 1).to(half) for t in (query, key, value))  # (T, H, D)
     kwargs = {"scale": scaling}
     if q.shape[1] != k.shape[1]:
         if has_gqa:
