@@ -167,3 +167,67 @@ def _stats(trainer, state, prepared, device) -> dict:
             "tokens_per_s": state.tokens / state.train_seconds if state.train_seconds else 0.0,
             "n_train": len(prepared.train), "n_val": len(prepared.val), "truncated": prepared.n_truncated,
             "dropped": prepared.n_dropped, "device": device}
+
+
+def load(model: str = "smollm2", template: str = "chat"):
+    """A model and tokenizer in a ModelResult (what %lora VAR --base MODEL binds)."""
+    from .display import ModelResult
+
+    m, tok = models.load_model(model)
+    return ModelResult(m, tok, model, template)
+
+
+def base_name(holder) -> str:
+    """The registry name of the base model a result was built on."""
+    config = getattr(holder, "config", None)
+    return getattr(config, "model", None) or getattr(holder, "name", None) or "custom"
+
+
+def lora(holder, action: str = "attach", *, r: int = 8, alpha: float = 16.0, dropout: float = 0.05,
+         targets: str = "q_proj,v_proj", name: str | None = None, path: str | None = None):
+    """Manage the LoRA adapters of a result's model in place; returns a LoraReport.
+
+    action: attach | inspect | merge | unmerge | save | load | use."""
+    from . import lora as L
+    from .display import LoraReport
+
+    model, base = holder.model, base_name(holder)
+    if action == "attach":
+        holder.model = L.attach(model, r=r, alpha=alpha, dropout=dropout, targets=targets, name=name or "default")
+    elif action == "merge":
+        L.merge(model)
+    elif action == "unmerge":
+        L.unmerge(model)
+    elif action == "save":
+        L.save(model, path, base)
+    elif action == "load":
+        holder.model = L.load(model, path, name or "default", base)
+    elif action == "use":
+        L.use(model, name)
+    elif action != "inspect":
+        raise ValueError(f"unknown action {action!r}")
+    model = holder.model.eval()  # dropout off: a report, a merge or a switch changes no outputs
+    L._require_adapters(model, "report on adapters")
+    merged = any(layer.merged for _, layer in L.lora_layers(model))
+    _, base_params = L.counts(model)
+    return LoraReport(base, action, L.inspect(model), L.adapter_names(model), model.active_adapter, base_params,
+                      merged)
+
+
+def lora_sweep(model: str, data, ranks, *, targets: str = "q_proj,v_proj", progress: str = "text", **options):
+    """The same short LoRA run per rank (alpha = 2r, as a fixed scale): trainable parameters
+    against validation loss, the LoRA paper's rank table on your data."""
+    from .display import SweepResult
+    from .errors import ConfigError
+
+    ranks = [int(r) for r in ranks]
+    if not ranks or any(r <= 0 for r in ranks):
+        raise ConfigError(f"--sweep needs positive ranks like 1,2,4,8 (got {ranks})")
+    rows = []
+    for r in ranks:
+        result = sft(data, model=model, method="lora", lora_r=r, lora_alpha=2 * r, lora_targets=targets,
+                     samples=0, progress=progress, **options)
+        s = result.stats
+        rows.append({"r": r, "trainable": s["trainable"], "pct_of_model": 100 * s["trainable"] / s["total_params"],
+                     "final_loss": s["final_loss"], "val_loss": s["val_loss"]})
+    return SweepResult(model, rows)

@@ -217,3 +217,104 @@ class SFTResult(Result):
         samples = self.samples.to_html(index=False, escape=True) if self._samples else ""
         return (f"<div class='nbllm nbllm-sft'><code>{head}</code><p>{html.escape(facts)}</p>"
                 f"{loss_svg(self._history)}{samples}</div>")
+
+
+class ModelResult(Result):
+    """A loaded model and its tokenizer (what %lora VAR --base MODEL binds)."""
+
+    def __init__(self, model, tokenizer, name: str, template: str = "chat"):
+        self.model, self.tokenizer, self.name, self.template = model, tokenizer, name, template
+
+    def summary(self) -> dict:
+        from .lora import adapter_names
+
+        return {"model": self.name, "adapters": adapter_names(self.model)}
+
+    def generate(self, prompt, **kwargs) -> str:
+        from .generation import generate
+
+        return generate(self.model, self.tokenizer, prompt, template=self.template, **kwargs)
+
+    def to_pandas(self):
+        import pandas as pd
+
+        return pd.DataFrame([self.summary()])
+
+
+class LoraReport(Result):
+    """%lora: the adapters on a model and what each adapted module trains."""
+
+    def __init__(self, model_name: str, action: str, rows: list[dict], adapters: list[str], active: str | None,
+                 base_params: int, merged: bool):
+        self.model_name, self.action, self.rows, self.adapters = model_name, action, rows, adapters
+        self.active, self.base_params, self.merged = active, base_params, merged
+
+    @property
+    def trainable(self) -> int:
+        return sum(r["lora_params"] for r in self.rows)
+
+    @property
+    def full_params(self) -> int:
+        return sum(r["full_params"] for r in self.rows)
+
+    def summary(self) -> dict:
+        pct = 100 * self.trainable / self.base_params if self.base_params else 0.0
+        return {"model": self.model_name, "action": self.action, "active": self.active, "adapters": self.adapters,
+                "modules": len(self.rows), "trainable": self.trainable, "pct_of_model": round(pct, 4),
+                "reduction_vs_full_ft": round(self.base_params / self.trainable, 1) if self.trainable else None,
+                "merged": self.merged}
+
+    def to_pandas(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=["module", "shape", "r", "alpha", "scaling", "lora_params",
+                                                "full_params"])
+
+
+class SweepResult(Result):
+    """%lora --sweep: the same short run per rank: trainable parameters against eval loss."""
+
+    _summary_fields = ("model", "ranks")
+
+    def __init__(self, model: str, rows: list[dict]):
+        self.model, self.rows = model, rows
+        self.ranks = [r["r"] for r in rows]
+
+    def to_pandas(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=["r", "trainable", "pct_of_model", "final_loss", "val_loss"])
+
+    def __repr__(self) -> str:
+        lines = [f"SweepResult(model={self.model!r})", f"{'r':>4} {'trainable':>11} {'% model':>8} {'val_loss':>9}"]
+        lines += [f"{r['r']:>4} {r['trainable']:>11,} {r['pct_of_model']:>8.3f} {r['val_loss']:>9.3f}"
+                  for r in self.rows]
+        return "\n".join(lines)
+
+    def plot(self):
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.plot([r["trainable"] for r in self.rows], [r["val_loss"] for r in self.rows], "o-")
+        for r in self.rows:
+            ax.annotate(f"r={r['r']}", (r["trainable"], r["val_loss"]), textcoords="offset points", xytext=(4, 4))
+        ax.set_xscale("log")
+        ax.set_xlabel("trainable parameters (log)")
+        ax.set_ylabel("validation loss")
+        ax.set_title(f"LoRA rank sweep on {self.model}")
+        fig.tight_layout()
+        return fig
+
+    def _repr_html_(self) -> str:
+        import base64
+        import io
+
+        buf = io.BytesIO()
+        fig = self.plot()
+        fig.savefig(buf, format="png", dpi=90)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        img = base64.b64encode(buf.getvalue()).decode()
+        table = self.to_pandas().to_html(index=False, float_format=lambda x: f"{x:.4g}")
+        return f"<div class='nbllm'>{table}<img src='data:image/png;base64,{img}'/></div>"

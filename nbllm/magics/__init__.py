@@ -6,6 +6,7 @@ Nothing here imports torch: the backend is imported inside each magic when it ru
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 
 from .info import info_magic
+from .lora import lora_magic
 from .sft import sft_magic
 from .tokenize import tokenize_magic
 
@@ -14,6 +15,7 @@ from .tokenize import tokenize_magic
 class NbllmMagics(Magics):
     tokenize_magic = cell_magic("tokenize")(tokenize_magic)
     info_magic = line_magic("nbllm")(info_magic)
+    lora_magic = line_magic("lora")(lora_magic)
     sft_magic = line_cell_magic("sft")(sft_magic)  # %sft --data X, or %%sft with JSONL below
 
 

@@ -15,8 +15,13 @@ def unwrap(model):
 def linear_module_names(model) -> list[str]:
     """Short names of the linear layers a LoRA target can name (q_proj, v_proj, ...), head excluded."""
     head = unwrap(model).get_output_embeddings()
-    names = {name.rsplit(".", 1)[-1] for name, mod in unwrap(model).named_modules()
-             if isinstance(mod, torch.nn.Linear) and mod is not head}
+    names = set()
+    for name, mod in unwrap(model).named_modules():
+        short = name.rsplit(".", 1)[-1]
+        if ".lora_" in name or short == "base_layer" or mod is head:
+            continue  # peft's own sub-layers; an adapted layer counts under its own name
+        if isinstance(mod, torch.nn.Linear) or hasattr(mod, "base_layer"):
+            names.add(short)
     return sorted(names)
 
 
