@@ -91,6 +91,8 @@ def sft(data=None, *, model=None, tokenizer=None, save: str | None = None, resum
     else:
         config = SFTConfig(**options)
     records = load_records(data)
+    if config.format == "classify":
+        return _classify(config, records, model_obj, progress)
     device = config.device or models.pick_device()
     if device == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per process under torchrun/accelerate
         device = f"cuda:{os.environ['LOCAL_RANK']}"
@@ -134,6 +136,28 @@ def sft(data=None, *, model=None, tokenizer=None, save: str | None = None, resum
     return SFTResult(trainer.model, tokenizer, config, state.history, stats,
                      [{"prompt": _prompt_text(p), "before": b, "after": a} for p, b, a in zip(prompts, before, after)],
                      template)
+
+
+def _classify(config, records, model_obj, progress):
+    from .display import ClassifyResult
+    from .errors import ConfigError
+    from .train.classify import ClassifierTrainer
+    from .widgets.training import make_monitor
+
+    if model_obj is not None:
+        raise ConfigError("--format classify starts from a model name (e.g. minilm or smollm2), not a variable")
+    trainer = ClassifierTrainer(config, records)
+    mode = os.environ.get("NBLLM_PROGRESS", "auto") if progress == "auto" else (progress or "none")
+    pct = 100 * trainer.trainable / trainer.total_params
+    monitor = make_monitor(trainer.total_steps, f"%%sft --format classify {config.model} ({config.method}, "
+                           f"{trainer.trainable:,} trainable = {pct:.2f}%) on {len(trainer.train)} examples, "
+                           f"classes {', '.join(trainer.classes)}", mode, unit="examples")
+    try:
+        trainer.run(on_step=monitor.update if monitor else None, should_stop=monitor.should_stop if monitor else None)
+    finally:
+        if monitor:
+            monitor.close(trainer.state)
+    return ClassifyResult(trainer, config)
 
 
 def _sample_prompt(example):

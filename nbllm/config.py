@@ -58,9 +58,9 @@ class TokenizeConfig(JsonConfig):
         _check_positive("max_length", self.max_length, allow_none=True)
 
 
-METHODS = ("full", "lora", "last-block", "bitfit")
-DEFAULT_LR = {"full": 2e-5, "lora": 2e-4, "last-block": 1e-4, "bitfit": 1e-3}
-SFT_FORMATS = ("alpaca", "chat", "lima", "text")
+METHODS = ("full", "lora", "last-block", "bitfit", "head")
+DEFAULT_LR = {"full": 2e-5, "lora": 2e-4, "last-block": 1e-4, "bitfit": 1e-3, "head": 1e-3}
+SFT_FORMATS = ("alpaca", "chat", "lima", "text", "classify")
 
 
 @dataclass
@@ -69,8 +69,8 @@ class SFTConfig(JsonConfig):
 
     model: str = field(default="smollm2", metadata={"help": "registered model, local folder or hub id"})
     data: str | None = field(default=None, metadata={"help": "path, shipped set or hub id (None: inline/variable)"})
-    format: str = field(default="alpaca", metadata={"help": "alpaca | chat | lima | text"})
-    method: str = field(default="lora", metadata={"help": "full | lora | last-block | bitfit"})
+    format: str = field(default="alpaca", metadata={"help": "alpaca | chat | lima | text | classify"})
+    method: str = field(default="lora", metadata={"help": "full | lora | last-block | bitfit | head (classify)"})
     epochs: float = field(default=1.0, metadata={"help": "passes over the training split"})
     max_steps: int | None = field(default=None, metadata={"help": "stop after this many optimizer steps"})
     lr: float | None = field(default=None, metadata={"help": "peak learning rate (default per method: DEFAULT_LR)"})
@@ -96,6 +96,8 @@ class SFTConfig(JsonConfig):
     def __post_init__(self):
         _check_choice("format", self.format, SFT_FORMATS)
         _check_choice("method", self.method, METHODS)
+        if self.method == "head" and self.format != "classify":
+            raise ConfigError("--method head trains a new classification head; use it with --format classify")
         _check_choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
         _check_positive("epochs", self.epochs)
         _check_positive("max_steps", self.max_steps, allow_none=True)

@@ -16,6 +16,7 @@ DATA_DIR = Path(__file__).parent / "data"
 SHIPPED = {
     "instructions": DATA_DIR / "instructions.jsonl",  # 320 original alpaca-style records
     "lima": DATA_DIR / "lima.jsonl",  # 40 original LIMA-style conversations
+    "sms": DATA_DIR / "sms.jsonl",  # 360 original spam/ham text messages (classify)
 }
 SUFFIXES = (".json", ".jsonl", ".csv", ".parquet")
 FORMATS = ("alpaca", "chat", "lima", "text")

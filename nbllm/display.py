@@ -318,3 +318,57 @@ class SweepResult(Result):
         img = base64.b64encode(buf.getvalue()).decode()
         table = self.to_pandas().to_html(index=False, float_format=lambda x: f"{x:.4g}")
         return f"<div class='nbllm'>{table}<img src='data:image/png;base64,{img}'/></div>"
+
+
+class ClassifyResult(Result):
+    """%%sft --format classify: a classifier (new head on a language model) and its scores."""
+
+    def __init__(self, trainer, config):
+        self.run, self.config = trainer, config
+        self.model, self.tokenizer, self.classes = trainer.model, trainer.tokenizer, trainer.classes
+
+    @property
+    def history(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.run.state.history, columns=["step", "epoch", "loss", "val_loss", "val_acc"])
+
+    @property
+    def confusion(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.run.confusion, index=[f"true {c}" for c in self.classes],
+                            columns=[f"pred {c}" for c in self.classes])
+
+    @property
+    def accuracy(self) -> float:
+        return self.run.val_accuracy
+
+    def to_pandas(self):
+        return self.history
+
+    def predict_proba(self, texts):
+        import pandas as pd
+        import torch
+
+        from .train.classify import encode_texts, predict_logits
+
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        probs = torch.softmax(predict_logits(self.model, self.tokenizer, encode_texts(
+            self.tokenizer, texts, self.config.max_length)), -1)
+        return pd.DataFrame(probs.numpy(), columns=self.classes, index=texts)
+
+    def predict(self, texts) -> list[str]:
+        return list(self.predict_proba(texts).idxmax(axis=1))
+
+    def summary(self) -> dict:
+        r = self.run
+        return {"model": self.config.model, "method": self.config.method, "classes": self.classes,
+                "steps": r.state.step, "trainable": r.trainable,
+                "trainable_pct": round(100 * r.trainable / r.total_params, 3),
+                "val_acc": round(r.val_accuracy, 3), "val_loss": round(r.val_loss, 3), "stopped": r.state.stopped}
+
+    def _repr_html_(self) -> str:
+        return (f"<div class='nbllm nbllm-classify'><code>{html.escape(repr(self))}</code>"
+                f"{loss_svg(self.run.state.history)}<p>confusion matrix on {len(self.run.val)} validation examples</p>"
+                f"{self.confusion.to_html(escape=True)}</div>")

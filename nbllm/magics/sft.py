@@ -11,10 +11,10 @@ from ._common import usage_errors, user_value
           "model result (default: smollm2)")
 @argument("--data", "-d", default=None, help="file (.json/.jsonl/.csv/.parquet), shipped set "
           "(instructions, lima), hub dataset id, or a variable (list of dicts, DataFrame, Dataset)")
-@argument("--format", "-f", default=None, choices=["alpaca", "chat", "lima", "text"], help="record format "
-          "(default alpaca)")
-@argument("--method", default=None, choices=["full", "lora", "last-block", "bitfit"],
-          help="what trains (default lora)")
+@argument("--format", "-f", default=None, choices=["alpaca", "chat", "lima", "text", "classify"],
+          help="record format (default alpaca); classify: {text, label} records, a new output layer")
+@argument("--method", default=None, choices=["full", "lora", "last-block", "bitfit", "head"],
+          help="what trains (default lora; head: only the new classification layer)")
 @argument("--epochs", type=float, default=None, help="passes over the training split (default 1)")
 @argument("--max-steps", type=int, default=None, help="stop after N optimizer steps")
 @argument("--lr", type=float, default=None, help="peak learning rate")

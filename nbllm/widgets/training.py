@@ -29,7 +29,7 @@ def _eta(seconds_per_step: float, steps_left: int) -> str:
 class TextMonitor:
     """Progress as text: about ten lines per run, then the caller prints the result."""
 
-    def __init__(self, total_steps: int, title: str, every: int | None = None):
+    def __init__(self, total_steps: int, title: str, every: int | None = None, unit: str = "tokens"):
         self.total, self.every = total_steps, every or max(1, total_steps // 10)
         self.started = time.perf_counter()
         print(title)
@@ -39,6 +39,8 @@ class TextMonitor:
         if step % self.every and step != self.total:
             return
         val = f" | val_loss {row['val_loss']:.3f}" if row["val_loss"] == row["val_loss"] else ""
+        if row.get("val_acc", float("nan")) == row.get("val_acc"):
+            val += f" | val_acc {row['val_acc']:.3f}"
         print(f"step {step}/{self.total} | epoch {row['epoch']:.2f} | loss {row['loss']:.3f}{val}", flush=True)
 
     def should_stop(self) -> bool:
@@ -50,11 +52,11 @@ class TextMonitor:
 
 
 class WidgetMonitor:
-    def __init__(self, total_steps: int, title: str):
+    def __init__(self, total_steps: int, title: str, unit: str = "tokens"):
         import ipywidgets as w
         from IPython.display import display
 
-        self.total, self.stop_requested = total_steps, False
+        self.total, self.stop_requested, self.unit = total_steps, False, unit
         self.header = w.HTML(f"<b>{title}</b>")
         self.bar = w.IntProgress(value=0, min=0, max=total_steps, description="0/" + str(total_steps))
         self.stats = w.HTML("")
@@ -86,8 +88,10 @@ class WidgetMonitor:
         per_step = state.train_seconds / max(1, len(self.rows))
         tps = state.tokens / max(state.train_seconds, 1e-9) if state.train_seconds else 0.0
         val = f" &nbsp; val_loss <b>{row['val_loss']:.3f}</b>" if row["val_loss"] == row["val_loss"] else ""
+        if row.get("val_acc", float("nan")) == row.get("val_acc"):
+            val += f" &nbsp; val_acc <b>{row['val_acc']:.3f}</b>"
         self.stats.value = (f"epoch {row['epoch']:.2f} &nbsp; loss <b>{row['loss']:.3f}</b>{val} &nbsp; "
-                            f"{tps:,.0f} tokens/s &nbsp; ETA {_eta(per_step, self.total - step)}")
+                            f"{tps:,.0f} {self.unit}/s &nbsp; ETA {_eta(per_step, self.total - step)}")
         now = time.perf_counter()
         if now - self.last_draw > 0.5 or step == self.total:
             self.plot.value = loss_svg(self.rows)
@@ -106,10 +110,10 @@ class WidgetMonitor:
             self._events.__exit__(None, None, None)
 
 
-def make_monitor(total_steps: int, title: str, mode: str = "auto"):
+def make_monitor(total_steps: int, title: str, mode: str = "auto", unit: str = "tokens"):
     """mode: auto (widget in a kernel, else text), widget, text, or none."""
     if mode == "none":
         return None
     if mode == "widget" or (mode == "auto" and in_kernel()):
-        return WidgetMonitor(total_steps, title)
-    return TextMonitor(total_steps, title)
+        return WidgetMonitor(total_steps, title, unit=unit)
+    return TextMonitor(total_steps, title, unit=unit)

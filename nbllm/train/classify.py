@@ -1,0 +1,236 @@
+"""Classifier fine-tuning: replace a language model's output layer with a small head.
+
+    encoder (minilm)   mean of the token states (as sentence-transformers pools)
+    decoder (smollm2)  the state of the last real token (it has read the whole text)
+
+Methods: head (only the new layer trains), last-block (plus the last transformer block),
+full (everything), lora (LoRA on the attention projections, plus the head). Batches group
+examples of similar length, so little compute goes to padding.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .. import models
+from ..config import SFTConfig
+from ..errors import ConfigError, DataError
+from .methods import linear_module_names
+from .sft import TrainState, _graceful_interrupt, set_seed
+
+
+@dataclass
+class LabeledData:
+    texts: list[str]
+    labels: list[int]
+    classes: list[str]
+
+
+def labeled_data(records: list[dict], text_key: str = "text", label_key: str = "label") -> LabeledData:
+    if not records:
+        raise DataError("the data is empty; give records with text and label")
+    texts, raw = [], []
+    for i, rec in enumerate(records, 1):
+        text, label = rec.get(text_key), rec.get(label_key)
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"record {i} has no {text_key}; --format classify needs '{text_key}' and '{label_key}'")
+        if label is None or (isinstance(label, str) and not label.strip()):
+            raise DataError(f"record {i} has no {label_key}; --format classify needs '{text_key}' and '{label_key}'")
+        texts.append(text)
+        raw.append(str(label))
+    classes = sorted(set(raw))
+    if len(classes) < 2:
+        raise DataError(f"the data has a single class ({classes[0]!r}); a classifier needs at least two labels")
+    index = {c: i for i, c in enumerate(classes)}
+    return LabeledData(texts, [index[c] for c in raw], classes)
+
+
+class Classifier(torch.nn.Module):
+    """A transformer body (its LM head dropped) and a new linear head."""
+
+    def __init__(self, body, hidden: int, n_classes: int, pooling: str):
+        super().__init__()
+        self.body, self.pooling = body, pooling
+        self.head = torch.nn.Linear(hidden, n_classes)
+
+    def forward(self, input_ids, attention_mask):
+        states = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        if self.pooling == "mean":
+            pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1)
+        else:  # last real token (right padding)
+            last = attention_mask.sum(1) - 1
+            pooled = states[torch.arange(states.shape[0], device=states.device), last]
+        return self.head(pooled.float())
+
+
+def build_classifier(name: str, n_classes: int, device: str, seed: int):
+    model, tokenizer = models.load_model(name, device=device, dtype=torch.float32)
+    if models.model_kind(name) == models.ENCODER:
+        body, pooling = model, "mean"
+    else:
+        body, pooling = model.get_decoder(), "last"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        classifier = Classifier(body, body.config.hidden_size, n_classes, pooling)
+    return classifier.to(device), tokenizer
+
+
+def choose_parameters(clf: Classifier, config: SFTConfig) -> None:
+    method = config.method
+    if method == "lora":
+        from peft import LoraConfig, inject_adapter_in_model
+
+        names = linear_module_names(clf.body)
+        default = "q_proj,v_proj" if "q_proj" in names else "query,value"
+        targets = config.lora_targets if config.lora_targets != "q_proj,v_proj" else default
+        wanted = [t.strip() for t in targets.split(",")] if targets != "all-linear" else names
+        missing = [t for t in wanted if t not in names]
+        if missing:
+            raise ConfigError(f"LoRA target(s) {', '.join(missing)} match no module of this model; "
+                              f"its linear modules are {', '.join(names)}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            inject_adapter_in_model(LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
+                                               lora_dropout=config.lora_dropout, target_modules=wanted), clf.body)
+    for name, p in clf.named_parameters():
+        if method == "full":
+            p.requires_grad_(True)
+        elif method == "lora":
+            p.requires_grad_("lora_" in name or name.startswith("head."))
+        elif method == "bitfit":
+            p.requires_grad_(name.endswith(".bias"))
+        else:
+            p.requires_grad_(name.startswith("head."))
+    if method == "last-block":
+        blocks = [m for m in clf.body.modules() if isinstance(m, torch.nn.ModuleList)]
+        if not blocks:
+            raise ConfigError("cannot find this model's transformer blocks; use --method head, lora or full")
+        for p in max(blocks, key=len)[-1].parameters():
+            p.requires_grad_(True)
+    if method == "bitfit" and not any(n.endswith(".bias") and not n.startswith("head.") for n, _ in
+                                      clf.named_parameters()):
+        raise ConfigError(f"model '{config.model}' has no bias parameters, so BitFit has nothing to train; "
+                          "use --method head, last-block or lora")
+
+
+def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Shuffle, sort within windows of 50 batches by length, cut, shuffle the batches: each
+    batch holds examples of similar length, and the order still changes every epoch."""
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch_size * 50
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _pad(encoded: list[list[int]], pad_id: int, device):
+    width = max(len(e) for e in encoded)
+    ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    for r, e in enumerate(encoded):
+        ids[r, :len(e)] = torch.tensor(e)
+        mask[r, :len(e)] = 1
+    return ids.to(device), mask.to(device)
+
+
+def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
+    return tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+
+
+@torch.no_grad()
+def predict_logits(clf: Classifier, tokenizer, encoded: list[list[int]], batch_size: int = 32) -> torch.Tensor:
+    clf.eval()
+    device = next(clf.parameters()).device
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    out = torch.empty(len(encoded), clf.head.out_features)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        ids, mask = _pad([encoded[i] for i in idx], tokenizer.pad_token_id, device)
+        out[idx] = clf(ids, mask).float().cpu()
+    return out
+
+
+class ClassifierTrainer:
+    """A classifier run: build it, then run(on_step, should_stop). state.tokens counts examples."""
+
+    def __init__(self, config: SFTConfig, records: list[dict], device: str | None = None):
+        from ..data import split
+
+        data = labeled_data(records)
+        self.config, self.classes = config, data.classes
+        self.device = device or config.device or models.pick_device()
+        set_seed(config.seed)
+        self.model, self.tokenizer = build_classifier(config.model, len(data.classes), self.device, config.seed)
+        choose_parameters(self.model, config)
+        encoded = encode_texts(self.tokenizer, data.texts, config.max_length)
+        self.train, self.val = split(list(zip(encoded, data.labels)), config.val_fraction, config.seed)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.trainable = sum(p.numel() for p in self.params)
+        self.total_params = sum(p.numel() for p in self.model.parameters())
+        self.optimizer = torch.optim.AdamW(self.params, lr=config.peak_lr, weight_decay=config.weight_decay)
+        self.steps_per_epoch = math.ceil(len(self.train) / config.batch_size)
+        self.total_steps = config.max_steps or math.ceil(config.epochs * self.steps_per_epoch)
+        self.state = TrainState()
+        self.confusion: list[list[int]] = []
+        self.val_loss = self.val_accuracy = float("nan")
+
+    def run(self, on_step=None, should_stop=None) -> TrainState:
+        cfg, state, clf = self.config, self.state, self.model
+        with _graceful_interrupt() as interrupted:
+            while state.step < self.total_steps and not state.stopped:
+                epoch, index = divmod(state.step, self.steps_per_epoch)
+                batch = length_grouped_batches([len(e) for e, _ in self.train], cfg.batch_size, cfg.seed,
+                                               epoch)[index]
+                started = time.perf_counter()
+                clf.train()
+                ids, mask = _pad([self.train[i][0] for i in batch], self.tokenizer.pad_token_id, self.device)
+                target = torch.tensor([self.train[i][1] for i in batch], device=self.device)
+                loss = F.cross_entropy(clf(ids, mask), target)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                state.train_seconds += time.perf_counter() - started
+                state.step += 1
+                state.tokens += len(batch)
+                row = {"step": state.step, "epoch": round(state.step / self.steps_per_epoch, 4),
+                       "loss": float(loss), "val_loss": float("nan"), "val_acc": float("nan")}
+                if self.val and (state.step % self.steps_per_epoch == 0 or state.step == self.total_steps):
+                    row["val_loss"], row["val_acc"], _ = _evaluate(clf, self.tokenizer, self.val, len(self.classes))
+                state.history.append(row)
+                if on_step:
+                    on_step(row, self)
+                if interrupted():
+                    state.stopped = "interrupted"
+                elif should_stop and should_stop():
+                    state.stopped = "stop-button"
+        if self.val:
+            self.val_loss, self.val_accuracy, self.confusion = _evaluate(clf, self.tokenizer, self.val,
+                                                                         len(self.classes))
+            if state.history and math.isnan(state.history[-1]["val_acc"]):
+                state.history[-1]["val_loss"], state.history[-1]["val_acc"] = self.val_loss, self.val_accuracy
+        clf.eval()
+        return state
+
+
+def _evaluate(clf, tokenizer, pairs, n_classes):
+    logits = predict_logits(clf, tokenizer, [e for e, _ in pairs])
+    target = torch.tensor([y for _, y in pairs])
+    loss = float(F.cross_entropy(logits, target))
+    pred = logits.argmax(-1)
+    confusion = [[int(((target == t) & (pred == p)).sum()) for p in range(n_classes)] for t in range(n_classes)]
+    return loss, float((pred == target).float().mean()), confusion
