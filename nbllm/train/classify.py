@@ -208,7 +208,7 @@ class ClassifierTrainer:
                 state.step += 1
                 state.tokens += len(batch)
                 row = {"step": state.step, "epoch": round(state.step / self.steps_per_epoch, 4),
-                       "loss": float(loss), "val_loss": float("nan"), "val_acc": float("nan")}
+                       "loss": float(loss.detach()), "val_loss": float("nan"), "val_acc": float("nan")}
                 if self.val and (state.step % self.steps_per_epoch == 0 or state.step == self.total_steps):
                     row["val_loss"], row["val_acc"], _ = _evaluate(clf, self.tokenizer, self.val, len(self.classes))
                 state.history.append(row)

@@ -158,7 +158,12 @@ class Trainer:
         set_seed(config.seed)  # fixes LoRA init and dropout
         model = apply_method(model, config).to(self.device)
         if config.grad_checkpointing:
-            unwrap(model).gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            base = unwrap(model)
+            enable = getattr(base, "activation_checkpointing_enable", None)  # transformers >= 5.2x
+            if enable is not None:
+                enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.layout = "padded"
         if config.packing:
             try:
