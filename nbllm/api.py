@@ -64,6 +64,7 @@ def sft(data=None, *, model=None, tokenizer=None, save: str | None = None, resum
     from .errors import ConfigError
     from .generation import generate
     from .train.checkpoint import load_checkpoint, read_config, save_checkpoint
+    from .train.dpo import DPOTrainer, prepare_preferences
     from .train.sft import Trainer, prepare_data
     from .widgets.training import make_monitor
 
@@ -97,14 +98,15 @@ def sft(data=None, *, model=None, tokenizer=None, save: str | None = None, resum
     if device == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per process under torchrun/accelerate
         device = f"cuda:{os.environ['LOCAL_RANK']}"
     if model_obj is None:
-        frozen_bf16 = config.method == "lora" and device.startswith("cuda") and models.pick_dtype(device) == torch.bfloat16
+        frozen_bf16 = config.method in ("lora", "dpo") and device.startswith("cuda") and models.pick_dtype(device) == torch.bfloat16
         model_obj, tokenizer = models.load_model(config.model, device=device,
                                                  dtype=torch.bfloat16 if frozen_bf16 else torch.float32)
     template = TEMPLATE_OF[config.format]
-    prepared = prepare_data(records, tokenizer, config)
+    preference = config.format == "preference"
+    prepared = (prepare_preferences if preference else prepare_data)(records, tokenizer, config)
     prompts = [_sample_prompt(ex) for ex in prepared.val_examples[:samples]] if template != "none" else []
     before = [generate(model_obj, tokenizer, p, template, max_new_tokens=48) for p in prompts]
-    trainer = Trainer(config, prepared, model_obj, tokenizer, device)
+    trainer = (DPOTrainer if preference else Trainer)(config, prepared, model_obj, tokenizer, device)
     if resume:
         load_checkpoint(trainer, resume)
     mode = os.environ.get("NBLLM_PROGRESS", "auto") if progress == "auto" else (progress or "none")

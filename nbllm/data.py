@@ -17,10 +17,11 @@ SHIPPED = {
     "instructions": DATA_DIR / "instructions.jsonl",  # 320 original alpaca-style records
     "lima": DATA_DIR / "lima.jsonl",  # 40 original LIMA-style conversations
     "sms": DATA_DIR / "sms.jsonl",  # 360 original spam/ham text messages (classify)
+    "preferences": DATA_DIR / "preferences.jsonl",  # 120 original prompt/chosen/rejected (preference)
 }
 SUFFIXES = (".json", ".jsonl", ".csv", ".parquet")
 FORMATS = ("alpaca", "chat", "lima", "text")
-TEMPLATE_OF = {"alpaca": "alpaca", "chat": "chat", "lima": "chat", "text": "none"}
+TEMPLATE_OF = {"alpaca": "alpaca", "chat": "chat", "lima": "chat", "text": "none", "preference": "chat"}
 
 
 def parse_jsonl(text: str, where: str = "the cell") -> list[dict]:

@@ -183,7 +183,8 @@ class SFTResult(Result):
         import pandas as pd
 
         cols = ["step", "epoch", "loss", "val_loss", "tokens", "lr"]
-        return pd.DataFrame(self._history, columns=cols)
+        extra = [k for k in (self._history[0] if self._history else {}) if k not in cols]
+        return pd.DataFrame(self._history, columns=cols + extra)
 
     @property
     def samples(self):

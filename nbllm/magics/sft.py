@@ -11,10 +11,13 @@ from ._common import usage_errors, user_value
           "model result (default: smollm2)")
 @argument("--data", "-d", default=None, help="file (.json/.jsonl/.csv/.parquet), shipped set "
           "(instructions, lima), hub dataset id, or a variable (list of dicts, DataFrame, Dataset)")
-@argument("--format", "-f", default=None, choices=["alpaca", "chat", "lima", "text", "classify"],
-          help="record format (default alpaca); classify: {text, label} records, a new output layer")
-@argument("--method", default=None, choices=["full", "lora", "last-block", "bitfit", "head"],
-          help="what trains (default lora; head: only the new classification layer)")
+@argument("--format", "-f", default=None, choices=["alpaca", "chat", "lima", "text", "classify", "preference"],
+          help="record format (default alpaca); classify: {text, label}, a new output layer; preference: "
+          "{prompt, chosen, rejected} for DPO")
+@argument("--method", default=None, choices=["full", "lora", "last-block", "bitfit", "head", "dpo", "dpo-full"],
+          help="what trains (default lora; head: only the new classification layer; dpo: LoRA against the "
+          "base with adapters off; dpo-full: all weights against a frozen copy)")
+@argument("--beta", type=float, default=None, help="DPO beta (default 0.1)")
 @argument("--epochs", type=float, default=None, help="passes over the training split (default 1)")
 @argument("--max-steps", type=int, default=None, help="stop after N optimizer steps")
 @argument("--lr", type=float, default=None, help="peak learning rate")
@@ -66,7 +69,7 @@ def sft_magic(self, line, cell=None):
                "lr": args.lr, "batch_size": args.batch_size, "grad_accum": args.grad_accum,
                "max_length": args.max_length, "seed": args.seed, "val_fraction": args.val_fraction,
                "eval_every": args.eval_every, "lora_r": args.lora_r, "lora_alpha": args.lora_alpha,
-               "lora_targets": args.lora_targets, "precision": args.precision, "device": args.device}
+               "lora_targets": args.lora_targets, "precision": args.precision, "device": args.device, "beta": args.beta}
     options = {k: v for k, v in options.items() if v is not None}
     options.update({k: True for k in ("train_on_prompt", "grad_checkpointing") if getattr(args, k)})
     if args.no_packing:

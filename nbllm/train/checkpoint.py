@@ -31,8 +31,9 @@ from .methods import unwrap
 
 def data_fingerprint(examples) -> str:
     h = hashlib.sha256()
-    for e in examples:
-        h.update(json.dumps([e.input_ids, e.labels]).encode())
+    for item in examples:
+        for e in item if isinstance(item, tuple) else (item,):  # preference data holds (chosen, rejected)
+            h.update(json.dumps([e.input_ids, e.labels]).encode())
     return h.hexdigest()[:16]
 
 

@@ -73,14 +73,14 @@ def apply_method(model, config):
     A model that already carries LoRA adapters (a previous %%sft result) keeps training them
     with --method lora; any other method first merges them into the weights."""
     if hasattr(model, "peft_config"):
-        if config.method == "lora":
+        if config.method in ("lora", "dpo"):
             for name, p in model.named_parameters():
                 p.requires_grad_("lora_" in name)
             return model
         model = model.merge_and_unload()
-    if config.method == "lora":
+    if config.method in ("lora", "dpo"):
         return apply_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
-    if config.method == "full":
+    if config.method in ("full", "dpo-full"):
         for p in model.parameters():
             p.requires_grad_(True)
         return model

@@ -183,6 +183,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
         self.eval_every = config.eval_every or max(1, self.total_steps // 4)
         self.state = TrainState()
+        self.val_metrics: dict = {}  # extra validation figures a subclass reports (DPO: margin, accuracy)
 
     # one optimizer step ------------------------------------------------
     def train_step(self) -> dict:
@@ -266,7 +267,8 @@ class Trainer:
                 evaluate = state.step % self.eval_every == 0 or state.step == self.total_steps
                 row = {"step": state.step, "epoch": round(state.step / self.steps_per_epoch, 4),
                        "loss": out["loss"], "val_loss": self.val_loss() if evaluate else float("nan"),
-                       "tokens": state.tokens, "lr": out["lr"]}
+                       "tokens": state.tokens, "lr": out["lr"], **out.get("metrics", {}),
+                       **(self.val_metrics if evaluate else {})}
                 state.history.append(row)
                 if on_step:
                     on_step(row, self)
@@ -282,8 +284,12 @@ class Trainer:
                     break
         if state.history and math.isnan(state.history[-1]["val_loss"]):
             state.history[-1]["val_loss"] = self.val_loss()
+        self.after_run()
         self.model.eval()
         return state
+
+    def after_run(self) -> None:
+        """Hook for subclasses (DPO adds its validation metrics)."""
 
 
 def process_rank_and_count() -> tuple[int, int]:
