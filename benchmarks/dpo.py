@@ -1,0 +1,86 @@
+"""DPO peak memory: LoRA-DPO (reference = the same model with adapters off) against DPO that
+keeps a separate frozen reference copy. Each side runs in a fresh process on smollm2 and the
+shipped preference set; the figure is peak RSS growth during training, model loading excluded.
+
+    bench dpo peak_mem_growth_mb_lora                (reference = adapters off)
+    bench dpo peak_mem_growth_mb_lora_with_copy      (same LoRA policy + a frozen copy)
+    bench dpo peak_mem_growth_mb_full_with_copy      (all weights train + a frozen copy)
+    bench dpo peak_mem_ratio_lora_over_full_copy     (target <= 0.6)
+
+    python benchmarks/dpo.py [--steps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def child(side: str, steps: int) -> None:
+    from nbllm import models
+    from nbllm.config import SFTConfig
+    from nbllm.data import load_records
+    from nbllm.train.dpo import DPOTrainer, prepare_preferences
+
+    method = "dpo-full" if side == "full_with_copy" else "dpo"
+    cfg = SFTConfig(model="smollm2", format="preference", method=method, max_steps=steps, batch_size=4,
+                    val_fraction=0.05, eval_every=10**6, device="cpu")
+    model, tok = models.load_model("smollm2", device="cpu")
+    data = prepare_preferences(load_records("preferences"), tok, cfg)
+    start, peak, stop = rss(), [0], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.01)
+
+    threading.Thread(target=sample, daemon=True).start()
+
+    class WithCopy(DPOTrainer):
+        """The same LoRA policy, but the reference is a frozen copy taken before LoRA is attached."""
+
+        def __init__(self, config, data, model, tokenizer, device):
+            from nbllm.train.attention import use_packed_attention
+
+            reference = copy.deepcopy(model).eval().requires_grad_(False)
+            super().__init__(config, data, model, tokenizer, device)
+            use_packed_attention(reference)
+            self.reference = reference
+
+    trainer = (WithCopy if side == "lora_with_copy" else DPOTrainer)(cfg, data, model, tok, "cpu")
+    trainer.run()
+    stop.set()
+    print(json.dumps({"peak": max(peak[0], rss()) - start}))
+
+
+def measure(side: str, steps: int) -> int:
+    code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); import dpo; "
+            f"dpo.child({side!r}, {steps})")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=3)
+    args = parser.parse_args()
+    mem = {side: measure(side, args.steps) for side in ("lora", "lora_with_copy", "full_with_copy")}
+    for side, value in mem.items():
+        print(f"bench dpo peak_mem_growth_mb_{side} {value / 2**20:.0f}")
+    print(f"bench dpo peak_mem_ratio_lora_over_lora_copy {mem['lora'] / mem['lora_with_copy']:.2f}")
+    print(f"bench dpo peak_mem_ratio_lora_over_full_copy {mem['lora'] / mem['full_with_copy']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
