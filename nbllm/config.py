@@ -58,9 +58,9 @@ class TokenizeConfig(JsonConfig):
         _check_positive("max_length", self.max_length, allow_none=True)
 
 
-METHODS = ("full", "lora", "last-block", "bitfit", "head", "dpo", "dpo-full")
+METHODS = ("full", "lora", "last-block", "bitfit", "head", "dpo", "dpo-full", "prompt-tuning")
 DEFAULT_LR = {"full": 2e-5, "lora": 2e-4, "last-block": 1e-4, "bitfit": 1e-3, "head": 1e-3, "dpo": 5e-5,
-              "dpo-full": 5e-6}
+              "dpo-full": 5e-6, "prompt-tuning": 3e-2}
 SFT_FORMATS = ("alpaca", "chat", "lima", "text", "classify", "preference")
 
 
@@ -91,6 +91,7 @@ class SFTConfig(JsonConfig):
     lora_alpha: float = field(default=16.0, metadata={"help": "LoRA scale numerator (scale = alpha / r)"})
     lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
     lora_targets: str = field(default="q_proj,v_proj", metadata={"help": "comma list or all-linear"})
+    virtual_tokens: int = field(default=20, metadata={"help": "prompt tuning: trained soft-prompt length"})
     beta: float = field(default=0.1, metadata={"help": "DPO: how far the policy may move from the reference"})
     device: str | None = field(default=None, metadata={"help": "cuda | mps | cpu (default: best available)"})
     precision: str = field(default="auto", metadata={"help": "auto | fp32 | bf16 | fp16 (autocast on GPU)"})
@@ -104,6 +105,10 @@ class SFTConfig(JsonConfig):
             raise ConfigError("preference data trains with --method dpo (LoRA) or dpo-full, and only it does; "
                               "use --format preference --method dpo")
         _check_positive("beta", self.beta)
+        _check_positive("virtual_tokens", self.virtual_tokens)
+        if self.method == "prompt-tuning" and self.format in ("classify", "preference"):
+            raise ConfigError("--method prompt-tuning trains a soft prompt for generation; use it with "
+                              "alpaca, chat, lima or text data")
         _check_choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
         _check_positive("epochs", self.epochs)
         _check_positive("max_steps", self.max_steps, allow_none=True)

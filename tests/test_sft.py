@@ -294,3 +294,17 @@ def test_text_progress_and_truncation_notice(capsys):
     assert "step 2/2" in out and "loss" in out
     assert result.stats["truncated"] == 1 and result.stats["dropped"] == 1
     assert "1 example(s) longer than --max-length 200" in out
+
+
+def test_prompt_tuning_trains_only_the_soft_prompt_and_resumes(tmp_path):
+    result = run(max_steps=6, method="prompt-tuning", virtual_tokens=8, lr=0.05)
+    assert result.stats["trainable"] == 8 * 64  # 8 virtual tokens x hidden size
+    h = result.history.loss
+    assert h.iloc[-2:].mean() < h.iloc[:2].mean()
+    assert isinstance(result.generate("Add 1 and 2.", max_new_tokens=4), str)
+    straight = run(max_steps=4, method="prompt-tuning", virtual_tokens=8, lr=0.05)
+    run(max_steps=4, method="prompt-tuning", virtual_tokens=8, lr=0.05, save=str(tmp_path / "pt"),
+        stop_when=lambda r: r["step"] == 2)
+    resumed = run(max_steps=4, method="prompt-tuning", virtual_tokens=8, lr=0.05, resume=str(tmp_path / "pt"))
+    torch.testing.assert_close(torch.tensor(resumed.history.loss.tolist()),
+                               torch.tensor(straight.history.loss.tolist()), atol=1e-6, rtol=0)

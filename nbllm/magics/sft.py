@@ -14,10 +14,12 @@ from ._common import usage_errors, user_value
 @argument("--format", "-f", default=None, choices=["alpaca", "chat", "lima", "text", "classify", "preference"],
           help="record format (default alpaca); classify: {text, label}, a new output layer; preference: "
           "{prompt, chosen, rejected} for DPO")
-@argument("--method", default=None, choices=["full", "lora", "last-block", "bitfit", "head", "dpo", "dpo-full"],
+@argument("--method", default=None, choices=["full", "lora", "last-block", "bitfit", "head", "dpo", "dpo-full",
+                                             "prompt-tuning"],
           help="what trains (default lora; head: only the new classification layer; dpo: LoRA against the "
           "base with adapters off; dpo-full: all weights against a frozen copy)")
 @argument("--beta", type=float, default=None, help="DPO beta (default 0.1)")
+@argument("--virtual-tokens", type=int, default=None, help="prompt tuning: soft-prompt length (default 20)")
 @argument("--epochs", type=float, default=None, help="passes over the training split (default 1)")
 @argument("--max-steps", type=int, default=None, help="stop after N optimizer steps")
 @argument("--lr", type=float, default=None, help="peak learning rate")
@@ -69,7 +71,8 @@ def sft_magic(self, line, cell=None):
                "lr": args.lr, "batch_size": args.batch_size, "grad_accum": args.grad_accum,
                "max_length": args.max_length, "seed": args.seed, "val_fraction": args.val_fraction,
                "eval_every": args.eval_every, "lora_r": args.lora_r, "lora_alpha": args.lora_alpha,
-               "lora_targets": args.lora_targets, "precision": args.precision, "device": args.device, "beta": args.beta}
+               "lora_targets": args.lora_targets, "precision": args.precision, "device": args.device, "beta": args.beta,
+               "virtual_tokens": args.virtual_tokens}
     options = {k: v for k, v in options.items() if v is not None}
     options.update({k: True for k in ("train_on_prompt", "grad_checkpointing") if getattr(args, k)})
     if args.no_packing:

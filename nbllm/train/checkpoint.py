@@ -26,7 +26,7 @@ import torch
 
 from ..config import SFTConfig
 from ..errors import ConfigError
-from .methods import unwrap
+from .methods import ADAPTER_METHODS, unwrap
 
 
 def data_fingerprint(examples) -> str:
@@ -60,7 +60,7 @@ def _write(trainer, out: Path) -> None:
     state = asdict(trainer.state)
     state.update(total_steps=trainer.total_steps, data=data_fingerprint(trainer.data.train + trainer.data.val))
     (out / "trainer_state.json").write_text(json.dumps(state, indent=1, default=float))
-    if cfg.method == "lora":
+    if cfg.method in ADAPTER_METHODS:
         model.save_pretrained(out / "adapter")
     elif cfg.method == "full":
         unwrap(model).save_pretrained(out / "model")
@@ -103,7 +103,7 @@ def load_checkpoint(trainer, directory) -> None:
         raise ConfigError(f"the data differs from the data checkpoint '{directory}' was trained on; "
                           "pass the same --data (and --max-length) to resume")
     cfg, model = trainer.config, trainer.model
-    if cfg.method == "lora":
+    if cfg.method in ADAPTER_METHODS:
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 

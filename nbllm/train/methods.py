@@ -7,6 +7,9 @@ import torch
 from ..errors import ConfigError
 
 
+ADAPTER_METHODS = ("lora", "dpo", "prompt-tuning")  # train peft adapters; checkpoints hold only those
+
+
 def unwrap(model):
     """The transformers model under a peft wrapper (LoRA layers stay in place inside it)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -48,6 +51,12 @@ def apply_lora(model, r: int, alpha: float, dropout: float, targets: str):
     return get_peft_model(model, config)
 
 
+def is_prompt_learning(model) -> bool:
+    """True for peft soft-prompt models (their forward prepends trained virtual tokens)."""
+    config = getattr(model, "peft_config", {}).get(getattr(model, "active_adapter", None))
+    return bool(getattr(config, "is_prompt_learning", False))
+
+
 def last_block_parameters(model) -> list[str]:
     """Names of the last transformer block, the final norm and the output head."""
     base = unwrap(model)
@@ -73,13 +82,18 @@ def apply_method(model, config):
     A model that already carries LoRA adapters (a previous %%sft result) keeps training them
     with --method lora; any other method first merges them into the weights."""
     if hasattr(model, "peft_config"):
-        if config.method in ("lora", "dpo"):
+        if config.method in ("lora", "dpo") and not is_prompt_learning(model):
             for name, p in model.named_parameters():
                 p.requires_grad_("lora_" in name)
             return model
         model = model.merge_and_unload()
     if config.method in ("lora", "dpo"):
         return apply_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
+    if config.method == "prompt-tuning":
+        from peft import PromptTuningConfig, PromptTuningInit, get_peft_model
+
+        return get_peft_model(model, PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=config.virtual_tokens,
+                                                        prompt_tuning_init=PromptTuningInit.SAMPLE_VOCAB))
     if config.method in ("full", "dpo-full"):
         for p in model.parameters():
             p.requires_grad_(True)

@@ -27,7 +27,7 @@ from ..errors import DataError
 from ..tokenization import IGNORE_INDEX, Encoded, encode
 from .attention import use_packed_attention
 from .batches import Batch, make_batch
-from .methods import apply_method, parameter_counts, unwrap
+from .methods import apply_method, is_prompt_learning, parameter_counts, unwrap
 
 CE_CHUNK = 2048  # tokens per head+cross-entropy chunk; larger batches recompute logits in backward
 
@@ -86,6 +86,10 @@ def loss_sum(model, batch: Batch) -> torch.Tensor:
     recomputed in backward instead of stored."""
     base = unwrap(model)
     keep = batch.labels != IGNORE_INDEX
+    if is_prompt_learning(model):  # peft prepends the soft prompt: drop its positions from the logits
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        logits = logits[:, logits.shape[1] - batch.input_ids.shape[1]:]
+        return F.cross_entropy(logits[keep].float(), batch.labels[keep], reduction="sum")
     if not _plain_head(base):
         logits = model(**batch.model_inputs()).logits
         return F.cross_entropy(logits[keep].float(), batch.labels[keep], reduction="sum")
@@ -165,7 +169,7 @@ class Trainer:
             else:
                 base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.layout = "padded"
-        if config.packing:
+        if config.packing and not is_prompt_learning(model):
             try:
                 use_packed_attention(model)
                 self.layout = "segments"
