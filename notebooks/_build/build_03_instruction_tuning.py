@@ -86,6 +86,8 @@ code("""
 """)
 
 code("""
+import warnings
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -96,6 +98,8 @@ from nbllm.generation import generate
 from nbllm.tokenization import alpaca_prompt
 
 pd.set_option("display.max_colwidth", 160)
+# transformers 5 warns about a deprecated name that peft still calls on every run: noise, not news
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 """)
 
 # ------------------------------------------------------------------ 1. the alpaca template
@@ -144,7 +148,7 @@ That last target matters: it is how the model learns to **stop** after answering
 
 ### The shipped data
 
-Alpaca's 52K records are too many for a CPU lab (and their licence is restrictive), so nbllm ships
+Alpaca's 52K records are too many for a CPU lab (and licensed for non-commercial use only), so nbllm ships
 320 Alpaca-style records of its own, in the same three fields. `load_records` reads them as a list of
 dicts; pandas makes them easy to browse.
 """)
@@ -473,8 +477,8 @@ lima_run.samples.style.set_properties(**{"white-space": "pre-wrap", "text-align"
 md("""
 Several things differ from the Alpaca run:
 
-- The validation loss is higher (above 3, against about 2 for the Alpaca set). The answers are longer
-  and open-ended, so there are many good continuations, and the loss punishes all but the one written.
+- The validation loss is higher than on the Alpaca set. The answers are longer and open-ended, so there
+  are many good continuations, and the loss punishes all but the one that was written.
 - The base model already speaks this chat template and answers at length, so there is no format to
   repair. A few steps nudge the style, and a handful of conversations cannot teach much more. The
   LIMA result needs a strong pre-trained model, many epochs and examples written with great care.
