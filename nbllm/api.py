@@ -75,7 +75,9 @@ def sft(data=None, *, model=None, tokenizer=None, save: str | None = None, resum
         model_obj, tokenizer = getattr(model, "model", model), getattr(model, "tokenizer", tokenizer)
         if tokenizer is None:
             raise ConfigError("a model object needs its tokenizer: pass tokenizer=... or an SFTResult")
-        options.setdefault("model", getattr(model_obj.config, "name_or_path", "custom") or "custom")
+        known = base_name(model)  # an SFTResult's or ModelResult's registry name, not a cache path
+        options.setdefault("model", known if known != "custom" else
+                           (getattr(model_obj.config, "name_or_path", "custom") or "custom"))
     elif model is not None:
         options["model"] = model
     if isinstance(data, str) and "data" not in options:

@@ -83,8 +83,9 @@ def apply_method(model, config):
     with --method lora; any other method first merges them into the weights."""
     if hasattr(model, "peft_config"):
         if config.method in ("lora", "dpo") and not is_prompt_learning(model):
+            active = f".{model.active_adapter}."  # only the active adapter trains
             for name, p in model.named_parameters():
-                p.requires_grad_("lora_" in name)
+                p.requires_grad_("lora_" in name and active in name)
             return model
         model = model.merge_and_unload()
     if config.method in ("lora", "dpo"):
