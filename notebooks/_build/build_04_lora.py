@@ -3,8 +3,7 @@
 from pathlib import Path
 from textwrap import dedent
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from _labs import write
 
 OUT = Path(__file__).resolve().parent.parent / "04_lora.ipynb"
 
@@ -714,22 +713,5 @@ assert not ADAPTER_DIR.exists()
 """)
 
 
-def build() -> nbformat.NotebookNode:
-    nb = new_notebook()
-    nb.metadata = {
-        "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
-        "language_info": {"name": "python"},
-    }
-    for n, (kind, source, tags) in enumerate(CELLS):
-        cell = new_markdown_cell(source) if kind == "md" else new_code_cell(source)
-        cell.id = f"lab04-{n:02d}"  # stable ids: regenerating gives no diff
-        if tags:
-            cell.metadata["tags"] = tags
-        nb.cells.append(cell)
-    nbformat.validate(nb)
-    return nb
-
-
 if __name__ == "__main__":
-    nbformat.write(build(), OUT)
-    print(f"wrote {OUT} ({len(CELLS)} cells)")
+    write(CELLS, "lab04", OUT)
