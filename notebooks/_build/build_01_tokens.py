@@ -1,21 +1,13 @@
 """Generate notebooks/01_tokens.ipynb (Lab 1: tokens and the next-token objective), clean and without outputs."""
 
 from pathlib import Path
-from textwrap import dedent
 
-from _labs import write
+from _labs import Lab
 
 OUT = Path(__file__).resolve().parent.parent / "01_tokens.ipynb"
 
-CELLS = []
-
-
-def md(text):
-    CELLS.append(("md", dedent(text).strip("\n"), []))
-
-
-def code(text, tags=()):
-    CELLS.append(("code", dedent(text).strip("\n"), list(tags)))
+LAB = Lab("lab01", OUT)
+md, code = LAB.md, LAB.code
 
 
 # ------------------------------------------------------------------ title and parameters
@@ -608,4 +600,4 @@ The fine-tuning labs ahead build their batches from exactly these labels and mas
 
 
 if __name__ == "__main__":
-    write(CELLS, "lab01", OUT)
+    LAB.write()

@@ -1,21 +1,13 @@
 """Generate notebooks/03_instruction_tuning.ipynb (Lab 3: instruction fine-tuning), clean and without outputs."""
 
 from pathlib import Path
-from textwrap import dedent
 
-from _labs import write
+from _labs import Lab
 
 OUT = Path(__file__).resolve().parent.parent / "03_instruction_tuning.ipynb"
 
-CELLS = []
-
-
-def md(text):
-    CELLS.append(("md", dedent(text).strip("\n"), []))
-
-
-def code(text, tags=()):
-    CELLS.append(("code", dedent(text).strip("\n"), list(tags)))
+LAB = Lab("lab03", OUT)
+md, code = LAB.md, LAB.code
 
 
 # ------------------------------------------------------------------ title and parameters
@@ -631,4 +623,4 @@ Next: LoRA itself (ranks, targets, merging adapters) and preference tuning.
 
 
 if __name__ == "__main__":
-    write(CELLS, "lab03", OUT)
+    LAB.write()

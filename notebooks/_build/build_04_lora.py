@@ -1,21 +1,13 @@
 """Generate notebooks/04_lora.ipynb (Lab 4: LoRA), clean and without outputs."""
 
 from pathlib import Path
-from textwrap import dedent
 
-from _labs import write
+from _labs import Lab
 
 OUT = Path(__file__).resolve().parent.parent / "04_lora.ipynb"
 
-CELLS = []
-
-
-def md(text):
-    CELLS.append(("md", dedent(text).strip("\n"), []))
-
-
-def code(text, tags=()):
-    CELLS.append(("code", dedent(text).strip("\n"), list(tags)))
+LAB = Lab("lab04", OUT)
+md, code = LAB.md, LAB.code
 
 
 # ------------------------------------------------------------------ title and parameters
@@ -714,4 +706,4 @@ assert not ADAPTER_DIR.exists()
 
 
 if __name__ == "__main__":
-    write(CELLS, "lab04", OUT)
+    LAB.write()
