@@ -15,16 +15,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
-import subprocess
-import sys
-import threading
-import time
 
-
-def rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+from _memory import PeakGrowth, in_fresh_process
 
 
 def child(side: str, steps: int) -> None:
@@ -38,15 +30,6 @@ def child(side: str, steps: int) -> None:
                     val_fraction=0.05, eval_every=10**6, device="cpu")
     model, tok = models.load_model("smollm2", device="cpu")
     data = prepare_preferences(load_records("preferences"), tok, cfg)
-    start, peak, stop = rss(), [0], threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            peak[0] = max(peak[0], rss())
-            time.sleep(0.01)
-
-    threading.Thread(target=sample, daemon=True).start()
-
     class WithCopy(DPOTrainer):
         """The same LoRA policy, but the reference is a frozen copy taken before LoRA is attached."""
 
@@ -58,17 +41,14 @@ def child(side: str, steps: int) -> None:
             use_packed_attention(reference)
             self.reference = reference
 
-    trainer = (WithCopy if side == "lora_with_copy" else DPOTrainer)(cfg, data, model, tok, "cpu")
-    trainer.run()
-    stop.set()
-    print(json.dumps({"peak": max(peak[0], rss()) - start}))
+    with PeakGrowth() as peak:
+        trainer = (WithCopy if side == "lora_with_copy" else DPOTrainer)(cfg, data, model, tok, "cpu")
+        trainer.run()
+    print(json.dumps({"peak": peak.bytes}))
 
 
 def measure(side: str, steps: int) -> int:
-    code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); import dpo; "
-            f"dpo.child({side!r}, {steps})")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])["peak"]
+    return in_fresh_process("dpo", f"child({side!r}, {steps})")["peak"]
 
 
 def main() -> None:

@@ -17,16 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import subprocess
-import sys
-import threading
 import time
 
 import torch
+from _memory import PeakGrowth, in_fresh_process
 
-import nbllm
 from nbllm import models
 from nbllm.config import SFTConfig
 from nbllm.data import load_records
@@ -138,39 +133,23 @@ def run_trainer(cfg: SFTConfig, device: str, prepared, tok):
 
 # ---------------------------------------------------------------- peak memory, one fresh process per side
 
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def memory_child(side: str, method: str, steps: int, batch: int, max_length: int) -> None:
     """Peak RSS growth during training (model already loaded), printed as JSON."""
     cfg = config_for(method, steps, batch, "cpu", max_length)
-    peak, stop = [0], threading.Event()
     tok = models.load_tokenizer("smollm2")
     prepared = prepare_data(load_records("instructions"), tok, cfg)
     models.load_model("smollm2")  # warm the page cache and imports outside the measured window
-    start = rss_bytes()
-
-    def sample():
-        while not stop.is_set():
-            peak[0] = max(peak[0], rss_bytes())
-            time.sleep(0.01)
-
-    threading.Thread(target=sample, daemon=True).start()
-    if side == "nbllm":
-        run_nbllm(cfg, "cpu")
-    else:
-        run_trainer(cfg, "cpu", prepared, tok)
-    stop.set()
-    print(json.dumps({"peak_growth": max(peak[0], rss_bytes()) - start}))
+    with PeakGrowth() as peak:
+        if side == "nbllm":
+            run_nbllm(cfg, "cpu")
+        else:
+            run_trainer(cfg, "cpu", prepared, tok)
+    print(json.dumps({"peak_growth": peak.bytes}))
 
 
 def peak_memory(side: str, method: str, steps: int, batch: int, max_length: int) -> int:
-    code = (f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); import sft; "
-            f"sft.memory_child({side!r}, {method!r}, {steps}, {batch}, {max_length})")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])["peak_growth"]
+    call = f"memory_child({side!r}, {method!r}, {steps}, {batch}, {max_length})"
+    return in_fresh_process("sft", call)["peak_growth"]
 
 
 def main() -> None:
