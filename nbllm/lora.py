@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .errors import ConfigError, ModelError
-from .train.methods import lora_targets, parameter_counts, unwrap
+from .train.methods import lora_targets, parameter_counts, peft_wrap, unwrap
 
 META = "nbllm_adapter.json"
 
@@ -32,7 +32,7 @@ def _require_adapters(model, action: str):
 def attach(model, r: int = 8, alpha: float = 16.0, dropout: float = 0.05, targets: str = "q_proj,v_proj",
            name: str = "default", seed: int = 0):
     """Wrap `model` with a new LoRA adapter (or add a named one beside existing adapters)."""
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
 
     if r <= 0:
         raise ConfigError(f"--r must be > 0 (got {r})")
@@ -50,7 +50,7 @@ def attach(model, r: int = 8, alpha: float = 16.0, dropout: float = 0.05, target
             model.add_adapter(name, config)
             model.set_adapter(name)
             return model
-        return get_peft_model(model, config, adapter_name=name)
+        return peft_wrap(model, config, adapter_name=name)
 
 
 def lora_layers(model):

@@ -131,3 +131,5 @@ def test_rank_sweep(ip):
     df = sweep.to_pandas()
     assert list(df.r) == [1, 4] and df.trainable.iloc[1] == 4 * df.trainable.iloc[0]
     assert df.val_loss.notna().all() and "r" in repr(sweep) and "<img" in sweep._repr_html_()
+    slower = ip.run_cell("%lora base --sweep 1 --data recs --max-steps 2 --batch-size 4 --lr 1e-9").result
+    assert slower.rows[0]["final_loss"] != df.final_loss.iloc[0]  # --lr reaches the runs

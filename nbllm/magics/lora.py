@@ -26,6 +26,8 @@ ACTIONS = ("inspect", "merge", "unmerge", "save", "load", "use", "sweep")
 @argument("--data", default="instructions", help="data for --sweep (default: the shipped instructions)")
 @argument("--max-steps", type=int, default=20, help="steps per --sweep run (default 20)")
 @argument("--batch-size", type=int, default=8, help="batch size for --sweep runs")
+@argument("--lr", type=float, default=None, help="learning rate for --sweep runs (default: LoRA's default)")
+@argument("--seed", type=int, default=0, help="seed for --sweep runs (the same data order for every rank)")
 @argument("--out", "-o", default=None, help="bind the report to this variable")
 @usage_errors
 def lora_magic(self, line):
@@ -53,7 +55,8 @@ def lora_magic(self, line):
             raise UsageError(f"--sweep takes ranks like 1,2,4,8 (got {args.sweep})")
         variable = ns.get(args.data) if args.data.isidentifier() and args.data in ns else args.data
         result = api.lora_sweep(api.base_name(holder), variable, ranks, targets=args.targets,
-                                max_steps=args.max_steps, batch_size=args.batch_size)
+                                max_steps=args.max_steps, batch_size=args.batch_size, seed=args.seed,
+                                **({"lr": args.lr} if args.lr is not None else {}))
     else:
         alpha = args.alpha if args.alpha is not None else 2.0 * args.r
         path = args.save or args.load

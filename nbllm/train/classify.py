@@ -22,7 +22,7 @@ from .. import models
 from ..config import SFTConfig
 from ..errors import ConfigError, DataError
 from .methods import linear_module_names
-from .sft import TrainState, _graceful_interrupt, set_seed
+from .sft import TrainState, _graceful_interrupt, set_seed, stop_requested
 
 
 @dataclass
@@ -214,10 +214,7 @@ class ClassifierTrainer:
                 state.history.append(row)
                 if on_step:
                     on_step(row, self)
-                if interrupted():
-                    state.stopped = "interrupted"
-                elif should_stop and should_stop():
-                    state.stopped = "stop-button"
+                stop_requested(state, interrupted, should_stop)
         if self.val:
             self.val_loss, self.val_accuracy, self.confusion = _evaluate(clf, self.tokenizer, self.val,
                                                                          len(self.classes))

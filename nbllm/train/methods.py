@@ -10,6 +10,18 @@ from ..errors import ConfigError
 ADAPTER_METHODS = ("lora", "dpo", "prompt-tuning")  # train peft adapters; checkpoints hold only those
 
 
+def peft_wrap(model, peft_config, **kwargs):
+    """peft.get_peft_model without transformers' FutureWarning about peft's own call to
+    is_gradient_checkpointing (noise in every notebook cell that attaches an adapter)."""
+    import warnings
+
+    from peft import get_peft_model
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, peft_config, **kwargs)
+
+
 def unwrap(model):
     """The transformers model under a peft wrapper (LoRA layers stay in place inside it)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -44,11 +56,11 @@ def lora_targets(model, targets: str):
 
 
 def apply_lora(model, r: int, alpha: float, dropout: float, targets: str):
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
 
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=lora_targets(model, targets),
                         bias="none", task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
+    return peft_wrap(model, config)
 
 
 def is_prompt_learning(model) -> bool:
@@ -91,10 +103,10 @@ def apply_method(model, config):
     if config.method in ("lora", "dpo"):
         return apply_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
     if config.method == "prompt-tuning":
-        from peft import PromptTuningConfig, PromptTuningInit, get_peft_model
+        from peft import PromptTuningConfig, PromptTuningInit
 
-        return get_peft_model(model, PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=config.virtual_tokens,
-                                                        prompt_tuning_init=PromptTuningInit.SAMPLE_VOCAB))
+        return peft_wrap(model, PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=config.virtual_tokens,
+                                                   prompt_tuning_init=PromptTuningInit.SAMPLE_VOCAB))
     if config.method in ("full", "dpo-full"):
         for p in model.parameters():
             p.requires_grad_(True)

@@ -278,13 +278,7 @@ class Trainer:
                     on_step(row, self)
                 if on_checkpoint:
                     on_checkpoint(self)
-                if state.stopped:  # on_step asked to stop
-                    pass
-                elif interrupted():
-                    state.stopped = "interrupted"
-                elif should_stop and should_stop():
-                    state.stopped = "stop-button"
-                if state.stopped:
+                if stop_requested(state, interrupted, should_stop):
                     break
         if state.history and math.isnan(state.history[-1]["val_loss"]):
             state.history[-1]["val_loss"] = self.val_loss()
@@ -323,6 +317,17 @@ def set_seed(seed: int) -> None:
         np.random.seed(seed % 2**32)
     except ImportError:  # pragma: no cover
         pass
+
+
+def stop_requested(state: TrainState, interrupted, should_stop) -> bool:
+    """After a step: record why the run ends (on_step may already have set a reason),
+    a kernel interrupt first, then the Stop button; True when it should end."""
+    if not state.stopped:
+        if interrupted():
+            state.stopped = "interrupted"
+        elif should_stop and should_stop():
+            state.stopped = "stop-button"
+    return state.stopped is not None
 
 
 class _graceful_interrupt:
