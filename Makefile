@@ -40,7 +40,7 @@ demo: setup
 	@echo "executed copy: build/$(notdir $(DEMO))"
 
 bench: setup
-	@for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+	@for script in benchmarks/[!_]*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf build .pytest_cache
