@@ -7,12 +7,13 @@ The same backend works from a plain script: `nbllm.tokenize(...)`, `nbllm.load_m
 
 from .errors import ConfigError, DataError, ModelError, NbllmError, OfflineError, TemplateError
 from .models import load_model, load_tokenizer, register, registered
+from . import rag  # nbllm.rag.index / query / collections (light: heavy imports happen inside)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError", "DataError", "ModelError", "NbllmError", "OfflineError", "TemplateError",
-    "info", "load_model", "load_tokenizer", "register", "registered", "sft", "tokenize",
+    "info", "load_model", "load_tokenizer", "rag", "register", "registered", "sft", "tokenize",
 ]
 
 

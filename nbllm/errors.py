@@ -26,3 +26,7 @@ class DataError(NbllmError):
 
 class TemplateError(NbllmError):
     """A prompt template cannot be applied (e.g. the tokenizer has no chat template)."""
+
+
+class ServerError(NbllmError):
+    """A server nbllm was pointed at (e.g. Chroma with --server URL) cannot be reached."""

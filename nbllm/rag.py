@@ -1,0 +1,253 @@
+"""Retrieval-augmented generation from a script: the backend of %rag / %%rag.
+
+    import nbllm.rag as rag
+    rag.index("nbllm/data/corpus")                       # load, split, embed, store (Chroma)
+    res = rag.query("How is LoRA's B initialised?", k=3)  # retrieve, then answer citing [n]
+    res.hits, res.contexts, res.answer, res.citations
+
+Everything is read, split and embedded before anything is written, so a failed run never
+leaves a persistent collection half-changed.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+from .errors import ConfigError, DataError
+
+DEFAULTS = {"chunk_size": 128, "overlap": 16, "unit": "tokens", "embedder": "minilm", "distance": "l2", "k": 4}
+_LMS: dict[str, tuple] = {}
+
+
+def corpus_dir() -> Path:
+    """The small original corpus shipped for the RAG lab and tests."""
+    return Path(__file__).resolve().parent / "data" / "corpus"
+
+
+def _where(where):
+    """A Chroma metadata filter from a dict, JSON ('{"source": "lora.md"}') or key=value pairs
+    ('source=lora.md,page=2'; numbers become ints), the form that survives IPython's {var} expansion."""
+    if where is None or isinstance(where, dict):
+        return where or None
+    text = where.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":  # quotes the magic's parser kept
+        text = text[1:-1].strip()
+    if text and not text.startswith(("{", "[")) and "=" in text:
+        value = {}
+        for pair in text.split(","):
+            key, _, val = pair.partition("=")
+            value[key.strip()] = int(val) if val.strip().lstrip("-").isdigit() else val.strip()
+        return value if len(value) == 1 else {"$and": [{k: v} for k, v in value.items()]}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        try:  # IPython may have turned the JSON into a Python dict's repr
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise ConfigError(f"--where is not valid JSON ({err.msg}); write e.g. --where source=lora.md or "
+                              "--where '{\"source\": \"lora.md\"}'") from None
+    if not isinstance(value, dict):
+        raise ConfigError("--where must be a JSON object such as {\"source\": \"lora.md\"}, or source=lora.md")
+    return value or None
+
+
+def index(source, collection: str = "default", *, chunk_size: int | None = None, overlap: int | None = None,
+          unit: str = "tokens", embedder: str = "minilm", distance: str = "l2", text_field: str | None = None,
+          persist: str | None = None, server: str | None = None):
+    """Load, split, embed and store `source` (path, folder, glob, list or DataFrame) in a Chroma
+    collection; returns an IndexReport. Re-indexing an unchanged corpus adds nothing."""
+    from .retrieval import load, search, split, store
+    from .retrieval.embed import get_embedder
+    from .retrieval.results import IndexReport
+
+    store.check_name(collection)
+    store.check_distance(distance)
+    chunk_size = chunk_size if chunk_size is not None else (DEFAULTS["chunk_size"] if unit == "tokens" else 512)
+    overlap = overlap if overlap is not None else (DEFAULTS["overlap"] if unit == "tokens" else 64)
+    split.check_sizes(chunk_size, overlap, unit=unit)
+    loaded = load.load(source, text_field)
+    if not loaded.documents:
+        why = "; ".join(f"{s}: {r}" for s, r in loaded.skipped[:3])
+        raise DataError(f"nothing to index: no readable text in {source!r}" + (f" (skipped {why})" if why else ""))
+    emb = get_embedder(embedder)
+    split.check_sizes(chunk_size, overlap, emb.max_tokens, unit)
+    length = emb.tokens if unit == "tokens" else len
+    chunks = split.split_documents(loaded.documents, chunk_size, overlap, length)
+    chunks = list({c.id: c for c in chunks}.values())
+    hashes = {c.id: split.text_hash(c.text) for c in chunks}
+
+    chroma = store.client(persist, server)
+    existing = {}
+    if collection in store.names(chroma):  # read-only checks before anything is written
+        col = store.get_collection(collection, persist, server)
+        store.check_embedder(col, embedder, emb.dim)
+        built = store.info(col).get("distance")
+        if built and built != distance:
+            raise ConfigError(f"collection '{collection}' uses distance {built}, not {distance} (fixed when it was "
+                              f"created); use --distance {built}, or a new --collection")
+        sources = sorted({c.source for c in chunks})
+        for i in range(0, len(sources), 100):
+            got = col.get(where={"source": {"$in": sources[i:i + 100]}}, include=["metadatas"])
+            existing.update({id_: (m or {}).get("text_hash") for id_, m in zip(got["ids"], got["metadatas"])})
+    todo = [c for c in chunks if existing.get(c.id) != hashes[c.id]]
+    stale = sorted(set(existing) - set(hashes))
+    before = emb.stats["embedded"]
+    vectors = emb.embed([c.text for c in todo])  # everything is embedded before the first write
+    embedded = emb.stats["embedded"] - before
+
+    col = store.open_for_write(collection, embedder, emb.dim, distance,
+                               {"chunk_size": chunk_size, "overlap": overlap, "unit": unit}, persist, server)
+    batch = chroma.get_max_batch_size() if hasattr(chroma, "get_max_batch_size") else 5000
+    for i in range(0, len(todo), batch):
+        part = todo[i:i + batch]
+        col.upsert(ids=[c.id for c in part], embeddings=vectors[i:i + batch], documents=[c.text for c in part],
+                   metadatas=[_metadata(c, hashes[c.id]) for c in part])
+    if stale:
+        col.delete(ids=stale)
+    store.remember(collection, persist, server)
+    search.WRITES[0] += 1
+    updated = sum(1 for c in todo if c.id in existing)
+    return IndexReport(collection, len(loaded.documents), len(chunks), len(todo) - updated, updated,
+                       len(chunks) - len(todo), len(stale), loaded.skipped, embedded, embedder, distance,
+                       store.where_text(persist, server), col.count())
+
+
+def _metadata(chunk, text_hash: str) -> dict:
+    meta = {k: v for k, v in chunk.meta.items() if isinstance(v, (str, int, float, bool)) and
+            k not in ("source", "page", "offset", "text_hash")}
+    return {**meta, "source": chunk.source, "page": chunk.page or 0, "offset": chunk.offset, "text_hash": text_hash}
+
+
+def _language_model(model):
+    """(model, tokenizer, template, name) from a registry name/path or an object with .model/.tokenizer."""
+    from . import models
+
+    if model is None or isinstance(model, str):
+        name = model or "smollm2"
+        if name not in _LMS:
+            if models.model_kind(name) != models.CAUSAL_LM:
+                raise ConfigError(f"'{name}' is an encoder, not a generator; use --model smollm2, a causal LM or "
+                                  "an %%sft result")
+            _LMS.clear()  # keep one generator in memory
+            _LMS[name] = models.load_model(name)
+        m, tok = _LMS[name]
+        return m, tok, "chat", name
+    if not hasattr(model, "tokenizer") or not hasattr(model, "model"):
+        raise ConfigError(f"a {type(model).__name__} is not a model result (no .model/.tokenizer); pass a model "
+                          "name or an %%sft result")
+    from .api import base_name
+
+    return model.model, model.tokenizer, getattr(model, "template", "chat"), base_name(model)
+
+
+def query(question: str, collection: str = "default", *, k: int = 4, model=None, generate: bool = True,
+          hybrid: bool = False, rerank: bool = False, exact: bool = False, where=None, embedder: str | None = None,
+          reranker: str | None = None, distance: str | None = None, candidates: int | None = None,
+          max_new_tokens: int = 64, persist: str | None = None, server: str | None = None):
+    """Retrieve the top-k chunks for `question` and (unless generate=False) answer citing them.
+
+    hybrid: fuse BM25 with dense results by reciprocal rank; rerank: re-score the top
+    candidates (a cross-encoder named by `reranker`, else the language model's likelihood);
+    exact: brute-force search with all three distances side by side (and HNSW's ranks)."""
+    from .retrieval import generate as gen
+    from .retrieval import search, store
+    from .retrieval.embed import get_embedder
+    from .retrieval.results import RAGResult
+
+    if not isinstance(question, str) or not question.strip():
+        raise DataError("the question is empty; write it in the cell below %%rag (or pass it after the flags)")
+    question = question.strip()
+    if k is None or k <= 0:
+        raise ConfigError(f"--k must be >= 1 (got {k})")
+    if distance is not None:
+        store.check_distance(distance)
+    where = _where(where)
+    persist, server = store.location(collection, persist, server)
+    col = store.get_collection(collection, persist, server)
+    total = col.count()
+    if total == 0:
+        raise DataError(f"collection '{collection}' is empty; add documents with %rag index PATH --collection "
+                        f"{collection}")
+    built = store.info(col)
+    name = built.get("embedder", "minilm")
+    emb = get_embedder(name)
+    if embedder is not None:
+        store.check_embedder(col, embedder)  # by name: no need to load the other model
+    notices = []
+    if k > total:
+        notices.append(f"--k {k} is more than the {total} chunks in '{collection}'; using k={total}")
+        k = total
+    space = distance or built.get("distance", "l2")
+    pool = min(total, max(k, candidates or (3 * k if rerank else k)))
+    qvec = emb.embed([question])[0]
+    hnsw_ids = None
+    if exact or space != built.get("distance", "l2"):
+        hits = search.exact(col, qvec, pool, where, space)
+        hnsw = search.dense(col, qvec, pool, where)
+        hnsw_ids = [h["id"] for h in hnsw]
+        for h in hits:
+            h["hnsw_rank"] = hnsw_ids.index(h["id"]) + 1 if h["id"] in hnsw_ids else None
+    else:
+        hits = search.dense(col, qvec, pool, where)
+    if not hits:
+        raise DataError(f"no chunk of '{collection}' matches --where {json.dumps(where)}; loosen the filter")
+    if hybrid:
+        hits = search.rrf(hits, search.bm25(col, question, pool, where), k=pool)
+    lm = None
+    if rerank:
+        if reranker:
+            scorer = search.cross_encoder_scorer(reranker)
+        else:
+            lm = _language_model(model)
+            scorer = lambda q, texts: search.lm_scores(lm[0], lm[1], q, texts)  # noqa: E731
+        hits = search.rerank(question, hits, k, scorer)
+    hits = hits[:k]
+    answer, citations, prompt = None, [], None
+    model_name = None
+    if generate:
+        lm = lm or _language_model(model)
+        model_name = lm[3]
+        contexts = [h["text"] for h in hits]
+        prompt, answer = gen.answer(lm[0], lm[1], question, contexts, lm[2], max_new_tokens)
+        citations = gen.model_citations(answer, len(hits)) or gen.similarity_citations(answer, contexts, emb.embed)
+    config = {"collection": collection, "k": k, "distance": space, "hybrid": hybrid,
+              "rerank": (reranker or "lm") if rerank else False, "exact": exact, "embedder": name,
+              "model": model_name, "where": where}
+    return RAGResult(question, hits, answer, citations, config, notices, prompt, hnsw_ids)
+
+
+def collections(persist: str | None = None, server: str | None = None):
+    """The collections of a client, with chunk counts, embedder and distance."""
+    from .retrieval import store
+    from .retrieval.results import CollectionsResult
+
+    chroma = store.client(persist, server)
+    rows = []
+    for name in store.names(chroma):
+        col = chroma.get_collection(name)
+        meta = store.info(col)
+        rows.append({"collection": name, "chunks": col.count(), "embedder": meta.get("embedder", "?"),
+                     "dim": meta.get("dim"), "distance": meta.get("distance", "?"),
+                     "chunk_size": meta.get("chunk_size"), "overlap": meta.get("overlap"), "unit": meta.get("unit")})
+    return CollectionsResult(rows, store.where_text(persist, server))
+
+
+def drop(collection: str, persist: str | None = None, server: str | None = None) -> str:
+    from .retrieval import search, store
+
+    persist, server = store.location(collection, persist, server)
+    store.drop(collection, persist, server)
+    search.WRITES[0] += 1
+    return f"dropped collection '{collection}'"
+
+
+def explore(collection: str = "default", *, k: int = 4, model=None, persist=None, server=None):
+    """The RAG explorer widget: query box, k, distance, hybrid and rerank toggles, result cards."""
+    from .retrieval import store
+    from .widgets.retrieval import RAGExplorer
+
+    persist, server = store.location(collection, persist, server)
+    store.get_collection(collection, persist, server)
+    return RAGExplorer(collection, k=k, model=model, persist=persist, server=server)

@@ -1,0 +1,186 @@
+"""Chroma clients (in memory, persistent folder, or a running server) and collections that
+remember the embedder they were built with.
+
+Chroma's default embedding function downloads a model on first use and fails offline, so
+every collection gets nbllm's own (NbllmEmbeddingFunction), and nbllm passes vectors itself.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlparse
+
+from ..errors import ConfigError, DataError, ServerError
+
+DISTANCES = ("l2", "ip", "cosine")
+DEFAULT_COLLECTION = "default"
+# HNSW settings: measured with benchmarks/rag.py to keep recall@10 >= 0.98 against exact search
+HNSW = {"ef_construction": 200, "ef_search": 128, "max_neighbors": 32}
+META_PREFIX = "nbllm_"
+
+_CLIENTS: dict[tuple, object] = {}
+_WHERE: dict[str, tuple] = {}  # collection name -> (persist, server) it was last indexed or queried at
+
+
+def _embedding_function_class():
+    from chromadb.api.types import Documents, EmbeddingFunction
+    from chromadb.utils.embedding_functions import register_embedding_function, known_embedding_functions
+
+    if "nbllm" in known_embedding_functions:
+        return known_embedding_functions["nbllm"]
+
+    class NbllmEmbeddingFunction(EmbeddingFunction[Documents]):
+        """Embeds with nbllm's Embedder (offline, cached), never Chroma's downloading default."""
+
+        def __init__(self, embedder: str = "minilm"):
+            self.embedder = embedder
+
+        def __call__(self, input: Documents):
+            from .embed import get_embedder
+
+            return list(get_embedder(self.embedder).embed(list(input)))
+
+        @staticmethod
+        def name() -> str:
+            return "nbllm"
+
+        def get_config(self) -> dict:
+            return {"embedder": self.embedder}
+
+        @staticmethod
+        def build_from_config(config: dict) -> "NbllmEmbeddingFunction":
+            return NbllmEmbeddingFunction(config.get("embedder", "minilm"))
+
+    register_embedding_function(NbllmEmbeddingFunction)
+    return NbllmEmbeddingFunction
+
+
+def embedding_function(embedder: str):
+    return _embedding_function_class()(embedder)
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]", name or ""):
+        raise ConfigError(f"collection name {name!r} is not valid; use 3-512 letters, digits, '.', '_' or '-', "
+                          "starting and ending with a letter or digit")
+    return name
+
+
+def check_distance(distance: str) -> str:
+    if distance not in DISTANCES:
+        raise ConfigError(f"unknown distance {distance!r}; use l2, ip or cosine")
+    return distance
+
+
+def client(persist: str | None = None, server: str | None = None):
+    """A cached Chroma client: in memory (default), a persistent folder, or an HTTP server."""
+    if persist and server:
+        raise ConfigError("use either --persist DIR or --server URL, not both")
+    key = ("persist", str(persist)) if persist else ("server", server) if server else ("memory",)
+    if key in _CLIENTS:
+        return _CLIENTS[key]
+    import chromadb
+    from chromadb.config import Settings
+
+    settings = Settings(anonymized_telemetry=False, allow_reset=False)
+    if persist:
+        made = chromadb.PersistentClient(path=str(persist), settings=settings)
+    elif server:
+        url = urlparse(server if "://" in server else f"http://{server}")
+        if not url.hostname:
+            raise ConfigError(f"--server {server!r} is not a URL; use e.g. http://127.0.0.1:8000")
+        try:
+            made = chromadb.HttpClient(host=url.hostname, port=url.port or 8000, ssl=url.scheme == "https",
+                                       settings=settings)
+            made.heartbeat()
+        except Exception as err:  # noqa: BLE001 - chromadb raises several types for a dead server
+            raise ServerError(f"cannot reach the Chroma server at {server} ({type(err).__name__}); start it with "
+                              f"`chroma run --host {url.hostname} --port {url.port or 8000}` or fix --server") from None
+    else:
+        made = chromadb.EphemeralClient(settings=settings)
+    _CLIENTS[key] = made
+    return made
+
+
+def remember(name: str, persist, server) -> None:
+    _WHERE[name] = (persist, server)
+
+
+def location(name: str, persist=None, server=None) -> tuple:
+    """Where a collection lives: the flags given, else where this process last used it."""
+    if persist or server:
+        return persist, server
+    return _WHERE.get(name, (None, None))
+
+
+def where_text(persist, server) -> str:
+    return f"persistent folder {persist}" if persist else f"server {server}" if server else "memory"
+
+
+def names(chroma) -> list[str]:
+    return sorted(c.name if hasattr(c, "name") else str(c) for c in chroma.list_collections())
+
+
+def get_collection(name: str, persist=None, server=None):
+    """An existing collection with nbllm's embedding function, or DataError naming the fix."""
+    check_name(name)
+    chroma = client(persist, server)
+    existing = names(chroma)
+    if name not in existing:
+        have = f"collections here: {', '.join(existing)}" if existing else "no collections yet"
+        raise DataError(f"no collection '{name}' in {where_text(persist, server)} ({have}); "
+                        f"run %rag index PATH --collection {name} first")
+    raw = chroma.get_collection(name)
+    meta = raw.metadata or {}
+    return chroma.get_collection(name, embedding_function=embedding_function(meta.get("nbllm_embedder", "minilm")))
+
+
+def info(collection) -> dict:
+    meta = collection.metadata or {}
+    return {k[len(META_PREFIX):]: v for k, v in meta.items() if k.startswith(META_PREFIX)}
+
+
+def check_embedder(collection, embedder: str, dim: int | None = None) -> None:
+    built = info(collection)
+    if built.get("embedder") not in (None, embedder) or (dim is not None and built.get("dim") not in (None, dim)):
+        raise ConfigError(f"collection '{collection.name}' was built with embedder '{built.get('embedder')}' "
+                          f"({built.get('dim')}-d vectors), not '{embedder}'{f' ({dim}-d)' if dim else ''}; use --embedder "
+                          f"{built.get('embedder')}, or a new --collection for this embedder")
+
+
+def open_for_write(name: str, embedder: str, dim: int, distance: str, extra: dict, persist=None, server=None):
+    """Get or create the collection; the embedder and distance must match what it was built with."""
+    check_name(name)
+    check_distance(distance)
+    chroma = client(persist, server)
+    if name in names(chroma):
+        col = get_collection(name, persist, server)
+        check_embedder(col, embedder, dim)
+        built = info(col).get("distance")
+        if built and built != distance:
+            raise ConfigError(f"collection '{name}' uses distance {built}, not {distance} (fixed when it was "
+                              f"created); use --distance {built}, or a new --collection")
+        return col
+    meta = {f"{META_PREFIX}embedder": embedder, f"{META_PREFIX}dim": dim, f"{META_PREFIX}distance": distance,
+            **{f"{META_PREFIX}{k}": v for k, v in extra.items() if v is not None}}
+    return chroma.create_collection(name, metadata=meta, embedding_function=embedding_function(embedder),
+                                    configuration={"hnsw": {"space": distance, **HNSW}})
+
+
+def drop(name: str, persist=None, server=None) -> None:
+    get_collection(name, persist, server)  # a clear error if it is not there
+    client(persist, server).delete_collection(name)
+    _WHERE.pop(name, None)
+
+
+def all_rows(collection, include=("documents", "metadatas", "embeddings"), where=None) -> dict:
+    """Every row of a collection (paged), sorted by id so that order never depends on storage."""
+    out = {"ids": [], **{k: [] for k in include}}
+    total, page = collection.count(), 5000
+    for offset in range(0, total, page):
+        got = collection.get(include=list(include), limit=page, offset=offset, where=where)
+        out["ids"] += list(got["ids"])
+        for k in include:
+            out[k] += list(got[k]) if got[k] is not None else []
+    order = sorted(range(len(out["ids"])), key=out["ids"].__getitem__)
+    return {k: [v[i] for i in order] for k, v in out.items()}

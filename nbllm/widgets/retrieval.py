@@ -1,0 +1,75 @@
+"""The RAG explorer: type a question, see the retrieved chunks as cards with scores, sources
+and matched terms. Every retrieved text is HTML-escaped before it reaches the page."""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as w
+
+from ..errors import NbllmError
+
+
+class RAGExplorer(w.VBox):
+    """Query box, k slider, distance, hybrid/rerank/answer toggles and result cards.
+
+    Searches when the query is submitted (Enter) or any control changes; `search()` does the
+    same from code and returns the RAGResult."""
+
+    def __init__(self, collection: str = "default", k: int = 4, model=None, persist=None, server=None):
+        from ..retrieval import store
+
+        col = store.get_collection(collection, persist, server)
+        total, built = col.count(), store.info(col).get("distance", "l2")
+        self.collection, self.model, self.persist, self.server = collection, model, persist, server
+        self.query = w.Text(placeholder="ask a question and press Enter", description="question",
+                            continuous_update=False, layout=w.Layout(width="100%"))
+        self.query.add_class("nbllm-rag-query")
+        self.k = w.IntSlider(value=min(k, max(total, 1)), min=1, max=max(1, min(total, 20)), description="k")
+        self.distance = w.Dropdown(options=["l2", "ip", "cosine"], value=built, description="distance")
+        self.hybrid = w.Checkbox(value=False, description="hybrid (BM25 + dense)", indent=False)
+        self.rerank = w.Checkbox(value=False, description="rerank", indent=False)
+        self.answer = w.Checkbox(value=False, description="answer", indent=False)
+        self.status = w.HTML(f"<small>collection <code>{html.escape(collection)}</code>: {total} chunks, "
+                             f"built with {html.escape(built)} distance (others are exact brute force)</small>")
+        self.results = w.HTML("")
+        self.result = None
+        controls = w.HBox([self.k, self.distance, self.hybrid, self.rerank, self.answer])
+        super().__init__([self.query, controls, self.status, self.results])
+        self.add_class("nbllm-rag-explorer")
+        self.query.observe(self._changed, names="value")
+        for control in (self.k, self.distance, self.hybrid, self.rerank, self.answer):
+            control.observe(self._changed, names="value")
+
+    def _changed(self, _change=None) -> None:
+        if self.query.value.strip():
+            self.search()
+
+    def search(self, question: str | None = None):
+        from .. import rag
+        from ..retrieval.results import RAGResult, hit_card
+        from ..retrieval.search import matched_terms
+
+        if question is not None:
+            with self.hold_trait_notifications():
+                self.query.value = question
+        text = self.query.value.strip()
+        try:
+            res = rag.query(text, self.collection, k=self.k.value, model=self.model, generate=self.answer.value,
+                            hybrid=self.hybrid.value, rerank=self.rerank.value, distance=self.distance.value,
+                            persist=self.persist, server=self.server)
+        except NbllmError as err:
+            self.results.value = f"<p style='color:#b00'>{html.escape(f'{type(err).__name__}: {err}')}</p>"
+            return None
+        assert isinstance(res, RAGResult)
+        cited = set(res.cited)
+        cards = "".join(hit_card(n, h, matched_terms(text, h["text"]), n in cited) for n, h in enumerate(res._hits, 1))
+        notices = "".join(f"<p><i>{html.escape(n)}</i></p>" for n in res.notices)
+        answer = (f"<div class='nbllm-answer'><b>Answer</b><p>{html.escape(res.cited_answer)}</p></div>"
+                  if res.answer is not None else "")
+        self.results.value = f"{notices}{cards}{answer}"
+        self.result = res
+        return res
+
+    def __repr__(self) -> str:  # console / nbval text: stable
+        return f"RAGExplorer(collection={self.collection!r}, k={self.k.value}, distance={self.distance.value!r})"
