@@ -1,0 +1,74 @@
+"""Evaluation speed: cached-prefix multiple choice against the naive loop, and the judge cache.
+
+    mc     the same few-shot questions (shipped llm-quiz, 4 multi-token choices each) scored on
+           smollm2 two ways in one process: nbllm runs the shared prompt once and repeats its
+           KV cache over the choices; the baseline runs one full forward pass per choice
+           (computing only the logits it needs). Both must give the same log-likelihoods.
+    judge  smollm2 as judge on the shipped judge-responses: first run (generates every reply)
+           against a rerun that reads the on-disk cache. The model is loaded before either.
+
+Prints:
+    bench eval mc_questions_per_s_nbllm / _naive / _ratio   (target ratio >= 2 on 2 CPU cores)
+    bench eval mc_max_abs_loglik_diff                       (<= 1e-4)
+    bench eval judge_first_s / judge_rerun_s / judge_cache_speedup   (target speedup >= 50)
+
+    python benchmarks/eval.py [--quick] [--shots 3] [--questions 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from nbllm.evaluate import judge, mc
+from nbllm.evaluate.common import resolve_model
+
+
+def time_mc(lm, tok, records, shots, score):
+    prompts = [mc.encode(tok, *mc.build_prompt(rec, records, shots, "qa", seed=0)) for rec in records]
+    score(lm, *prompts[0])  # warm-up
+    start = time.perf_counter()
+    out = [score(lm, ctx, conts) for ctx, conts in prompts]
+    return len(prompts) / (time.perf_counter() - start), out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="8 questions, 4 judged records")
+    parser.add_argument("--shots", type=int, default=3)
+    parser.add_argument("--questions", type=int, default=40)
+    parser.add_argument("--judged", type=int, default=12, help="records of judge-responses (2 responses each)")
+    args = parser.parse_args()
+    n_q, n_j = (8, 4) if args.quick else (args.questions, args.judged)
+    torch.manual_seed(0)
+    lm, tok, _ = resolve_model("smollm2")
+    pool = mc.load_mc("llm-quiz")
+    records = pool[:n_q]
+    naive_qps, naive = time_mc(lm, tok, records, args.shots, mc.naive_logliks)
+    ours_qps, ours = time_mc(lm, tok, records, args.shots, mc.cached_logliks)
+    diff = max(abs(a - b) for xs, ys in zip(ours, naive) for a, b in zip(xs, ys))
+    print(f"bench eval mc_questions_per_s_nbllm {ours_qps:.2f}")
+    print(f"bench eval mc_questions_per_s_naive {naive_qps:.2f}")
+    print(f"bench eval mc_questions_per_s_ratio {ours_qps / naive_qps:.2f}")
+    print(f"bench eval mc_max_abs_loglik_diff {diff:.2e}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp) / "judge.sqlite"
+        start = time.perf_counter()
+        first = judge.evaluate("judge-responses", "smollm2", limit=n_j, cache_path=cache, progress=False)
+        first_s = time.perf_counter() - start
+        start = time.perf_counter()
+        again = judge.evaluate("judge-responses", "smollm2", limit=n_j, cache_path=cache, progress=False)
+        rerun_s = time.perf_counter() - start
+    assert repr(first) == repr(again) and again.n_cached == len(again.rows)
+    print(f"bench eval judge_first_s {first_s:.3f}")
+    print(f"bench eval judge_rerun_s {rerun_s:.4f}")
+    print(f"bench eval judge_cache_speedup {first_s / rerun_s:.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""The session's leaderboard: every eval result run in this process, one row per metric.
+
+Each evaluator calls `record(result)`; a rerun of the same (model, task, metric) replaces
+the old row instead of adding a duplicate, so re-executing a notebook cell keeps one row."""
+
+from __future__ import annotations
+
+_ROWS: dict[tuple, dict] = {}
+
+
+def record(result) -> None:
+    """Put a result's leaderboard rows on the board (latest run wins per model, task and metric)."""
+    for row in result.leaderboard_rows():
+        key = (row["model"], row["task"], row["metric"])
+        _ROWS.pop(key, None)  # move a rerun to the end, in run order
+        _ROWS[key] = row
+
+
+def clear() -> None:
+    _ROWS.clear()
+
+
+def leaderboard(csv: str | None = None, markdown: str | None = None, task: str | None = None):
+    """Every recorded eval result in one table (model, task, metric, value, n, ci_low, ci_high);
+    optionally written to CSV and/or markdown files."""
+    from .results import LeaderboardResult
+
+    rows = [dict(r) for r in _ROWS.values() if task is None or r["task"] == task]
+    board = LeaderboardResult(rows)
+    if csv:
+        board.to_csv(csv)
+    if markdown:
+        board.to_markdown(markdown)
+    return board

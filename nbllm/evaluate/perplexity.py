@@ -1,0 +1,103 @@
+"""Perplexity over long text with a sliding window.
+
+A text longer than the model's context is read in windows of `window` tokens that start
+`stride` tokens apart. Each window gives its tokens as much left context as fits, but only
+the tokens not scored by an earlier window count, so every token after the first is scored
+exactly once: ppl = exp(sum of token NLLs / number of scored tokens). A smaller stride means
+more context per token (a lower, fairer perplexity) and more forward passes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ConfigError, DataError
+from .common import check_limit, load_eval_records, resolve_model
+
+TEXT_KEYS = ("text", "content", "document", "output")
+
+
+def texts_from(data) -> list[str]:
+    """Texts from a string, a .txt file, a list of strings, or records with a text field."""
+    if isinstance(data, str):
+        if "\n" in data or len(data) > 255 or (" " in data.strip() and not Path(data).expanduser().is_file()):
+            return [data]  # text, not a path
+        path = Path(data).expanduser()
+        if path.suffix.lower() in (".txt", ".md") and path.is_file():
+            return [path.read_text(encoding="utf-8")]
+        if path.exists() or data.endswith((".json", ".jsonl", ".csv", ".parquet")):
+            return texts_from(load_eval_records(data))
+        if "/" in data or path.suffix:
+            raise DataError(f"text file '{data}' not found; give an existing .txt/.jsonl path or a variable")
+        return [data]
+    if isinstance(data, (list, tuple)) and all(isinstance(t, str) for t in data):
+        return list(data)
+    records = load_eval_records(data)
+    out = []
+    for i, rec in enumerate(records, 1):
+        key = next((k for k in TEXT_KEYS if isinstance(rec.get(k), str)), None)
+        if key is None:
+            raise DataError(f"record {i} has no text field ({', '.join(TEXT_KEYS)}); give texts or records with 'text'")
+        out.append(rec[key])
+    return out
+
+
+def doc_nll(model, ids: list[int], window: int, stride: int) -> tuple[float, int, int]:
+    """(summed NLL, tokens scored, windows) for one token sequence."""
+    import torch
+
+    dev = next(model.parameters()).device
+    nll, scored, windows, prev_end = 0.0, 0, 0, 0
+    with torch.no_grad():
+        for begin in range(0, max(1, len(ids)), stride):
+            end = min(begin + window, len(ids))
+            first_target = max(prev_end, begin + 1)  # new tokens only, and each needs a left neighbour
+            if end > first_target:
+                x = torch.tensor([ids[begin:end]], device=dev)
+                logp = model(x).logits[0, :-1].float().log_softmax(-1)
+                pos = torch.arange(first_target - begin - 1, end - begin - 1, device=dev)
+                targets = torch.tensor(ids[first_target:end], device=dev)
+                nll -= float(logp[pos, targets].sum())
+                scored += end - first_target
+                windows += 1
+            prev_end = end
+            if end == len(ids):
+                break
+    return nll, scored, windows
+
+
+def evaluate(model=None, data=None, *, window: int | None = None, stride: int | None = None,
+             limit: int | None = None, progress: bool = True, name: str | None = None,
+             label: str | None = None):
+    """Perplexity of `data` (text, .txt file, list of texts, or records with 'text'); a PerplexityResult."""
+    from tqdm.auto import tqdm
+
+    from .leaderboard import record
+    from .results import PerplexityResult
+
+    check_limit(limit)
+    if data is None:
+        raise DataError("no text given; pass --data PATH|VAR (a .txt file, texts, or records with 'text')")
+    texts = [t for t in texts_from(data) if t.strip()]
+    if not texts:
+        raise DataError("the text is empty; give some text to score")
+    texts = texts[:limit] if limit else texts
+    lm, tok, model_name = resolve_model(model)
+    context = getattr(lm.config, "max_position_embeddings", None) or 1024
+    window = window or min(context, 512)
+    stride = stride or max(1, window // 2)
+    if window < 2 or window > context:
+        raise ConfigError(f"window must be between 2 and the model's context {context} (got {window})")
+    if not 1 <= stride <= window:
+        raise ConfigError(f"stride must be between 1 and the window {window} (got {stride})")
+    docs = []
+    for i, text in enumerate(tqdm(texts, desc=f"ppl {model_name}", disable=not progress, leave=False)):
+        ids = tok(text).input_ids
+        nll, scored, windows = doc_nll(lm, ids, window, stride)
+        docs.append({"doc": i, "tokens": len(ids), "tokens_scored": scored, "windows": windows, "nll_sum": nll})
+    if not sum(d["tokens_scored"] for d in docs):
+        raise DataError("every text is a single token; perplexity needs at least two tokens")
+    label = label or (data if isinstance(data, str) and len(data) < 60 and "\n" not in data else "text")
+    result = PerplexityResult(name or model_name, label, docs, window, stride)
+    record(result)
+    return result

@@ -1,0 +1,556 @@
+"""Result objects for %eval: deterministic __repr__, escaped HTML, to_pandas(), leaderboard rows."""
+
+from __future__ import annotations
+
+import html
+import math
+
+from ..display import Result
+
+_CSS = ("<style>.nbllm-eval td,.nbllm-eval th{padding:2px 6px}.nbllm-unsupported{background:#ffd6d6;"
+        "text-decoration:underline wavy #c00}.nbllm-supported{background:#dff3dc}</style>")
+
+
+def _r(x, digits: int = 4):
+    return None if x is None else (float("nan") if x != x else round(float(x), digits))
+
+
+def _table(frame, rows: int = 50) -> str:
+    return frame.head(rows).to_html(index=False, escape=True, float_format=lambda x: f"{x:.4g}")
+
+
+def _figure_html(fig) -> str:
+    import base64
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return f"<img src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'/>"
+
+
+def _box(kind: str, head: str, *parts: str) -> str:
+    return f"<div class='nbllm nbllm-eval nbllm-{kind}'>{_CSS}<code>{html.escape(head)}</code>{''.join(parts)}</div>"
+
+
+def _row(model, task, metric, value, n, low=float("nan"), high=float("nan")) -> dict:
+    return {"model": str(model), "task": str(task), "metric": metric, "value": float(value), "n": int(n),
+            "ci_low": float(low), "ci_high": float(high)}
+
+
+class EvalResult(Result):
+    """Base: every eval result can put rows on the leaderboard."""
+
+    def leaderboard_rows(self) -> list[dict]:
+        return []
+
+
+# ---------------------------------------------------------------- multiple choice
+
+class MCResult(EvalResult):
+    """%eval mc: acc and acc_norm, with one details row per question and choice."""
+
+    def __init__(self, model: str, data: str, rows: list[dict], records: list[dict], shots: int, template: str):
+        self.model, self.data, self._rows, self.records = model, data, rows, records
+        self.shots, self.template = shots, template
+
+    @property
+    def details(self):
+        """One row per (question, choice): summed loglik, length, chosen (argmax loglik),
+        chosen_norm (argmax loglik / length), correct (the gold choice)."""
+        import pandas as pd
+
+        frame = pd.DataFrame(self._rows, columns=["question_id", "choice", "text", "loglik", "n_tokens", "length",
+                                                  "loglik_norm", "correct"])
+        best = frame.groupby("question_id", sort=False)["loglik"].transform("max")
+        best_norm = frame.groupby("question_id", sort=False)["loglik_norm"].transform("max")
+        frame.insert(7, "chosen", frame.loglik == best)
+        frame.insert(8, "chosen_norm", frame.loglik_norm == best_norm)
+        return frame
+
+    def _picks(self):
+        frame = self.details
+        by = frame.groupby("question_id", sort=False)
+        pick = by.apply(lambda g: int(g.loglik.values.argmax()), include_groups=False)
+        pick_norm = by.apply(lambda g: int(g.loglik_norm.values.argmax()), include_groups=False)
+        gold = by.apply(lambda g: int(g.correct.values.argmax()), include_groups=False)
+        return pick, pick_norm, gold
+
+    @property
+    def n(self) -> int:
+        return len(self.records)
+
+    @property
+    def score(self) -> dict:
+        pick, pick_norm, gold = self._picks()
+        return {"acc": float((pick == gold).mean()), "acc_norm": float((pick_norm == gold).mean())}
+
+    def ci(self, metric: str = "acc") -> tuple[float, float]:
+        from .common import wilson
+
+        return wilson(self.score[metric] * self.n, self.n)
+
+    def explain(self):
+        """The questions where acc and acc_norm pick different choices, and which one was right."""
+        import pandas as pd
+
+        pick, pick_norm, gold = self._picks()
+        questions = {r["id"]: r for r in self.records}
+        rows = []
+        for qid in pick.index[pick != pick_norm]:
+            rec = questions[qid]
+            rows.append({"question_id": qid, "question": rec["question"],
+                         "by_loglik": rec["choices"][pick[qid]], "by_loglik_norm": rec["choices"][pick_norm[qid]],
+                         "gold": rec["choices"][gold[qid]],
+                         "right": "acc" if pick[qid] == gold[qid] else ("acc_norm" if pick_norm[qid] == gold[qid]
+                                                                        else "neither")})
+        return pd.DataFrame(rows, columns=["question_id", "question", "by_loglik", "by_loglik_norm", "gold", "right"])
+
+    def summary(self) -> dict:
+        s = self.score
+        return {"model": self.model, "data": self.data, "n": self.n, "shots": self.shots, "acc": _r(s["acc"]),
+                "acc_norm": _r(s["acc_norm"]), "disagree": len(self.explain())}
+
+    def to_pandas(self):
+        return self.details
+
+    def leaderboard_rows(self) -> list[dict]:
+        task = f"{self.data} ({self.shots}-shot)"
+        return [_row(self.model, task, m, v, self.n, *self.ci(m)) for m, v in self.score.items()]
+
+    def _repr_html_(self) -> str:
+        low, high = self.ci("acc")
+        facts = (f"<p>acc {self.score['acc']:.3f} (95% CI {low:.3f}-{high:.3f}) picks the highest summed "
+                 f"log-likelihood; acc_norm {self.score['acc_norm']:.3f} divides it by the choice's length in "
+                 "characters first.</p>")
+        explain = self.explain()
+        why = (f"<details open><summary>{len(explain)} questions where acc and acc_norm disagree</summary>"
+               f"{_table(explain)}</details>") if len(explain) else "<p>acc and acc_norm agree on every question.</p>"
+        return _box("mc", repr(self), facts, why,
+                    f"<details><summary>per-choice log-likelihoods</summary>{_table(self.details, 80)}</details>")
+
+
+# ---------------------------------------------------------------- generative
+
+class GenResult(EvalResult):
+    """%eval gen: generated answers scored against references (em, f1, rougeL or number)."""
+
+    def __init__(self, model: str, data: str, metric: str, rows: list[dict]):
+        self.model, self.data, self.metric, self.rows = model, data, metric, rows
+
+    @property
+    def score(self) -> float:
+        return sum(r["score"] for r in self.rows) / len(self.rows)
+
+    def ci(self) -> tuple[float, float]:
+        from .common import mean_ci
+
+        return mean_ci([r["score"] for r in self.rows])[1:]
+
+    def summary(self) -> dict:
+        low, high = self.ci()
+        return {"model": self.model, "data": self.data, "metric": self.metric, "n": len(self.rows),
+                "score": _r(self.score), "ci": [_r(low), _r(high)]}
+
+    def to_pandas(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=["id", "prompt", "output", "reference", "extracted", "score"])
+
+    def leaderboard_rows(self) -> list[dict]:
+        return [_row(self.model, self.data, self.metric, self.score, len(self.rows), *self.ci())]
+
+    def _repr_html_(self) -> str:
+        return _box("gen", repr(self), _table(self.to_pandas()))
+
+
+# ---------------------------------------------------------------- perplexity
+
+class PerplexityResult(EvalResult):
+    """%eval ppl: exp(mean negative log-likelihood per token) with a sliding window."""
+
+    def __init__(self, model: str, data: str, docs: list[dict], window: int, stride: int):
+        self.model, self.data, self.docs, self.window, self.stride = model, data, docs, window, stride
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(d["tokens_scored"] for d in self.docs)
+
+    @property
+    def nll(self) -> float:
+        return sum(d["nll_sum"] for d in self.docs) / self.n_tokens
+
+    @property
+    def ppl(self) -> float:
+        return math.exp(self.nll)
+
+    def summary(self) -> dict:
+        return {"model": self.model, "data": self.data, "ppl": _r(self.ppl, 3), "nll": _r(self.nll),
+                "tokens": self.n_tokens, "window": self.window, "stride": self.stride,
+                "windows": sum(d["windows"] for d in self.docs)}
+
+    def to_pandas(self):
+        import pandas as pd
+
+        frame = pd.DataFrame(self.docs, columns=["doc", "tokens", "tokens_scored", "windows", "nll_sum"])
+        frame["ppl"] = [math.exp(d["nll_sum"] / d["tokens_scored"]) if d["tokens_scored"] else float("nan")
+                        for d in self.docs]
+        return frame
+
+    def leaderboard_rows(self) -> list[dict]:
+        return [_row(self.model, self.data, "perplexity", self.ppl, self.n_tokens)]
+
+    def _repr_html_(self) -> str:
+        return _box("ppl", repr(self), _table(self.to_pandas()))
+
+
+# ---------------------------------------------------------------- judge
+
+class JudgeResult(EvalResult):
+    """%eval judge: 0-100 scores from a judge model, cached on disk; unparsable replies counted."""
+
+    def __init__(self, judge: str, data: str, rows: list[dict]):
+        self.judge, self.data, self.rows = judge, data, rows
+
+    @property
+    def scores(self) -> list[float]:
+        return [r["score"] for r in self.rows if r["score"] is not None]
+
+    @property
+    def n_unparsable(self) -> int:
+        return sum(r["score"] is None for r in self.rows)
+
+    @property
+    def n_cached(self) -> int:
+        return sum(bool(r["cached"]) for r in self.rows)
+
+    @property
+    def mean(self) -> float:
+        from .common import mean_ci
+
+        return mean_ci(self.scores)[0]
+
+    def ci(self, scores=None) -> tuple[float, float]:
+        from .common import mean_ci
+
+        return mean_ci(self.scores if scores is None else scores)[1:]
+
+    def by_model(self):
+        """Mean score, 95% interval and unparsable count per judged model."""
+        import pandas as pd
+
+        from .common import mean_ci
+
+        out = []
+        for model in dict.fromkeys(r["model"] for r in self.rows):
+            rows = [r for r in self.rows if r["model"] == model]
+            scores = [r["score"] for r in rows if r["score"] is not None]
+            mean, low, high = mean_ci(scores)
+            out.append({"model": model, "mean": mean, "ci_low": low, "ci_high": high, "n": len(scores),
+                        "unparsable": len(rows) - len(scores)})
+        return pd.DataFrame(out, columns=["model", "mean", "ci_low", "ci_high", "n", "unparsable"])
+
+    def summary(self) -> dict:
+        low, high = self.ci()
+        return {"judge": self.judge, "data": self.data, "n": len(self.rows), "mean": _r(self.mean, 2),
+                "ci": [_r(low, 2), _r(high, 2)], "unparsable": self.n_unparsable}
+
+    def to_pandas(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=["id", "model", "prompt", "response", "reference", "reply", "score",
+                                                "cached"])
+
+    def leaderboard_rows(self) -> list[dict]:
+        return [_row(r["model"], self.data, f"judge:{self.judge}", r["mean"], r["n"], r["ci_low"], r["ci_high"])
+                for r in self.by_model().to_dict("records") if r["n"]]
+
+    def _repr_html_(self) -> str:
+        warn = (f"<p style='color:#b00'>{self.n_unparsable} replies had no score 0-100 and are left out of the "
+                "mean (see the reply column)</p>") if self.n_unparsable else ""
+        return _box("judge", repr(self), warn, _table(self.by_model()), _table(self.to_pandas()))
+
+
+# ---------------------------------------------------------------- RAG triad
+
+TRIAD = ("context_relevance", "groundedness", "answer_relevance")
+
+
+class TriadResult(EvalResult):
+    """%eval triad: context relevance, groundedness, answer relevance per RAG result, and a
+    leaderboard of RAG configurations."""
+
+    def __init__(self, scorer: str, rows: list[dict]):
+        self.scorer, self.rows = scorer, rows
+
+    @property
+    def scores(self) -> dict:
+        return {m: sum(r[m] for r in self.rows) / len(self.rows) for m in TRIAD}
+
+    def summary(self) -> dict:
+        return {"scorer": self.scorer, "n": len(self.rows), **{m: _r(v, 3) for m, v in self.scores.items()},
+                "unsupported_sentences": sum(len(r["unsupported"]) for r in self.rows)}
+
+    def to_pandas(self):
+        import pandas as pd
+
+        return pd.DataFrame([{k: r[k] for k in ("config", "question", "answer", *TRIAD)} for r in self.rows],
+                            columns=["config", "question", "answer", *TRIAD])
+
+    def leaderboard(self):
+        """Mean triad scores per RAG configuration, best groundedness first."""
+        frame = self.to_pandas()
+        board = frame.groupby("config", sort=False)[list(TRIAD)].mean().reset_index()
+        board.insert(1, "n", frame.groupby("config", sort=False).size().values)
+        return board.sort_values(["groundedness", "answer_relevance"], ascending=False, kind="stable").reset_index(
+            drop=True)
+
+    def leaderboard_rows(self) -> list[dict]:
+        return [_row(f"rag {r['config']}", "rag triad", m, r[m], r["n"]) for r in self.leaderboard().to_dict("records")
+                for m in TRIAD]
+
+    def _answer_html(self, row) -> str:
+        parts = []
+        for sentence, ok in row["sentences"]:
+            cls = "nbllm-supported" if ok else "nbllm-unsupported"
+            tip = "supported by the contexts" if ok else "not supported by any context"
+            parts.append(f"<span class='{cls}' title='{tip}'>{html.escape(sentence)}</span>")
+        return " ".join(parts)
+
+    def _repr_html_(self) -> str:
+        items = "".join(
+            f"<li><b>{html.escape(r['question'])}</b> <small>({html.escape(r['config'])}; context "
+            f"{r['context_relevance']:.2f}, grounded {r['groundedness']:.2f}, answer {r['answer_relevance']:.2f})"
+            f"</small><br>{self._answer_html(r)}</li>" for r in self.rows[:30])
+        legend = ("<p><span class='nbllm-unsupported'>unsupported sentence</span> "
+                  "<span class='nbllm-supported'>supported sentence</span></p>")
+        return _box("triad", repr(self), _table(self.leaderboard()), legend, f"<ol>{items}</ol>")
+
+
+# ---------------------------------------------------------------- arena
+
+class ArenaResult(EvalResult):
+    """%eval arena: Elo (online) and Bradley-Terry (MLE) ratings with bootstrap 95% intervals."""
+
+    def __init__(self, table: list[dict], n_votes: int, rounds: int, outcomes: dict):
+        self.table, self.n_votes, self.rounds, self.outcomes = table, n_votes, rounds, outcomes
+
+    @property
+    def ratings(self) -> dict:
+        return {r["model"]: r["bt"] for r in self.table}
+
+    def summary(self) -> dict:
+        return {"votes": self.n_votes, "models": len(self.table), "bootstrap": self.rounds, **self.outcomes}
+
+    def __repr__(self) -> str:
+        lines = [super().__repr__(), f"{'model':<16} {'elo':>7} {'95% CI':>15} {'bt':>7} {'95% CI':>15} {'games':>6}"]
+        for r in self.table:
+            lines.append(f"{r['model'][:16]:<16} {r['elo']:>7.1f} {r['elo_low']:>7.1f}-{r['elo_high']:<7.1f} "
+                         f"{r['bt']:>7.1f} {r['bt_low']:>7.1f}-{r['bt_high']:<7.1f} {r['games']:>6}")
+        return "\n".join(lines)
+
+    def to_pandas(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.table, columns=["model", "elo", "elo_low", "elo_high", "bt", "bt_low", "bt_high",
+                                                 "games", "win_rate"])
+
+    def plot(self):
+        import matplotlib.pyplot as plt
+
+        frame = self.to_pandas()
+        fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * len(frame)))
+        y = range(len(frame))
+        for shift, (col, label, colour) in zip((-0.15, 0.15), (("elo", "Elo (online)", "#1f77b4"),
+                                                              ("bt", "Bradley-Terry (MLE)", "#ff7f0e"))):
+            ax.errorbar(frame[col], [v + shift for v in y], xerr=[frame[col] - frame[f"{col}_low"],
+                                                                  frame[f"{col}_high"] - frame[col]],
+                        fmt="o", capsize=3, label=label, color=colour)
+        ax.set_yticks(list(y), frame.model)
+        ax.invert_yaxis()
+        ax.set_xlabel("rating (95% bootstrap interval)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        return fig
+
+    def leaderboard_rows(self) -> list[dict]:
+        return [_row(r["model"], "arena", m, r[m], r["games"], r[f"{m}_low"], r[f"{m}_high"]) for r in self.table
+                for m in ("elo", "bt")]
+
+    def _repr_html_(self) -> str:
+        return _box("arena", f"ArenaResult({self.n_votes} votes, {len(self.table)} models)", _table(self.to_pandas()),
+                    _figure_html(self.plot()))
+
+
+# ---------------------------------------------------------------- contamination
+
+class ContaminationResult(EvalResult):
+    """%eval contamination: which eval items share an n-gram with the training data."""
+
+    def __init__(self, n: int, rows: list[dict], records: list[dict], field: str, short: int):
+        self.n, self.rows, self.records, self.field, self.short = n, rows, records, field, short
+
+    @property
+    def contaminated(self) -> int:
+        return sum(r["contaminated"] for r in self.rows)
+
+    @property
+    def rate(self) -> float:
+        return self.contaminated / len(self.rows) if self.rows else 0.0
+
+    @property
+    def clean(self) -> list[dict]:
+        """The eval records that share no n-gram with the training data."""
+        return [rec for rec, row in zip(self.records, self.rows) if not row["contaminated"]]
+
+    def summary(self) -> dict:
+        return {"ngram": self.n, "items": len(self.rows), "contaminated": self.contaminated, "rate": _r(self.rate),
+                "clean": len(self.rows) - self.contaminated, "too_short": self.short}
+
+    def to_pandas(self):
+        import pandas as pd
+
+        return pd.DataFrame([{**r, "spans": " | ".join(r["spans"])} for r in self.rows],
+                            columns=["item", "text", "words", "overlap_ngrams", "overlap", "contaminated", "spans"])
+
+    def leaderboard_rows(self) -> list[dict]:
+        return [_row("(data)", f"contamination {self.n}-gram", "rate", self.rate, len(self.rows))]
+
+    def _repr_html_(self) -> str:
+        hits = [r for r in self.rows if r["contaminated"]]
+        items = "".join(f"<li>item {r['item']}: " + " &hellip; ".join(
+            f"<mark>{html.escape(s)}</mark>" for s in r["spans"]) + "</li>" for r in hits[:30])
+        return _box("contamination", repr(self), f"<ol>{items}</ol>" if items else "<p>no overlap found</p>",
+                    _table(self.to_pandas()))
+
+
+# ---------------------------------------------------------------- synthetic
+
+class SyntheticResult(EvalResult):
+    """%eval synthetic: exact match on a synthetic ICL task, per context length."""
+
+    def __init__(self, model: str, task: str, rows: list[dict], shots: int):
+        self.model, self.task, self.rows, self.shots = model, task, rows, shots
+
+    def by_length(self):
+        import pandas as pd
+
+        frame = pd.DataFrame(self.rows)
+        out = frame.groupby("context_length").agg(n=("correct", "size"), exact_match=("correct", "mean"),
+                                                  item_accuracy=("item_accuracy", "mean")).reset_index()
+        return out
+
+    @property
+    def exact_match(self) -> float:
+        return sum(r["correct"] for r in self.rows) / len(self.rows)
+
+    def summary(self) -> dict:
+        table = self.by_length()
+        return {"model": self.model, "task": self.task, "shots": self.shots, "n": len(self.rows),
+                "exact_match": {int(k): _r(v, 3) for k, v in zip(table.context_length, table.exact_match)}}
+
+    def to_pandas(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=["id", "context_length", "prompt", "answer", "output", "correct",
+                                                "item_accuracy"])
+
+    def plot(self):
+        import matplotlib.pyplot as plt
+
+        table = self.by_length()
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.plot(table.context_length, table.exact_match, "o-", label="exact match")
+        ax.plot(table.context_length, table.item_accuracy, "s--", label="items right")
+        ax.set_xscale("log", base=2)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xlabel("context length (items)")
+        ax.set_title(f"{self.task} on {self.model}")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        return fig
+
+    def leaderboard_rows(self) -> list[dict]:
+        from .common import wilson
+
+        return [_row(self.model, f"{self.task} @{int(r['context_length'])}", "exact_match", r["exact_match"], r["n"],
+                     *wilson(r["exact_match"] * r["n"], int(r["n"]))) for r in self.by_length().to_dict("records")]
+
+    def _repr_html_(self) -> str:
+        plot = _figure_html(self.plot()) if len(self.by_length()) > 1 else ""
+        return _box("synthetic", repr(self), _table(self.by_length()), plot, _table(self.to_pandas(), 20))
+
+
+# ---------------------------------------------------------------- leaderboard
+
+class LeaderboardResult(EvalResult):
+    """%eval leaderboard: every eval result of this session in one table."""
+
+    COLUMNS = ["model", "task", "metric", "value", "n", "ci_low", "ci_high"]
+
+    def __init__(self, rows: list[dict]):
+        self.rows = rows
+
+    def summary(self) -> dict:
+        return {"rows": len(self.rows), "models": len({r["model"] for r in self.rows}),
+                "tasks": len({r["task"] for r in self.rows})}
+
+    def __repr__(self) -> str:
+        lines = [super().__repr__()]
+        for r in self.rows:
+            ci = "" if r["ci_low"] != r["ci_low"] else f" [{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
+            lines.append(f"  {r['model']} | {r['task']} | {r['metric']} = {r['value']:.4f} (n={r['n']}){ci}")
+        return "\n".join(lines)
+
+    def to_pandas(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=self.COLUMNS)
+
+    def to_csv(self, path) -> str:
+        self.to_pandas().to_csv(path, index=False)
+        return str(path)
+
+    def markdown(self) -> str:
+        """The table as GitHub markdown (values to 4 decimals)."""
+        def cell(v):
+            if isinstance(v, float):
+                return "" if v != v else f"{v:.4f}"
+            return str(v).replace("|", "\\|")
+
+        lines = ["| " + " | ".join(self.COLUMNS) + " |", "|" + "---|" * len(self.COLUMNS)]
+        lines += ["| " + " | ".join(cell(r[c]) for c in self.COLUMNS) + " |" for r in self.rows]
+        return "\n".join(lines) + "\n"
+
+    def to_markdown(self, path=None) -> str:
+        text = self.markdown()
+        if path is not None:
+            from pathlib import Path
+
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def plot(self, metric: str | None = None):
+        """Horizontal bars of one metric (default: the most common) per model and task, with intervals."""
+        import matplotlib.pyplot as plt
+
+        frame = self.to_pandas()
+        if metric is None and len(frame):
+            metric = frame.metric.value_counts().index[0]
+        frame = frame[frame.metric == metric]
+        fig, ax = plt.subplots(figsize=(6, 0.6 + 0.35 * max(1, len(frame))))
+        labels = [f"{m} / {t}" for m, t in zip(frame.model, frame.task)]
+        err = [(frame.value - frame.ci_low).fillna(0).clip(lower=0),
+               (frame.ci_high - frame.value).fillna(0).clip(lower=0)]
+        ax.barh(range(len(frame)), frame.value, xerr=err, capsize=3, color="#1f77b4")
+        ax.set_yticks(range(len(frame)), labels)
+        ax.invert_yaxis()
+        ax.set_xlabel(str(metric))
+        fig.tight_layout()
+        return fig
+
+    def _repr_html_(self) -> str:
+        plot = _figure_html(self.plot()) if self.rows else "<p>no eval results yet</p>"
+        return _box("leaderboard", f"LeaderboardResult({len(self.rows)} rows)", _table(self.to_pandas(), 200), plot)

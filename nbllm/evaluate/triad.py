@@ -1,0 +1,166 @@
+"""The RAG triad for %%rag results: context relevance, groundedness, answer relevance.
+
+    context relevance  are the retrieved contexts about the question?
+    groundedness       is each sentence of the answer supported by some context?
+    answer relevance   does the answer address the question?
+
+Two scorers: embeddings (minilm cosine similarity; a sentence counts as supported when its
+best match among the context sentences reaches `threshold`) or a judge model (`judge=`,
+0-100 replies rescaled to 0-1, cached like %eval judge). Results are duck-typed: anything
+with .question, .contexts (list of str), .answer and an optional .config dict.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from ..errors import ConfigError, DataError
+
+THRESHOLD = 0.6  # minilm cosine at which a sentence counts as supported by a context sentence
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=\S)")
+
+CONTEXT_PROMPT = ("Given the question `{question}`, score how relevant the context `{context}` is to answering it "
+                  "on a scale from 0 to 100, where 100 is fully relevant. Respond with the number only.")
+GROUNDED_PROMPT = ("Given the context `{context}`, score how well the statement `{sentence}` is supported by the "
+                   "context on a scale from 0 to 100, where 100 is fully supported. Respond with the number only.")
+ANSWER_PROMPT = ("Given the question `{question}`, score how relevant the answer `{answer}` is on a scale from 0 "
+                 "to 100, where 100 answers the question fully. Respond with the number only.")
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split(str(text).strip()) if s.strip()]
+
+
+def config_label(result) -> str:
+    config = getattr(result, "config", None)
+    if not config:
+        return "default"
+    if isinstance(config, dict):
+        if "name" in config:
+            return str(config["name"])
+        return json.dumps(config, sort_keys=True, default=str, separators=(",", "="))[1:-1].replace('"', "")
+    return str(config)
+
+
+def as_results(rag) -> list:
+    """A list of RAG results from one result, a list/tuple of them, or a {label: result} dict."""
+    if isinstance(rag, dict) and not hasattr(rag, "question"):
+        items = []
+        for label, res in rag.items():
+            items.extend(_Labelled(r, str(label)) for r in as_results(res))
+        return items
+    results = list(rag) if isinstance(rag, (list, tuple)) else [rag]
+    if not results:
+        raise DataError("no RAG results given; pass a %%rag result, a list of them or a dict label -> result")
+    for i, res in enumerate(results, 1):
+        missing = [a for a in ("question", "contexts", "answer") if not hasattr(res, a)]
+        if missing:
+            raise DataError(f"item {i} ({type(res).__name__}) has no .{', .'.join(missing)}; pass %%rag results "
+                            "(made with --out VAR)")
+        if not isinstance(res.contexts, (list, tuple)) or not all(isinstance(c, str) for c in res.contexts):
+            raise DataError(f"item {i}: .contexts must be a list of strings")
+        if not isinstance(res.answer, str) or not res.answer.strip():
+            raise DataError(f"item {i} has no answer text; run %%rag without --no-generate")
+    return results
+
+
+class _Labelled:
+    """A RAG result seen under an explicit configuration label."""
+
+    def __init__(self, result, label: str):
+        self.question, self.contexts, self.answer = result.question, list(result.contexts), result.answer
+        self.config = {"name": label}
+
+
+# ---------------------------------------------------------------- embedding scorer
+
+def minilm_embed(texts: list[str]):
+    """Unit-length all-MiniLM-L6-v2 embeddings (mean pooling), as a torch tensor."""
+    import torch
+
+    from .common import resolve_model
+
+    model, tok, _ = resolve_model("minilm")
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(texts), 64):
+            batch = tok(texts[start:start + 64], padding=True, truncation=True, max_length=256, return_tensors="pt")
+            hidden = model(**batch.to(next(model.parameters()).device)).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+            out.append(torch.nn.functional.normalize(pooled.float(), dim=-1).cpu())
+    return torch.cat(out)
+
+
+def _embedding_scores(res, embed, threshold: float) -> dict:
+    answer_sents = sentences(res.answer)
+    ctx_sents = [s for c in res.contexts for s in sentences(c)] or [""]
+    texts = [res.question, res.answer, *res.contexts, *answer_sents, *ctx_sents]
+    vecs = embed(texts)
+    q, a = vecs[0], vecs[1]
+    n_ctx = len(res.contexts)
+    ctx = vecs[2:2 + n_ctx]
+    sent = vecs[2 + n_ctx:2 + n_ctx + len(answer_sents)]
+    pieces = vecs[2 + n_ctx + len(answer_sents):]
+    context_rel = float((ctx @ q).clamp(min=0).mean()) if n_ctx else 0.0
+    support = (sent @ pieces.T).max(-1).values.tolist() if n_ctx and len(answer_sents) else [0.0] * len(answer_sents)
+    marks = [(s, v >= threshold) for s, v in zip(answer_sents, support)]
+    return {"context_relevance": context_rel, "answer_relevance": max(0.0, float(a @ q)), "sentences": marks}
+
+
+# ---------------------------------------------------------------- judge scorer
+
+def _judge_scores(res, ask) -> dict:
+    context_scores = [ask(CONTEXT_PROMPT.format(question=res.question, context=c)) for c in res.contexts]
+    joined = "\n\n".join(res.contexts)
+    marks = []
+    for s in sentences(res.answer):
+        value = ask(GROUNDED_PROMPT.format(context=joined, sentence=s))
+        marks.append((s, value is not None and value >= 50))
+    answer = ask(ANSWER_PROMPT.format(question=res.question, answer=res.answer))
+    known = [v for v in context_scores if v is not None]
+    return {"context_relevance": sum(known) / len(known) / 100 if known else float("nan"),
+            "answer_relevance": answer / 100 if answer is not None else float("nan"), "sentences": marks}
+
+
+def evaluate(rag, *, judge=None, url: str | None = None, api_key_env: str | None = "OPENAI_API_KEY",
+             threshold: float = THRESHOLD, embed=None, cache_path=None, progress: bool = True):
+    """Triad scores per RAG result (and a leaderboard per configuration); a TriadResult."""
+    from tqdm.auto import tqdm
+
+    from .judge import JudgeCache, make_judge, parse_score
+    from .leaderboard import record
+    from .results import TriadResult
+
+    if not 0 < threshold <= 1:
+        raise ConfigError(f"threshold must be in (0, 1] (got {threshold})")
+    results = as_results(rag)
+    if judge is not None:
+        judge_obj = make_judge(judge, url, api_key_env)
+        store = JudgeCache(cache_path)
+
+        def ask(prompt):
+            key = JudgeCache.key(judge_obj.id, prompt)
+            reply = store.get_many([key]).get(key)
+            if reply is None:
+                reply = judge_obj.ask(prompt)
+                store.put(key, judge_obj.id, reply)
+            return parse_score(reply)
+
+        scorer = f"judge:{judge_obj.name}"
+    else:
+        embed = embed or minilm_embed
+        scorer = "minilm" if embed is minilm_embed else "embeddings"
+    rows = []
+    for res in tqdm(results, desc=f"triad {scorer}", disable=not progress, leave=False):
+        scores = _judge_scores(res, ask) if judge is not None else _embedding_scores(res, embed, threshold)
+        marks = scores["sentences"]
+        rows.append({"config": config_label(res), "question": res.question, "answer": res.answer,
+                     "context_relevance": scores["context_relevance"],
+                     "groundedness": sum(ok for _, ok in marks) / len(marks) if marks else 0.0,
+                     "answer_relevance": scores["answer_relevance"], "sentences": marks,
+                     "unsupported": [s for s, ok in marks if not ok]})
+    result = TriadResult(scorer, rows)
+    record(result)
+    return result
