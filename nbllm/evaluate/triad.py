@@ -7,7 +7,9 @@
 Two scorers: embeddings (minilm cosine similarity; a sentence counts as supported when its
 best match among the context sentences reaches `threshold`) or a judge model (`judge=`,
 0-100 replies rescaled to 0-1, cached like %eval judge). Results are duck-typed: anything
-with .question, .contexts (list of str), .answer and an optional .config dict.
+with .question, .contexts (list of str), .answer and an optional .config dict. A result
+without an answer (%%rag --no-generate) is an error; an empty answer (a model that stopped at
+once) scores 0 groundedness and 0 answer relevance, so it still counts on the leaderboard.
 """
 
 from __future__ import annotations
@@ -32,15 +34,27 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE.split(str(text).strip()) if s.strip()]
 
 
-def config_label(result) -> str:
+def config_label(result, keys=None) -> str:
+    """`name` if the config has one, else key=value pairs: the given keys, or every key that is set."""
     config = getattr(result, "config", None)
     if not config:
         return "default"
     if isinstance(config, dict):
         if "name" in config:
             return str(config["name"])
-        return json.dumps(config, sort_keys=True, default=str, separators=(",", "="))[1:-1].replace('"', "")
+        shown = {k: v for k, v in config.items() if (k in keys if keys else v is not None and v is not False)}
+        text = json.dumps(shown, sort_keys=True, default=str, separators=(",", "="))[1:-1].replace('"', "")
+        return text or "default"
     return str(config)
+
+
+def config_labels(results) -> list[str]:
+    """One label per result. A %%rag config holds every setting (collection, k, distance, hybrid, ...),
+    so results that differ in a few settings are labelled by those only (k=1 vs k=4)."""
+    dicts = [r.config for r in results if isinstance(getattr(r, "config", None), dict) and "name" not in r.config]
+    keys = set().union(*dicts) if dicts else set()
+    varying = {k for k in keys if len({json.dumps(d.get(k), sort_keys=True, default=str) for d in dicts}) > 1}
+    return [config_label(r, varying) for r in results]
 
 
 def as_results(rag) -> list:
@@ -60,8 +74,11 @@ def as_results(rag) -> list:
                             "(made with --out VAR)")
         if not isinstance(res.contexts, (list, tuple)) or not all(isinstance(c, str) for c in res.contexts):
             raise DataError(f"item {i}: .contexts must be a list of strings")
-        if not isinstance(res.answer, str) or not res.answer.strip():
-            raise DataError(f"item {i} has no answer text; run %%rag without --no-generate")
+        if res.answer is None:
+            raise DataError(f"item {i} has no answer (made with --no-generate?); groundedness and answer relevance "
+                            "need one: run %%rag without --no-generate")
+        if not isinstance(res.answer, str):
+            raise DataError(f"item {i}: .answer is a {type(res.answer).__name__}, not text; pass %%rag results")
     return results
 
 
@@ -153,10 +170,13 @@ def evaluate(rag, *, judge=None, url: str | None = None, api_key_env: str | None
         embed = embed or minilm_embed
         scorer = "minilm" if embed is minilm_embed else "embeddings"
     rows = []
-    for res in tqdm(results, desc=f"triad {scorer}", disable=not progress, leave=False):
+    labels = config_labels(results)
+    for res, label in zip(tqdm(results, desc=f"triad {scorer}", disable=not progress, leave=False), labels):
         scores = _judge_scores(res, ask) if judge is not None else _embedding_scores(res, embed, threshold)
+        if not res.answer.strip():  # an empty answer claims nothing and answers nothing: 0, not skipped
+            scores["answer_relevance"] = 0.0
         marks = scores["sentences"]
-        rows.append({"config": config_label(res), "question": res.question, "answer": res.answer,
+        rows.append({"config": label, "question": res.question, "answer": res.answer,
                      "context_relevance": scores["context_relevance"],
                      "groundedness": sum(ok for _, ok in marks) / len(marks) if marks else 0.0,
                      "answer_relevance": scores["answer_relevance"], "sentences": marks,

@@ -33,11 +33,12 @@ By the end of this lab you will be able to
   rank alike on normalised vectors and when they do not;
 - see how chunk size and overlap change what a search can find;
 - combine full-text search with vector search (hybrid), re-rank candidates, and cache embeddings;
-- read an answer's citations, and tell the citations a model wrote from ones computed afterwards.
+- read an answer's citations, and tell the citations a model wrote from ones computed afterwards;
+- score configurations with the RAG triad: context relevance, groundedness, answer relevance.
 
 Everything runs offline: the encoder is all-MiniLM-L6-v2 (384-dimensional vectors, packaged) and the
-generator is SmolLM2-135M-Instruct. The whole notebook takes a few minutes on a 2-core CPU; almost all
-of that is the two answers SmolLM2 writes.
+generator is SmolLM2-135M-Instruct. The whole notebook takes a few minutes on a 2-core CPU; most of
+that is SmolLM2 at work (re-ranking, and three short answers).
 """)
 
 md("""
@@ -416,17 +417,56 @@ print(repr(explorer))
 md("""
 ## 10 · Evaluating RAG: the triad
 
-A RAG system can fail in three places, and the **RAG triad** scores each: *context relevance* (are the
-retrieved chunks about the question?), *groundedness* (is every claim supported by them?) and *answer
-relevance* (does the answer address the question?). The evaluation lab scores it with `%eval triad
---rag rag_result`. The result carries everything that needs:
+A RAG system can fail in three places, and the **RAG triad** scores each:
+
+- *context relevance*: are the retrieved chunks about the question? (the retriever's job)
+- *groundedness*: is each sentence of the answer supported by some retrieved chunk? (the generator's)
+- *answer relevance*: does the answer address the question?
+
+`%eval triad` scores all three with MiniLM: the mean cosine similarity of the question to each chunk,
+the share of answer sentences that have a chunk sentence at least 0.6 similar to them, and the cosine
+of the question to the answer. (`--judge MODEL` asks a language model instead, as in the evaluation
+lab; better, and much slower.) We compare three configurations on the same question: `rag_result`
+from section 8 (k = K), the nearest chunk only (k = 1), and a filter that hides the right document.
 """)
 
 code("""
-assert isinstance(rag_result.question, str) and len(rag_result.contexts) == K and rag_result.answer
-print("question:", rag_result.question)
-print("contexts:", [c[:50] + "..." for c in rag_result.contexts])
-print("answer:  ", rag_result.answer)
+question = rag_result.question  # the same question, two more configurations
+one_chunk = %rag {question} --collection {COLLECTION} --k 1 --max-new-tokens {MAX_NEW_TOKENS}
+wrong_doc = %rag {question} --collection {COLLECTION} --k {K} --max-new-tokens {MAX_NEW_TOKENS} --where source=lora.md
+assert one_chunk.question == wrong_doc.question == rag_result.question
+for name, r in [("rag_result", rag_result), ("one_chunk", one_chunk), ("wrong_doc", wrong_doc)]:
+    print(f"{name:<10} {sorted(set(r.sources))} -> {r.answer}")
+""")
+
+md("""
+Each variable is one configuration on the leaderboard (a list of results per variable scores several
+questions). Sentences marked red have no supporting chunk sentence; green ones have one.
+""")
+
+code("""
+%eval triad --rag rag_result one_chunk wrong_doc --out triad_scores
+""")
+
+code("""
+board = triad_scores.leaderboard().set_index("config")
+scores = triad_scores.to_pandas()[["context_relevance", "groundedness", "answer_relevance"]]
+assert ((scores >= 0) & (scores <= 1)).all().all()                        # every score is in [0, 1]
+assert sorted(board.index) == ["one_chunk", "rag_result", "wrong_doc"] and (board.n == 1).all()
+assert board.context_relevance["wrong_doc"] < board.context_relevance[["rag_result", "one_chunk"]].min()
+for row in triad_scores.rows:
+    print(f"{row['config']:<10} unsupported: {row['unsupported']}")
+board.round(3)
+""")
+
+md("""
+Read the table column by column. Hiding the right document ruins context relevance, but SmolLM2
+still answers, and confidently: the answer can sound on topic (high answer relevance) while nothing
+retrieved supports it (low groundedness). That is why the triad has three parts; one score alone
+would miss it. The nearest chunk alone scores higher context relevance than K chunks (the others are
+less related), which says nothing about whether the others were needed. Embedding scores are rough: a
+sentence counts as supported when it is *similar* to a chunk sentence, so a changed number can slip
+through. Score many questions, and use a judge model for numbers you report.
 """)
 
 # ------------------------------------------------------------------ exercises
@@ -501,7 +541,9 @@ md("""
 - **Hybrid search** fuses BM25 and dense rankings by reciprocal rank, so exact rare terms count;
   **re-ranking** looks again at the top candidates with a slower model, and needs measuring too.
 - **Citations** number the retrieved chunks. Keep the model's own [n] apart from citations computed
-  afterwards, and score the whole system with the RAG triad (evaluation lab).
+  afterwards.
+- **The RAG triad** scores retrieval (context relevance), faithfulness to it (groundedness) and the
+  answer (answer relevance); compare configurations on the same questions, never on one score alone.
 """)
 
 code("""
