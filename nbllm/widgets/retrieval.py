@@ -25,7 +25,8 @@ class RAGExplorer(w.VBox):
         self.query = w.Text(placeholder="ask a question and press Enter", description="question",
                             continuous_update=False, layout=w.Layout(width="100%"))
         self.query.add_class("nbllm-rag-query")
-        self.k = w.IntSlider(value=min(k, max(total, 1)), min=1, max=max(1, min(total, 20)), description="k")
+        self.k = w.IntSlider(value=min(k, max(total, 1)), min=1, max=max(1, min(total, 20)), description="k",
+                               layout=w.Layout(width="280px", min_width="220px"))
         self.distance = w.Dropdown(options=["l2", "ip", "cosine"], value=built, description="distance")
         self.hybrid = w.Checkbox(value=False, description="hybrid (BM25 + dense)", indent=False)
         self.rerank = w.Checkbox(value=False, description="rerank", indent=False)
@@ -34,7 +35,8 @@ class RAGExplorer(w.VBox):
                              f"built with {html.escape(built)} distance (others are exact brute force)</small>")
         self.results = w.HTML("")
         self.result = None
-        controls = w.HBox([self.k, self.distance, self.hybrid, self.rerank, self.answer])
+        controls = w.HBox([self.k, self.distance, self.hybrid, self.rerank, self.answer],
+                          layout=w.Layout(flex_flow="row wrap", align_items="center"))
         super().__init__([self.query, controls, self.status, self.results])
         self.add_class("nbllm-rag-explorer")
         self.query.observe(self._changed, names="value")
