@@ -183,7 +183,7 @@ class SFTResult(Result):
         import pandas as pd
 
         cols = ["step", "epoch", "loss", "val_loss", "tokens", "lr"]
-        extra = [k for k in (self._history[0] if self._history else {}) if k not in cols]
+        extra = list(dict.fromkeys(k for row in self._history for k in row if k not in cols))  # DPO's val_* only on eval rows
         return pd.DataFrame(self._history, columns=cols + extra)
 
     @property
@@ -344,6 +344,16 @@ class ClassifyResult(Result):
     @property
     def accuracy(self) -> float:
         return self.run.val_accuracy
+
+    @property
+    def stats(self) -> dict:
+        """Steps, trainable/total parameters, training seconds and examples/s (like SFTResult.stats)."""
+        state = self.run.state
+        return {"steps": state.step, "epochs": state.step / self.run.steps_per_epoch, "trainable": self.run.trainable,
+                "total_params": self.run.total_params, "seconds": state.train_seconds,
+                "examples_per_s": state.tokens / state.train_seconds if state.train_seconds else 0.0,
+                "n_train": len(self.run.train), "n_val": len(self.run.val), "val_accuracy": self.run.val_accuracy,
+                "stopped": state.stopped}
 
     def to_pandas(self):
         return self.history

@@ -29,6 +29,9 @@ def test_decoder_classifier_learns_and_predicts(method):
     trainable = result.summary()["trainable"]
     head = 2 * 64 + 2
     assert (trainable == head) if method == "head" else (trainable > head)
+    stats = result.stats
+    assert stats["trainable"] == trainable and stats["steps"] == len(h) and stats["n_val"] == 8
+    assert result.accuracy * 8 == round(result.accuracy * 8)  # an exact fraction of the 8 examples
 
 
 def test_only_the_head_changes_with_head_method():

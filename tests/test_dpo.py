@@ -69,3 +69,14 @@ def test_bad_input(ip, line, message):
     ip.user_ns.update(nochosen=[{"prompt": "p", "rejected": "r"}], prefs=RECS)
     with pytest.raises(UsageError, match=message):
         ip.run_cell(line)
+
+
+def test_history_keeps_columns_that_only_evaluation_rows_have():
+    from nbllm.display import SFTResult
+
+    rows = [{"step": 1, "epoch": 0.5, "loss": 0.69, "val_loss": float("nan"), "tokens": 10, "lr": 1e-4},
+            {"step": 2, "epoch": 1.0, "loss": 0.60, "val_loss": 0.65, "tokens": 20, "lr": 1e-4,
+             "val_reward_margin": 0.3, "val_pref_acc": 0.75}]
+    hist = SFTResult(None, None, None, rows, {}, [], "chat").history
+    assert list(hist.columns[-2:]) == ["val_reward_margin", "val_pref_acc"]
+    assert hist.val_pref_acc.iloc[1] == 0.75 and hist.val_pref_acc.isna().iloc[0]

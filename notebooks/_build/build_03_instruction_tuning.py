@@ -194,7 +194,7 @@ before = pd.DataFrame({
                       for p in PROBES],
 })
 assert before.notna().all().all() and (before["alpaca template"].str.len() > 0).all()
-before.style.set_properties(**{"white-space": "pre-wrap", "text-align": "left"})
+before.style.format(escape="html").set_properties(**{"white-space": "pre-wrap", "text-align": "left"})
 """)
 
 md("""
@@ -309,7 +309,7 @@ prompts were held out, so the model never trained on them.
 code("""
 samples = alpaca_run.samples
 assert len(samples) == min(SAMPLES, stats["n_val"]) and list(samples.columns) == ["prompt", "before", "after"]
-samples.style.set_properties(**{"white-space": "pre-wrap", "text-align": "left"})
+samples.style.format(escape="html").set_properties(**{"white-space": "pre-wrap", "text-align": "left"})
 """)
 
 md("""
@@ -322,7 +322,7 @@ after = before[["prompt", "alpaca template"]].rename(columns={"alpaca template":
 after["after"] = [alpaca_run.generate(p, max_new_tokens=MAX_NEW_TOKENS) for p in PROBES]
 print(f"answers that run on into a new ### section: {after.before.map(leaks).sum()} of {len(after)} before, "
       f"{after.after.map(leaks).sum()} of {len(after)} after")
-after.style.set_properties(**{"white-space": "pre-wrap", "text-align": "left"})
+after.style.format(escape="html").set_properties(**{"white-space": "pre-wrap", "text-align": "left"})
 """)
 
 md("""
@@ -462,7 +462,7 @@ print(f"validation loss {lima_val.iloc[0]:.3f} -> {lima_val.iloc[-1]:.3f} "
       f"on {lima_run.stats['n_val']} held-out conversations")
 assert lima_run.stats["n_train"] + lima_run.stats["n_val"] == len(lima)
 assert lima_val.iloc[-1] < lima_val.iloc[0]
-lima_run.samples.style.set_properties(**{"white-space": "pre-wrap", "text-align": "left"})
+lima_run.samples.style.format(escape="html").set_properties(**{"white-space": "pre-wrap", "text-align": "left"})
 """)
 
 md("""
