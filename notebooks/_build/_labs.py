@@ -33,12 +33,24 @@ if "google.colab" in sys.modules:  # on Colab only: install nbllm, use the GPU i
     print("GPU:", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (Runtime > Change runtime type)")
 """
 
+SETUP_MD = """
+## Setup
+
+`%load_ext nbllm` registers the magics; `%nbllm` shows versions, the device, and whether the default
+models are installed. If `smollm2` shows NOT INSTALLED, run `make setup` first.
+"""
+
 
 class Lab:
     def __init__(self, prefix: str, out: Path):
         self.prefix, self.out, self.cells = prefix, out, []
         self.md(COLAB_BADGE.format(repo=GITHUB_REPO, file=Path(out).name))
         self.code(COLAB_SETUP.format(repo=GITHUB_REPO))
+
+    def setup(self) -> None:
+        """The "Setup" section every lab opens with: load the magics, show versions and models."""
+        self.md(SETUP_MD)
+        self.code("%load_ext nbllm\n%nbllm")
 
     def md(self, text: str) -> None:
         self.cells.append(("md", dedent(text).strip("\n"), []))

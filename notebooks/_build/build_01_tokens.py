@@ -42,17 +42,7 @@ PROMPT = "The capital of France is"
 TOP_K = 5
 """, tags=["parameters"])
 
-md("""
-## Setup
-
-`%load_ext nbllm` registers the lab's magics; `%nbllm` reports versions, the device, and whether the
-default models are installed. If `smollm2` shows NOT INSTALLED, run `make setup` first.
-""")
-
-code("""
-%load_ext nbllm
-%nbllm
-""")
+LAB.setup()
 
 # ------------------------------------------------------------------ 1. tokenization
 

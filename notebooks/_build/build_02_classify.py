@@ -68,17 +68,7 @@ DECODER_EPOCHS = 1        # epochs for the decoder's head in section 7
 DECODER_LR = 5e-3
 """, tags=["parameters"])
 
-md("""
-## Setup
-
-`%load_ext nbllm` registers the magics; `%nbllm` shows versions, the device, and whether the default
-models are installed. If a model shows NOT INSTALLED, run `make setup` first.
-""")
-
-code("""
-%load_ext nbllm
-%nbllm
-""")
+LAB.setup()
 
 code("""
 import warnings

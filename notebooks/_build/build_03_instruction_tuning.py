@@ -64,17 +64,7 @@ SAMPLES = 2           # validation prompts generated before and after each run
 MAX_NEW_TOKENS = 40   # length of the generations we ask for ourselves
 """, tags=["parameters"])
 
-md("""
-## Setup
-
-`%load_ext nbllm` registers the magics; `%nbllm` shows versions, the device, and whether the default
-models are installed. If `smollm2` shows NOT INSTALLED, run `make setup` first.
-""")
-
-code("""
-%load_ext nbllm
-%nbllm
-""")
+LAB.setup()
 
 code("""
 import warnings

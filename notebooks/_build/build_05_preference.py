@@ -80,17 +80,7 @@ MAX_NEW_TOKENS = 40   # length of the generations we compare
 PROMPT = "How does a refrigerator keep food cold?"
 """, tags=["parameters"])
 
-md("""
-## Setup
-
-`%load_ext nbllm` registers the magics; `%nbllm` shows versions, the device, and whether the default
-models are installed. If `smollm2` shows NOT INSTALLED, run `make setup` first.
-""")
-
-code("""
-%load_ext nbllm
-%nbllm
-""")
+LAB.setup()
 
 code("""
 import math
