@@ -107,6 +107,11 @@ def _looks_like_hub_id(name: str) -> bool:
 
 
 def _load_hub(name: str, split: str) -> list[dict]:
+    from .models import hub_reachable
+
+    if not hub_reachable():
+        raise DataError(f"'{name}' looks like a hub dataset id and the Hugging Face hub cannot be reached; nbllm "
+                        "is offline by default: use a local file or a shipped set")
     try:
         import datasets
 

@@ -258,6 +258,30 @@ def _kind_of_dir(path: Path) -> str:
     return CAUSAL_LM if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs) else ENCODER
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Can the Hugging Face hub be reached? A 3-second TCP check, so that an offline machine gets a
+    clear error at once instead of ~30 s of download retries. HF_HUB_OFFLINE / HF_DATASETS_OFFLINE
+    mean "use the local cache": then the check passes and the library looks there."""
+    import re
+    import socket
+
+    if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE"):
+        return True
+    host = re.sub(r"^https?://", "", os.environ.get("HF_ENDPOINT", "https://huggingface.co")).split("/")[0]
+    try:
+        socket.create_connection((host.split(":")[0], 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def require_hub(name: str, what: str = "model") -> None:
+    """OfflineError at once when hub id `name` is asked for and the hub cannot be reached."""
+    if not hub_reachable():
+        raise OfflineError(f"{what} '{name}' is a hub id and the Hugging Face hub cannot be reached; nbllm is "
+                           "offline by default: use a registered name, a local folder or file, or go online")
+
+
 def _hub_error(name: str, err: Exception) -> OfflineError:
     reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
     return OfflineError(f"could not load hub model '{name}' ({reason}); nbllm is offline by default: use a "
@@ -280,6 +304,7 @@ def resolve(name: str) -> ModelSpec:
                          load_tokenizer=lambda: _auto_tokenizer(str(path)), source="local")
     if _is_hub_id(name):
         def load_hub():
+            require_hub(name)
             try:
                 kind = _kind_of_dir(Path(_hub_config_dir(name)))
                 return (_load_causal_dir if kind == CAUSAL_LM else _load_encoder_dir)(name)
@@ -299,6 +324,9 @@ def _hub_config_dir(name: str) -> str:
 
 def _auto_tokenizer(name: str):
     from transformers import AutoTokenizer
+
+    if _is_hub_id(name) and not Path(name).expanduser().exists():
+        require_hub(name)
 
     try:
         return AutoTokenizer.from_pretrained(name)

@@ -3,6 +3,8 @@
 import pytest
 from IPython.core.error import UsageError
 
+from nbllm import models
+
 from nbllm.errors import DataError, OfflineError
 from nbllm.evaluate import mc
 from nbllm.evaluate.common import resolve_model
@@ -104,7 +106,7 @@ def test_hub_benchmark_offline_is_an_offline_error(monkeypatch):
 def test_hub_load_failure_is_an_offline_error(monkeypatch):
     import datasets
 
-    monkeypatch.setattr(mc, "_hub_reachable", lambda: True)
+    monkeypatch.setattr(models, "hub_reachable", lambda: True)
 
     def fail(*a, **k):
         raise ConnectionError("Couldn't reach 'cais/mmlu' on the Hub")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nbllm import models
-from nbllm.errors import ModelError
+from nbllm.errors import DataError, ModelError, OfflineError
 from nbllm.testing import register_tiny_model
 
 
@@ -68,6 +68,25 @@ def test_hub_id_while_offline_is_a_clear_error():
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("nbllm.errors.OfflineError: could not load hub model 'someone/some-model'")
     assert "offline by default" in last
+
+
+def test_unreachable_hub_fails_at_once_without_download_retries(monkeypatch):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    with pytest.raises(OfflineError, match="hub cannot be reached"):
+        models.load_model("someone/some-model")
+    with pytest.raises(OfflineError, match="embedder 'someone/some-encoder'"):
+        from nbllm.retrieval.embed import Embedder
+        Embedder("someone/some-encoder")
+    with pytest.raises(DataError, match="hub cannot be reached"):
+        from nbllm.data import load_records
+        load_records("someone/some-dataset")
 
 
 def test_atomic_cache_leaves_nothing_when_a_build_dies(tmp_path):

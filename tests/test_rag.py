@@ -299,6 +299,33 @@ def test_rerank_reorders_candidates(corpus, tiny_lm):
     assert res.hits.score.is_monotonic_decreasing and res.config["rerank"] == "lm"
 
 
+@pytest.fixture(scope="module")
+def tiny_cross_encoder(tmp_path_factory):
+    """A seeded random BERT cross-encoder (one relevance logit) saved to a folder, with minilm's tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    folder = tmp_path_factory.mktemp("cross-encoder")
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, num_labels=1, initializer_range=0.5)  # scores that differ
+    BertForSequenceClassification(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(models.minilm_dir()).save_pretrained(folder)
+    return str(folder)
+
+
+def test_rerank_with_a_cross_encoder_folder(corpus, tiny_cross_encoder, monkeypatch):
+    from sentence_transformers import CrossEncoder
+
+    res = rag.query("What is LoRA?", "test-corpus", k=3, rerank=True, reranker=tiny_cross_encoder, generate=False)
+    assert res.config["rerank"] == tiny_cross_encoder and res.hits.score.is_monotonic_decreasing
+    expected = CrossEncoder(tiny_cross_encoder).predict([("What is LoRA?", t) for t in res.contexts])
+    assert np.allclose(res.hits.score, expected, atol=1e-5)  # the cross-encoder's own scores, best first
+    monkeypatch.setattr(models, "hub_reachable", lambda: False)  # offline: one clear error, no retries
+    with pytest.raises(OfflineError, match="reranker 'org/no-such-reranker'"):
+        rag.query("What is LoRA?", "test-corpus", k=3, rerank=True, reranker="org/no-such-reranker", generate=False)
+
+
 def test_lm_scores_prefer_the_passage_that_predicts_the_question(tiny_lm):
     import torch
 

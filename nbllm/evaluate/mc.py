@@ -15,10 +15,8 @@ from_* functions below when online.
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import socket
 
 from ..errors import ConfigError, DataError, OfflineError
 from .common import check_limit, load_eval_records, resolve_model
@@ -112,21 +110,12 @@ HUB = {
 _BY_ID = {hub: name for name, (hub, *_rest) in HUB.items()}
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE"):
-        return True  # the user asked for the local cache: let datasets find it there
-    host = re.sub(r"^https?://", "", os.environ.get("HF_ENDPOINT", "https://huggingface.co")).split("/")[0]
-    try:
-        socket.create_connection((host.split(":")[0], 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
 def load_hub(name: str) -> list[dict]:
     """A well-known benchmark from the hub, mapped to the MMLU-like schema (needs a network)."""
     hub_id, config, split, mapping = HUB[_BY_ID.get(name, name)]
-    if not _hub_reachable():
+    from ..models import hub_reachable
+
+    if not hub_reachable():
         raise OfflineError(f"benchmark '{name}' lives on the Hugging Face hub ({hub_id}), which cannot be "
                            "reached; nbllm is offline by default: use a JSON/JSONL file or the shipped 'llm-quiz'")
     try:

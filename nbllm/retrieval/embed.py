@@ -99,6 +99,7 @@ class Embedder:
         elif Path(name).expanduser().is_dir():
             self._st = _sentence_transformer(str(Path(name).expanduser()), self.device)
         elif models._is_hub_id(name):
+            models.require_hub(name, "embedder")
             try:
                 self._st = _sentence_transformer(name, self.device)
             except (OSError, ValueError) as err:

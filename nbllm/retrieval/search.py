@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -203,6 +204,8 @@ def cross_encoder_scorer(name: str):
 
     from .. import models
 
+    if models._is_hub_id(name) and not Path(name).expanduser().exists():
+        models.require_hub(name, "reranker")
     try:
         model = CrossEncoder(name)
     except (OSError, ValueError) as err:
