@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .errors import ConfigError, ModelError
-from .train.methods import lora_targets, parameter_counts, peft_wrap, unwrap
+from .train.methods import lora_targets, parameter_counts, peft_wrap, quiet_peft, unwrap
 
 META = "nbllm_adapter.json"
 
@@ -133,10 +133,11 @@ def load(model, directory, name: str, base_name: str):
     from peft import PeftModel
 
     try:
-        if has_adapters(model):
-            model.load_adapter(str(path), adapter_name=name)
-        else:
-            model = PeftModel.from_pretrained(model, str(path), adapter_name=name, is_trainable=True)
+        with quiet_peft():
+            if has_adapters(model):
+                model.load_adapter(str(path), adapter_name=name)
+            else:
+                model = PeftModel.from_pretrained(model, str(path), adapter_name=name, is_trainable=True)
     except (RuntimeError, ValueError, KeyError) as err:
         raise ModelError(f"adapter '{directory}' does not fit this model: {str(err).splitlines()[0][:160]}") from None
     model.set_adapter(name)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 import torch
 
 from ..errors import ConfigError
@@ -10,15 +13,19 @@ from ..errors import ConfigError
 ADAPTER_METHODS = ("lora", "dpo", "prompt-tuning")  # train peft adapters; checkpoints hold only those
 
 
-def peft_wrap(model, peft_config, **kwargs):
-    """peft.get_peft_model without transformers' FutureWarning about peft's own call to
-    is_gradient_checkpointing (noise in every notebook cell that attaches an adapter)."""
-    import warnings
-
-    from peft import get_peft_model
-
+@contextlib.contextmanager
+def quiet_peft():
+    """Hide transformers' FutureWarning about peft's own call to is_gradient_checkpointing
+    (noise in every notebook cell that attaches or loads an adapter)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
+def peft_wrap(model, peft_config, **kwargs):
+    from peft import get_peft_model
+
+    with quiet_peft():
         return get_peft_model(model, peft_config, **kwargs)
 
 
