@@ -366,6 +366,20 @@ def load_model(name: str, device: str | None = None, dtype=None):
     return model, tokenizer
 
 
+_SHARED: dict[str, tuple] = {}  # name -> (spec, model, tokenizer) for read-only use
+
+
+def load_shared(name: str):
+    """(model, tokenizer) for read-only use (scoring, judging, RAG answers): loaded once per process
+    and shared, so RAG and evaluation on the same model hold one copy. A name registered again
+    (a new spec) loads again. Training always takes a fresh load_model()."""
+    spec = resolve(name)
+    cached = _SHARED.get(name)
+    if cached is None or cached[0] is not spec:
+        cached = _SHARED[name] = (spec, *load_model(name))
+    return cached[1], cached[2]
+
+
 def model_kind(name: str) -> str:
     return resolve(name).kind
 

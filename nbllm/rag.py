@@ -18,7 +18,6 @@ from pathlib import Path
 from .errors import ConfigError, DataError
 
 DEFAULTS = {"chunk_size": 128, "overlap": 16, "unit": "tokens", "embedder": "minilm", "distance": "l2", "k": 4}
-_LMS: dict[str, tuple] = {}
 
 
 def corpus_dir() -> Path:
@@ -126,13 +125,10 @@ def _language_model(model):
 
     if model is None or isinstance(model, str):
         name = model or "smollm2"
-        if name not in _LMS:
-            if models.model_kind(name) != models.CAUSAL_LM:
-                raise ConfigError(f"'{name}' is an encoder, not a generator; use --model smollm2, a causal LM or "
-                                  "an %%sft result")
-            _LMS.clear()  # keep one generator in memory
-            _LMS[name] = models.load_model(name)
-        m, tok = _LMS[name]
+        if models.model_kind(name) != models.CAUSAL_LM:
+            raise ConfigError(f"'{name}' is an encoder, not a generator; use --model smollm2, a causal LM or "
+                              "an %%sft result")
+        m, tok = models.load_shared(name)
         return m, tok, "chat", name
     if not hasattr(model, "tokenizer") or not hasattr(model, "model"):
         raise ConfigError(f"a {type(model).__name__} is not a model result (no .model/.tokenizer); pass a model "

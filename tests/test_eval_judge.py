@@ -100,9 +100,7 @@ def test_model_judge_reruns_from_cache_without_loading(tmp_path):
         assert len(loads) == 1 and first.n_cached == 0
         assert first.n_unparsable == sum(r["score"] is None for r in first.rows)  # random model: counted, kept
         assert len(first.to_pandas()) == 4
-        from nbllm.evaluate import common
-
-        common._MODELS.pop("tiny-judge", None)  # a fresh session: nothing loaded
+        models._SHARED.pop("tiny-judge", None)  # a fresh session: nothing loaded
         second = judge.evaluate(RECORDS, "tiny-judge", cache_path=tmp_path / "c.sqlite", progress=False)
         assert len(loads) == 1 and second.n_cached == 4
         assert second.to_pandas().reply.tolist() == first.to_pandas().reply.tolist()

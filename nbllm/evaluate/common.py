@@ -15,7 +15,6 @@ EVAL_SETS = {
     "judge-responses": DATA_DIR / "eval_judge_responses.jsonl",  # original prompts, references, 2 models
 }
 
-_MODELS: dict = {}  # registered name -> (spec, model, tokenizer): evaluation never changes weights
 
 
 def load_eval_records(source, what: str = "data") -> list[dict]:
@@ -36,18 +35,13 @@ def load_eval_records(source, what: str = "data") -> list[dict]:
 def resolve_model(model):
     """(model, tokenizer, name) from a registered name/folder or an object with .model/.tokenizer.
 
-    Registered models are loaded once per process (evaluation only reads them)."""
+    Named models are loaded once per process and shared (evaluation only reads them)."""
     from .. import models
 
     if model is None:
         model = "smollm2"
     if isinstance(model, str):
-        spec = models.resolve(model)
-        cached = _MODELS.get(model)
-        if cached is None or cached[0] is not spec:
-            m, tok = models.load_model(model)
-            cached = _MODELS[model] = (spec, m, tok)
-        return cached[1], cached[2], model
+        return (*models.load_shared(model), model)  # evaluation never changes weights
     inner, tok = getattr(model, "model", None), getattr(model, "tokenizer", None)
     if inner is None or tok is None:
         raise ModelError(f"a {type(model).__name__} is not a model result (no .model/.tokenizer); "
