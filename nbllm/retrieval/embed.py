@@ -8,7 +8,6 @@ Re-indexing embeds only texts the cache has not seen for that model.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import threading
 from pathlib import Path
@@ -17,12 +16,9 @@ import numpy as np
 
 from .. import models
 from ..errors import ConfigError, ModelError
+from .split import text_hash
 
 _EMBEDDERS: dict[tuple, "Embedder"] = {}
-
-
-def _hash(text: str) -> str:
-    return hashlib.sha1(text.encode()).hexdigest()
 
 
 class EmbeddingCache:
@@ -148,7 +144,7 @@ class Embedder:
         if self.cache is None:
             self.stats["embedded"] += len(texts)
             return self.encode(list(texts))
-        hashes = [_hash(t) for t in texts]
+        hashes = [text_hash(t) for t in texts]
         found = self.cache.get(sorted(set(hashes)))
         todo = {}
         for h, t in zip(hashes, texts):
