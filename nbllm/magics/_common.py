@@ -31,6 +31,15 @@ def user_value(shell, name: str | None):
     return None
 
 
+def model_value(shell, name: str | None):
+    """What --model NAME|VAR means: a variable holding a model result (.model/.tokenizer), else the
+    name itself (registered model, folder or hub id; None stays None)."""
+    value = user_value(shell, name)
+    if value is not None and not hasattr(value, "tokenizer"):
+        raise UsageError(f"variable '{name}' is not a model result (no .model/.tokenizer); pass a model name")
+    return value if value is not None else name
+
+
 def parse_json_cell(cell: str, what: str):
     """One JSON value from a cell, or a DataError that points at the bad spot."""
     try:

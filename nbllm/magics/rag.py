@@ -3,7 +3,7 @@
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ._common import usage_errors, user_value
+from ._common import model_value, usage_errors, user_value
 
 # which flags each subcommand takes (the rest are for questions)
 INDEX_FLAGS = {"collection", "chunk_size", "overlap", "unit", "embedder", "distance", "text_field", "persist",
@@ -44,7 +44,7 @@ def _drop(self, args, words):
 def _explore(self, args, words):
     from .. import rag
 
-    return rag.explore(args.collection or "default", k=args.k or 4, model=_model(self, args),
+    return rag.explore(args.collection or "default", k=args.k or 4, model=model_value(self.shell, args.model),
                        persist=args.persist, server=args.server)
 
 
@@ -52,17 +52,10 @@ def _ask(self, args, question):
     from .. import rag
 
     return rag.query(question, args.collection or "default", k=args.k if args.k is not None else 4,
-                     model=_model(self, args), generate=not args.no_generate, hybrid=args.hybrid,
+                     model=model_value(self.shell, args.model), generate=not args.no_generate, hybrid=args.hybrid,
                      rerank=args.rerank, reranker=args.reranker, exact=args.exact, where=args.where,
                      distance=args.distance, embedder=args.embedder, max_new_tokens=args.max_new_tokens or 64,
                      persist=args.persist, server=args.server)
-
-
-def _model(self, args):
-    value = user_value(self.shell, args.model)
-    if value is not None and not hasattr(value, "tokenizer"):
-        raise UsageError(f"variable '{args.model}' is not a model result (no .model/.tokenizer); pass a model name")
-    return value if value is not None else args.model
 
 
 ROUTES = {"index": _index, "list": _list, "drop": _drop, "explore": _explore}

@@ -3,7 +3,7 @@
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ._common import usage_errors, user_value
+from ._common import model_value, usage_errors, user_value
 
 
 @magic_arguments()
@@ -63,10 +63,7 @@ def sft_magic(self, line, cell=None):
     data = parse_jsonl(body, "the cell") if body else (variable if variable is not None else args.data)
     if body and not data:
         raise UsageError("the cell has no records; write one JSON object per line")
-    model = user_value(self.shell, args.model)
-    model = model if model is not None else args.model  # None: smollm2, or the checkpoint's with --resume
-    if model is not None and not isinstance(model, str) and not hasattr(model, "tokenizer"):
-        raise UsageError(f"variable '{args.model}' is not a model result (no .model/.tokenizer); pass a model name")
+    model = model_value(self.shell, args.model)  # None: smollm2, or the checkpoint's with --resume
     options = {"format": args.format, "method": args.method, "epochs": args.epochs, "max_steps": args.max_steps,
                "lr": args.lr, "batch_size": args.batch_size, "grad_accum": args.grad_accum,
                "max_length": args.max_length, "seed": args.seed, "val_fraction": args.val_fraction,

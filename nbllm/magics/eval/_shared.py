@@ -1,17 +1,5 @@
 """Flags every %eval subcommand reads the same way."""
 
-from IPython.core.error import UsageError
-
-from .._common import user_value
-
-
-def model_arg(shell, name):
-    """A variable holding a model result, else the name (registered model, folder or hub id)."""
-    value = user_value(shell, name)
-    if value is not None and not hasattr(value, "tokenizer"):
-        raise UsageError(f"variable '{name}' is not a model result (no .model/.tokenizer); pass a model name")
-    return value if value is not None else name
-
 
 def data_arg(shell, name):
     """A variable's value (strings too: raw text), else the path or shipped-set name."""

@@ -2,7 +2,8 @@
 
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ._shared import bind, data_arg, key_env, model_arg
+from .._common import model_value
+from ._shared import bind, data_arg, key_env
 
 
 @magic_arguments(name="eval judge")
@@ -20,7 +21,7 @@ def eval_judge(self, line):
     from ...evaluate import judge
 
     a = parse_argstring(eval_judge, line)
-    who = a.judge if a.judge_url else model_arg(self.shell, a.judge)
+    who = a.judge if a.judge_url else model_value(self.shell, a.judge)
     result = judge.evaluate(data_arg(self.shell, a.data), who, url=a.judge_url, api_key_env=key_env(a.api_key_env),
                             limit=a.limit, cache=not a.no_cache, label=a.data)
     return bind(self.shell, a.out, result)
@@ -45,7 +46,7 @@ def eval_triad(self, line):
     if missing:
         raise UsageError(f"no variable '{missing[0]}'; run %%rag --out {missing[0]} first")
     rag = {v: self.shell.user_ns[v] for v in a.rag} if len(a.rag) > 1 else self.shell.user_ns[a.rag[0]]
-    judge = None if a.judge is None else (a.judge if a.judge_url else model_arg(self.shell, a.judge))
+    judge = None if a.judge is None else (a.judge if a.judge_url else model_value(self.shell, a.judge))
     result = triad.evaluate(rag, judge=judge, url=a.judge_url, api_key_env=key_env(a.api_key_env),
                             threshold=a.threshold)
     return bind(self.shell, a.out, result)

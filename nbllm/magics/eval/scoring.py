@@ -2,7 +2,8 @@
 
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ._shared import bind, data_arg, model_arg
+from .._common import model_value
+from ._shared import bind, data_arg
 
 
 @magic_arguments(name="eval mc")
@@ -20,7 +21,7 @@ def eval_mc(self, line):
     from ...evaluate import mc
 
     a = parse_argstring(eval_mc, line)
-    result = mc.evaluate(model_arg(self.shell, a.model), data_arg(self.shell, a.data), shots=a.shots,
+    result = mc.evaluate(model_value(self.shell, a.model), data_arg(self.shell, a.data), shots=a.shots,
                          template=a.template, limit=a.limit, seed=a.seed, method="naive" if a.naive else "cached",
                          label=a.data)
     return bind(self.shell, a.out, result)
@@ -39,7 +40,7 @@ def eval_gen(self, line):
     from ...evaluate import generative
 
     a = parse_argstring(eval_gen, line)
-    model = model_arg(self.shell, a.model) if a.model else None
+    model = model_value(self.shell, a.model) if a.model else None
     result = generative.evaluate(model, data_arg(self.shell, a.data), metric=a.metric, template=a.template,
                                  max_new_tokens=a.max_new_tokens, limit=a.limit, label=a.data)
     return bind(self.shell, a.out, result)
@@ -57,7 +58,7 @@ def eval_ppl(self, line):
     from ...evaluate import perplexity
 
     a = parse_argstring(eval_ppl, line)
-    result = perplexity.evaluate(model_arg(self.shell, a.model), data_arg(self.shell, a.data), window=a.window,
+    result = perplexity.evaluate(model_value(self.shell, a.model), data_arg(self.shell, a.data), window=a.window,
                                  stride=a.stride, limit=a.limit, label=a.data)
     return bind(self.shell, a.out, result)
 
@@ -81,6 +82,6 @@ def eval_synthetic(self, line):
         lengths = [int(x) for x in a.context_length.split(",") if x.strip()]
     except ValueError:
         raise ConfigError(f"--context-length takes integers like 8 or 4,16,64 (got {a.context_length})") from None
-    result = synthetic.evaluate(model_arg(self.shell, a.model), a.task, lengths, a.n, seed=a.seed, shots=a.shots,
+    result = synthetic.evaluate(model_value(self.shell, a.model), a.task, lengths, a.n, seed=a.seed, shots=a.shots,
                                 queries=a.queries)
     return bind(self.shell, a.out, result)
