@@ -12,8 +12,6 @@ memory; --method dpo-full trains every weight against a frozen copy.
 from __future__ import annotations
 
 import copy
-import math
-from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
