@@ -103,3 +103,22 @@ def test_widget_magic_and_bad_battles(ip, tmp_path):
         ip.run_cell(f"%eval arena --widget --battles one_model --votes {tmp_path}/v.jsonl")
     with pytest.raises(UsageError, match="--widget needs --battles"):
         ip.run_cell("%eval arena --widget")
+
+
+def test_widget_drops_the_second_click_of_a_double_click(tmp_path):
+    """Each battle gets fresh buttons: a click still addressed to the last battle's buttons is dropped,
+    never counted for the next battle (which the voter has not read) nor raised after the last one."""
+    from nbllm.widgets.arena import ArenaWidget
+
+    battles = [{"prompt": f"p{i}", "responses": {"m1": "x", "m2": "y"}} for i in range(2)]
+    w = ArenaWidget(battles, tmp_path / "v.jsonl")
+    first = w.buttons[0]
+    first.click()
+    first.click()
+    assert [v["prompt_id"] for v in w.votes] == [0] and w.index == 1 and first not in w.buttons
+    assert list(w.controls.children) == w.buttons
+    last = w.buttons[2]
+    last.click()
+    last.click()  # after the last battle: dropped, no "every battle has a vote" error
+    assert [v["winner"] for v in w.votes] == ["a", "tie"] and w.done and all(b.disabled for b in w.buttons)
+    assert len((tmp_path / "v.jsonl").read_text().splitlines()) == 2

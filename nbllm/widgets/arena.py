@@ -4,7 +4,8 @@ Each battle shows two models' answers in a seeded random order as "A" and "B"; a
 appends {"model_a", "model_b", "winner", "prompt_id"} to a JSONL file (model_a is whoever was
 shown as A), reveals the two names and moves to the next battle. `%eval arena --votes FILE`
 then turns the file into ratings. CSS classes for browser tests: root `nbllm-arena`, buttons
-`nbllm-vote-a`, `nbllm-vote-b`, `nbllm-vote-tie`, `nbllm-vote-bad`.
+`nbllm-vote-a`, `nbllm-vote-b`, `nbllm-vote-tie`, `nbllm-vote-bad`; text `nbllm-arena-prompt`,
+`nbllm-arena-a`, `nbllm-arena-b`, `nbllm-arena-status`.
 """
 
 from __future__ import annotations
@@ -53,15 +54,12 @@ class ArenaWidget:
         self.prompt = w.HTML()
         self.answer_a, self.answer_b = w.HTML(), w.HTML()
         self.status = w.HTML()
-        self.buttons = []
-        for winner, label, cls in BUTTONS:
-            button = w.Button(description=label)
-            button.add_class(cls)
-            button.on_click(lambda _b, winner=winner: self.vote(winner))
-            self.buttons.append(button)
+        for part, cls in ((self.prompt, "prompt"), (self.answer_a, "a"), (self.answer_b, "b"), (self.status, "status")):
+            part.add_class(f"nbllm-arena-{cls}")
+        self.buttons, self._old_buttons, self.controls = [], [], w.HBox()
         columns = w.HBox([w.VBox([w.HTML("<b>A</b>"), self.answer_a], layout=w.Layout(width="50%")),
                           w.VBox([w.HTML("<b>B</b>"), self.answer_b], layout=w.Layout(width="50%"))])
-        self.box = w.VBox([self.prompt, columns, w.HBox(self.buttons), self.status])
+        self.box = w.VBox([self.prompt, columns, self.controls, self.status])
         self.box.add_class("nbllm-arena")
         self._show()
 
@@ -69,13 +67,32 @@ class ArenaWidget:
     def done(self) -> bool:
         return self.index >= len(self.battles)
 
+    def _new_buttons(self) -> None:
+        """Fresh vote buttons for each battle, bound to it: the second click of a double click reaches the
+        kernel addressed to the buttons it was made on and is dropped, instead of voting on the next
+        battle unread. Buttons two battles old are closed (any click on them has long arrived)."""
+        import ipywidgets as w
+
+        for button in self._old_buttons:
+            button.close()
+        self._old_buttons, self.buttons = self.buttons, []
+        for winner, label, cls in BUTTONS:
+            button = w.Button(description=label, disabled=self.done)
+            button.add_class(cls)
+            button.on_click(lambda _b, winner=winner, battle=self.index: self._clicked(winner, battle))
+            self.buttons.append(button)
+        self.controls.children = tuple(self.buttons)
+
+    def _clicked(self, winner: str, battle: int) -> None:
+        if battle == self.index and not self.done:
+            self.vote(winner)
+
     def _show(self, revealed: str = "") -> None:
+        self._new_buttons()
         if self.done:
             where = html.escape(str(self.path))
             self.prompt.value = f"<p>All {len(self.battles)} battles voted; ratings: %eval arena --votes {where}</p>"
             self.answer_a.value = self.answer_b.value = ""
-            for button in self.buttons:
-                button.disabled = True
         else:
             battle = self.battles[self.index]
             a, b = self.order[self.index]
@@ -83,7 +100,9 @@ class ArenaWidget:
                                  f"{html.escape(battle['prompt'])}</p>")
             self.answer_a.value = f"<div style='white-space:pre-wrap'>{html.escape(str(battle['responses'][a]))}</div>"
             self.answer_b.value = f"<div style='white-space:pre-wrap'>{html.escape(str(battle['responses'][b]))}</div>"
-        self.status.value = f"<small>{len(self.votes)} votes saved to {html.escape(str(self.path))}. {revealed}</small>"
+        n = len(self.votes)
+        self.status.value = (f"<small>{n} vote{'' if n == 1 else 's'} saved to {html.escape(str(self.path))}. "
+                             f"{revealed}</small>")
 
     def vote(self, winner: str) -> dict:
         """Record a vote for the battle on screen ("a", "b", "tie" or "both_bad") and show the next."""
