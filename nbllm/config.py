@@ -95,9 +95,17 @@ class SFTConfig(JsonConfig):
     beta: float = field(default=0.1, metadata={"help": "DPO: how far the policy may move from the reference"})
     device: str | None = field(default=None, metadata={"help": "cuda | mps | cpu (default: best available)"})
     precision: str = field(default="auto", metadata={"help": "auto | fp32 | bf16 | fp16 (autocast on GPU)"})
+    compile: bool = field(default=False, metadata={"help": "torch.compile each transformer block: a minute or "
+                                                           "two of compiling, then faster steps (long GPU runs)"})
+    attention: str = field(default="auto", metadata={"help": "packed attention kernel: auto | sdpa (per example) | "
+                                                             "varlen (flash, CUDA 16-bit) | mask (document mask)"})
 
     def __post_init__(self):
         _check_choice("format", self.format, SFT_FORMATS)
+        _check_choice("attention", self.attention, ("auto", "sdpa", "varlen", "mask"))
+        if self.compile and self.format in ("classify", "preference"):
+            raise ConfigError("--compile speeds up SFT runs (alpaca, chat, lima, text); drop it for "
+                              f"--format {self.format}")
         _check_choice("method", self.method, METHODS)
         if self.method == "head" and self.format != "classify":
             raise ConfigError("--method head trains a new classification head; use it with --format classify")

@@ -36,6 +36,8 @@ from ._common import model_value, usage_errors, user_value
 @argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default 16)")
 @argument("--lora-targets", default=None, help="LoRA target modules, comma list or all-linear")
 @argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"], help="autocast dtype")
+@argument("--compile", action="store_true", help="torch.compile each transformer block (long GPU runs)")
+@argument("--attention", default=None, choices=["auto", "sdpa", "varlen", "mask"], help="packed attention kernel")
 @argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
 @argument("--samples", type=int, default=2, help="validation prompts generated before and after (default 2)")
 @argument("--save", default=None, help="write a resumable checkpoint to this folder")
@@ -69,9 +71,9 @@ def sft_magic(self, line, cell=None):
                "max_length": args.max_length, "seed": args.seed, "val_fraction": args.val_fraction,
                "eval_every": args.eval_every, "lora_r": args.lora_r, "lora_alpha": args.lora_alpha,
                "lora_targets": args.lora_targets, "precision": args.precision, "device": args.device, "beta": args.beta,
-               "virtual_tokens": args.virtual_tokens}
+               "virtual_tokens": args.virtual_tokens, "attention": args.attention}
     options = {k: v for k, v in options.items() if v is not None}
-    options.update({k: True for k in ("train_on_prompt", "grad_checkpointing") if getattr(args, k)})
+    options.update({k: True for k in ("train_on_prompt", "grad_checkpointing", "compile") if getattr(args, k)})
     if args.no_packing:
         options["packing"] = False
     if data is None and not args.resume:

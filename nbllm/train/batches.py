@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ..tokenization import IGNORE_INDEX, Encoded
+from .attention import attention_inputs
 
 
 ATTENTION_WIDTH = 2048  # row width at which attention costs about as much again as the rest
@@ -29,23 +30,19 @@ class Batch:
     n_real_tokens: int  # non-padding tokens
     n_loss_tokens: int
     segments: list[int] | None = None  # example boundaries in the single row: [0, len0, len0+len1, ...]
-    cu_seqlens: torch.Tensor | None = None  # the same boundaries as int32 on the GPU (for varlen kernels)
+    attention: dict | None = None  # the boundaries as packed attention wants them (attention.attention_inputs)
 
     def model_inputs(self) -> dict:
-        extra = {"nbllm_segments": self.segments} if self.segments is not None else {}
-        if self.cu_seqlens is not None:
-            extra["nbllm_cu_seqlens"] = self.cu_seqlens
         return {"input_ids": self.input_ids, "attention_mask": self.attention_mask,
-                "position_ids": self.position_ids, "use_cache": False, **extra}
+                "position_ids": self.position_ids, "use_cache": False, **(self.attention or {})}
 
-    def to(self, device) -> "Batch":
+    def to(self, device, kernel: str = "auto", max_len: int | None = None) -> "Batch":
+        """The batch on `device`, with the example boundaries in the form `kernel` wants."""
         move = {k: getattr(self, k).to(device, non_blocking=True) if getattr(self, k) is not None else None
                 for k in ("input_ids", "labels", "position_ids", "attention_mask")}
-        cu = None
-        if self.segments is not None and torch.device(device).type == "cuda":
-            cu = torch.tensor(self.segments, dtype=torch.int32).to(device, non_blocking=True)
+        attention = attention_inputs(self.segments, device, kernel, max_len) if self.segments is not None else None
         return Batch(**move, n_real_tokens=self.n_real_tokens, n_loss_tokens=self.n_loss_tokens,
-                     segments=self.segments, cu_seqlens=cu)
+                     segments=self.segments, attention=attention)
 
 
 def first_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
@@ -136,7 +133,8 @@ def segments_batch(examples: list[Encoded]) -> Batch:
     bounds = [0]
     for e in examples:
         bounds.append(bounds[-1] + len(e))
-    return Batch(ids, labels, pos, None, bounds[-1], int((labels != IGNORE_INDEX).sum()), segments=bounds)
+    return Batch(ids, labels, pos, None, bounds[-1], int((labels != IGNORE_INDEX).sum()), segments=bounds,
+                 attention=attention_inputs(bounds, "cpu"))
 
 
 LAYOUTS = ("segments", "rows", "padded")

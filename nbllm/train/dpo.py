@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from ..data import split
 from ..errors import DataError
 from ..tokenization import IGNORE_INDEX, encode
+from .attention import packed_forward
 from .batches import make_batch
 from .sft import PreparedData, Trainer, step_examples
 from .methods import unwrap
@@ -64,7 +65,8 @@ def sequence_logps(model, examples) -> torch.Tensor:
     device = next(model.parameters()).device
     batch = make_batch(examples, 0, "segments").to(device)
     base = unwrap(model)
-    hidden = base.get_decoder()(**batch.model_inputs())[0][0]
+    with packed_forward():
+        hidden = base.get_decoder()(**batch.model_inputs())[0][0]
     labels = batch.labels[0]
     keep = labels != IGNORE_INDEX
     seq = torch.repeat_interleave(torch.arange(len(examples), device=device),

@@ -9,6 +9,7 @@ the uninterrupted run would have, and the RNG state saved in the checkpoint cove
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import signal
@@ -23,10 +24,11 @@ from torch.utils.checkpoint import checkpoint
 from .. import models
 from ..config import SFTConfig
 from ..data import TEMPLATE_OF, split, to_examples
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..tokenization import IGNORE_INDEX, Encoded, encode
-from .attention import use_packed_attention
+from .attention import packed_forward, pick_kernel, use_packed_attention, varlen_available
 from .batches import Batch, make_batch
+from .compiling import compile_blocks, uncompile_blocks
 from .methods import apply_method, is_prompt_learning, parameter_counts, unwrap
 
 CE_CHUNK = 2048  # tokens per head+cross-entropy chunk; larger batches recompute logits in backward
@@ -78,12 +80,17 @@ def _plain_head(base) -> bool:
             and not getattr(cfg, "final_logit_softcapping", None) and not getattr(cfg, "logit_scale", None))
 
 
-def loss_sum(model, batch: Batch) -> torch.Tensor:
+def loss_sum(model, batch: Batch, compiled: bool = False) -> torch.Tensor:
     """Summed next-token cross-entropy over the batch's loss tokens.
 
     The vocabulary projection runs only on positions that count in the loss (prompt and
     padding positions never reach the 49k-wide head), in chunks whose logits are
-    recomputed in backward instead of stored."""
+    recomputed in backward instead of stored; `compiled` fuses head and cross-entropy."""
+    with packed_forward() if batch.segments is not None else contextlib.nullcontext():
+        return _loss_sum(model, batch, _compiled_chunk_loss() if compiled else _chunk_loss)
+
+
+def _loss_sum(model, batch: Batch, chunk_loss) -> torch.Tensor:
     base = unwrap(model)
     keep = batch.labels != IGNORE_INDEX
     if is_prompt_learning(model):  # peft prepends the soft prompt: drop its positions from the logits
@@ -96,19 +103,28 @@ def loss_sum(model, batch: Batch) -> torch.Tensor:
     out = base.get_decoder()(**batch.model_inputs())
     hidden, targets = out[0][keep], batch.labels[keep]
     head = base.get_output_embeddings()
-
-    def chunk_loss(h, y):
-        return F.cross_entropy(head(h).float(), y, reduction="sum")
-
     if len(targets) <= CE_CHUNK:
-        return chunk_loss(hidden, targets)
-    return sum(checkpoint(chunk_loss, hidden[i:i + CE_CHUNK], targets[i:i + CE_CHUNK], use_reentrant=False)
+        return chunk_loss(head, hidden, targets)
+    return sum(checkpoint(chunk_loss, head, hidden[i:i + CE_CHUNK], targets[i:i + CE_CHUNK], use_reentrant=False)
                for i in range(0, len(targets), CE_CHUNK))
+
+
+def _chunk_loss(head, hidden, targets):
+    return F.cross_entropy(head(hidden).float(), targets, reduction="sum")
+
+
+_COMPILED = []
+
+
+def _compiled_chunk_loss():
+    if not _COMPILED:
+        _COMPILED.append(torch.compile(_chunk_loss, dynamic=True))
+    return _COMPILED[0]
 
 
 @torch.no_grad()
 def evaluate_loss(model, examples: list[Encoded], pad_id: int, device, batch_size: int, autocast,
-                  layout: str = "rows") -> float:
+                  layout: str = "rows", to_device=None, compiled: bool = False) -> float:
     """Mean next-token loss per loss token over `examples`."""
     if not examples:
         return float("nan")
@@ -116,9 +132,10 @@ def evaluate_loss(model, examples: list[Encoded], pad_id: int, device, batch_siz
     model.eval()
     total, count = 0.0, 0
     for i in range(0, len(examples), batch_size):
-        batch = make_batch(examples[i:i + batch_size], pad_id, layout).to(device)
+        batch = make_batch(examples[i:i + batch_size], pad_id, layout)
+        batch = to_device(batch) if to_device else batch.to(device)
         with autocast():
-            total += float(loss_sum(model, batch))
+            total += float(loss_sum(model, batch, compiled))
         count += batch.n_loss_tokens
     model.train(was_training)
     return total / max(count, 1)
@@ -175,11 +192,15 @@ class Trainer:
                 self.layout = "segments"
             except Exception:  # noqa: BLE001 - a model without the attention interface: masked rows
                 self.layout = "rows"
+        self.kernel = self._attention_kernel(model)
+        if config.compile:
+            compile_blocks(model)
         self.model = model.train()
         self.trainable, self.total_params = parameter_counts(model)
         self.params = [p for p in model.parameters() if p.requires_grad]
+        fused = self.device.startswith("cuda")  # one kernel for all parameters instead of a few per tensor
         self.optimizer = torch.optim.AdamW(self.params, lr=config.peak_lr, weight_decay=config.weight_decay,
-                                           foreach=True)
+                                           **({"fused": True} if fused else {"foreach": True}))
         self.steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
         self.total_steps = config.max_steps or max(1, math.ceil(config.epochs * self.steps_per_epoch))
         warmup = int(config.warmup_ratio * self.total_steps)
@@ -188,6 +209,25 @@ class Trainer:
         self.eval_every = config.eval_every or max(1, self.total_steps // 4)
         self.state = TrainState()
         self.val_metrics: dict = {}  # extra validation figures a subclass reports (DPO: margin, accuracy)
+
+    def _attention_kernel(self, model) -> str:
+        cfg = self.config
+        if self.layout != "segments":
+            if cfg.attention != "auto":
+                raise ConfigError(f"--attention {cfg.attention} applies to packed rows; drop --no-packing or "
+                                  "--attention")
+            return "auto"
+        weights = next(model.parameters()).dtype
+        kernel = pick_kernel(cfg.attention, self.device, self.dtype if self.dtype != torch.float32 else weights,
+                             cfg.compile)
+        if kernel == "varlen" and not (self.device.startswith("cuda") and varlen_available()):
+            raise ConfigError("--attention varlen needs a CUDA GPU and torch >= 2.10; use --attention auto")
+        if kernel == "varlen" and torch.float32 == self.dtype == weights:
+            raise ConfigError("--attention varlen runs in bf16/fp16; add --precision bf16 or use --attention auto")
+        return kernel
+
+    def batch_to_device(self, batch: Batch) -> Batch:
+        return batch.to(self.device, self.kernel, self.config.max_length)
 
     # one optimizer step ------------------------------------------------
     def train_step(self) -> dict:
@@ -202,9 +242,9 @@ class Trainer:
         n_loss = self._sum_over_processes(sum(b.n_loss_tokens for b in batches))
         total = 0.0
         for batch in batches:
-            batch = batch.to(self.device)
+            batch = self.batch_to_device(batch)
             with self.autocast():
-                loss = loss_sum(self.model, batch) / max(n_loss, 1)
+                loss = loss_sum(self.model, batch, self.config.compile) / max(n_loss, 1)
             (self.scaler.scale(loss) if self.scaler else loss).backward()
             total += float(loss.detach())
         if self.world > 1:
@@ -251,13 +291,20 @@ class Trainer:
 
     def val_loss(self) -> float:
         return evaluate_loss(self.model, self.data.val, self.pad_id, self.device, self.config.batch_size,
-                             self.autocast, self.layout)
+                             self.autocast, self.layout, self.batch_to_device, self.config.compile)
 
     # the loop ------------------------------------------------------------
     def run(self, on_step=None, should_stop=None, on_checkpoint=None) -> TrainState:
         """Train until total_steps. on_step(row) after each step; should_stop() ends the run
         after the current step. Ctrl-C (a kernel interrupt) does the same: the last
         completed step is kept."""
+        try:
+            return self._run(on_step, should_stop, on_checkpoint)
+        finally:
+            if self.config.compile:
+                uncompile_blocks(self.model)
+
+    def _run(self, on_step, should_stop, on_checkpoint) -> TrainState:
         state = self.state
         with _graceful_interrupt() as interrupted:
             while state.step < self.total_steps:
