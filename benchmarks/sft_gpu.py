@@ -3,12 +3,15 @@
 The model has SmolLM2-135M's exact shape with seeded random weights (the GPU machine has no
 copy of the packaged weights; speed does not depend on the values). Examples are 128-1024
 tokens, the first quarter of each is prompt (not in the loss). Prints `bench sft_gpu ...`:
-real (non-padding) tokens/s for nbllm LoRA (batch 16 and 32), Trainer + PEFT LoRA (batch 16,
-dynamic padding, bf16 autocast), nbllm full fine-tuning, MFU against the measured bf16
-matmul peak, and checks that packed attention equals padded attention and that the fp16
-(loss-scaled) path trains. Skips on a machine without CUDA.
+real (non-padding) tokens/s of nbllm LoRA and full fine-tuning, eager and with `compile=True`
+(torch.compile'd blocks, flash varlen attention), at batch 16-64; Trainer + PEFT LoRA (batch
+16, dynamic padding, bf16 autocast); MFU (4N or 6N plus attention FLOPs) against the measured
+bf16 matmul peak and the card's spec peak; checks that packed attention equals padded
+attention and that the fp16 (loss-scaled) path trains. A variant that fails prints why and
+the rest go on; variants past --budget seconds are skipped, so one device call always comes
+back with figures. Skips on a machine without CUDA.
 
-    python benchmarks/sft_gpu.py [--steps 30] [--cpu-smoke]
+    python benchmarks/sft_gpu.py [--steps 30] [--budget 420] [--cpu-smoke]
 """
 
 from __future__ import annotations
@@ -57,21 +60,31 @@ def make_examples(n, low, high, vocab, seed=0):
     return out
 
 
-def nbllm_tokens_per_s(method, batch, steps, examples, device, precision, small=False):
+def attention_context(examples) -> float:
+    """The mean context a token attends over (causal, within its example): E[len^2] / E[len]."""
+    lengths = [len(e) for e in examples]
+    return sum(n * n for n in lengths) / sum(lengths)
+
+
+def nbllm_tokens_per_s(method, batch, steps, examples, device, precision, small=False, compile=False,
+                       attention="auto"):
     lora_bf16 = method == "lora" and precision == "bf16"
     model = make_model(device, torch.bfloat16 if lora_bf16 else torch.float32, small)
     cfg = SFTConfig(model="smollm2-shape", method=method, batch_size=batch, max_steps=steps, val_fraction=0,
-                    precision=precision, device=device, eval_every=10**6, max_length=1024)
+                    precision=precision, device=device, eval_every=10**6, max_length=1024, compile=compile,
+                    attention=attention)
     data = PreparedData(examples, [], [], len(examples), 0, 0)
     trainer = Trainer(cfg, data, model, models.byte_tokenizer(), device)
     marks = []
+    started = time.perf_counter()
     trainer.run(on_step=lambda row, tr: marks.append((tr.state.train_seconds, tr.state.tokens, row["loss"])))
     warm = min(5, steps - 2)
     (t0, n0, _), (t1, n1, _) = marks[warm], marks[-1]
     losses = [m[2] for m in marks]
-    flops = flops_per_token(trainer.model, method, sum(len(e) for e in examples) / len(examples))
+    flops = flops_per_token(trainer.model, method, attention_context(examples))
+    first_steps = marks[warm][0]  # includes compiling
     del trainer, model
-    return (n1 - n0) / (t1 - t0), flops, losses
+    return (n1 - n0) / (t1 - t0), flops, losses, first_steps, time.perf_counter() - started
 
 
 def trainer_tokens_per_s(batch, steps, examples, device, small=False):
@@ -117,43 +130,74 @@ def packed_equals_padded(device, dtype, small):
     return abs(a - b).item() / abs(b).item()
 
 
+SPEC_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "T4": 65.0}  # dense
+
+
+def spec_peak(name: str) -> float | None:
+    return next((v * 1e12 for k, v in SPEC_BF16_TFLOPS.items() if k in name), None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--budget", type=float, default=420, help="seconds; later variants are skipped after it")
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny shapes on CPU: checks the script runs")
     args = parser.parse_args()
     small = args.cpu_smoke
     if not torch.cuda.is_available() and not small:
         print("bench sft_gpu skipped no_cuda")
         return
+    begun = time.perf_counter()
     device = "cpu" if small else "cuda"
     precision = "fp32" if small else "bf16"
     steps = 4 if small else args.steps
     name = "cpu-smoke" if small else torch.cuda.get_device_name()
-    print(f"bench sft_gpu device {name.replace(' ', '_')}")
+    say = lambda *words: print("bench sft_gpu", *words, flush=True)  # noqa: E731
+    import transformers
+
+    say("device", name.replace(" ", "_"), "torch", torch.__version__, "transformers", transformers.__version__)
     peak = matmul_peak_flops(device, torch.float32 if small else torch.bfloat16, 512 if small else 8192)
-    print(f"bench sft_gpu bf16_matmul_peak_tflops {peak / 1e12:.1f}")
+    spec = spec_peak(name)
+    say("bf16_matmul_peak_tflops", f"{peak / 1e12:.1f}", "spec", f"{spec / 1e12:.0f}" if spec else "unknown")
     low, high = (16, 64) if small else (128, 1024)
-    vocab = 49152
-    examples = make_examples(32 * steps, low, high, vocab)
-    rel = packed_equals_padded(device, torch.float32 if small else torch.bfloat16, small)
-    print(f"bench sft_gpu packed_vs_padded_loss_rel_diff {rel:.5f}")
+    examples = make_examples(64 * steps, low, high, 49152)
+    say("attention_context_tokens", f"{attention_context(examples):.0f}")
+    say("packed_vs_padded_loss_rel_diff", f"{packed_equals_padded(device, torch.float32 if small else torch.bfloat16, small):.5f}")
     results = {}
-    for label, method, batch in (("lora_b16", "lora", 16), ("lora_b32", "lora", 32), ("full_b16", "full", 16)):
-        tps, flops, losses = nbllm_tokens_per_s(method, batch, steps, examples, device, precision, small)
+    variants = [("lora_b16", "lora", 16, False), ("lora_b32", "lora", 32, False),
+                ("lora_b16_compiled", "lora", 16, True), ("lora_b32_compiled", "lora", 32, True),
+                ("lora_b64_compiled", "lora", 64, True), ("full_b32_compiled", "full", 32, True),
+                ("full_b16", "full", 16, False)]
+    for label, method, batch, compiled in variants:
+        if time.perf_counter() - begun > args.budget:
+            say(label, "skipped over_budget")
+            continue
+        try:
+            tps, flops, losses, warmup_s, total_s = nbllm_tokens_per_s(method, batch, steps, examples, device,
+                                                                      precision, small, compiled)
+        except Exception as err:  # noqa: BLE001 - report and go on to the next variant
+            say(label, "failed", type(err).__name__, str(err).splitlines()[0][:200] if str(err) else "")
+            continue
         results[label] = tps
-        print(f"bench sft_gpu nbllm_{label}_tokens_per_s {tps:.0f}")
-        print(f"bench sft_gpu nbllm_{label}_mfu {tps * flops / peak:.3f}")
-        print(f"bench sft_gpu nbllm_{label}_loss_first_last {losses[0]:.3f} {losses[-1]:.3f}")
-    base = trainer_tokens_per_s(16, max(6, steps // 3), examples, device, small)
-    print(f"bench sft_gpu trainer_peft_lora_b16_tokens_per_s {base:.0f}")
-    print(f"bench sft_gpu lora_b16_ratio {results['lora_b16'] / base:.2f}")
-    print(f"bench sft_gpu lora_b32_ratio {results['lora_b32'] / base:.2f}")
-    if not small:
-        _, _, losses = nbllm_tokens_per_s("lora", 8, 6, examples, device, "fp16", small)
+        say(f"nbllm_{label}_tokens_per_s", f"{tps:.0f}")
+        say(f"nbllm_{label}_mfu", f"{tps * flops / peak:.3f}", "spec", f"{tps * flops / spec:.3f}" if spec else "-")
+        say(f"nbllm_{label}_loss_first_last", f"{losses[0]:.4f} {losses[-1]:.4f}")
+        say(f"nbllm_{label}_seconds_warmup_total", f"{warmup_s:.1f} {total_s:.1f}")
+    try:
+        base = trainer_tokens_per_s(16, max(6, steps // 3), examples, device, small)
+    except Exception as err:  # noqa: BLE001
+        say("trainer_peft_lora_b16 failed", type(err).__name__, str(err)[:200])
+        return
+    say("trainer_peft_lora_b16_tokens_per_s", f"{base:.0f}")
+    for label, tps in results.items():
+        if label.startswith("lora"):
+            say(f"{label}_ratio", f"{tps / base:.2f}")
+    if not small and time.perf_counter() - begun < args.budget + 60:
+        _, _, losses, _, _ = nbllm_tokens_per_s("lora", 8, 6, examples, device, "fp16", small)
         ok = all(math.isfinite(x) for x in losses)
-        print(f"bench sft_gpu fp16_loss_scaled_losses_finite {int(ok)} {losses[0]:.3f} {losses[-1]:.3f}")
-        print(f"bench sft_gpu max_memory_gb {torch.cuda.max_memory_allocated() / 2**30:.1f}")
+        say("fp16_loss_scaled_losses_finite", int(ok), f"{losses[0]:.3f} {losses[-1]:.3f}")
+        say("max_memory_gb", f"{torch.cuda.max_memory_allocated() / 2**30:.1f}")
+    say("seconds", f"{time.perf_counter() - begun:.0f}")
 
 
 if __name__ == "__main__":
