@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from .errors import ConfigError, DataError
+from .retrieval.store import server_errors
 
 DEFAULTS = {"chunk_size": 128, "overlap": 16, "unit": "tokens", "embedder": "minilm", "distance": "l2", "k": 4}
 
@@ -52,6 +53,7 @@ def _where(where):
     return value or None
 
 
+@server_errors
 def index(source, collection: str = "default", *, chunk_size: int | None = None, overlap: int | None = None,
           unit: str = "tokens", embedder: str = "minilm", distance: str = "l2", text_field: str | None = None,
           persist: str | None = None, server: str | None = None):
@@ -138,6 +140,7 @@ def _language_model(model):
     return model.model, model.tokenizer, getattr(model, "template", "chat"), base_name(model)
 
 
+@server_errors
 def query(question: str, collection: str = "default", *, k: int = 4, model=None, generate: bool = True,
           hybrid: bool = False, rerank: bool = False, exact: bool = False, where=None, embedder: str | None = None,
           reranker: str | None = None, distance: str | None = None, candidates: int | None = None,
@@ -214,6 +217,7 @@ def query(question: str, collection: str = "default", *, k: int = 4, model=None,
     return RAGResult(question, hits, answer, citations, config, notices, prompt, hnsw_ids)
 
 
+@server_errors
 def collections(persist: str | None = None, server: str | None = None):
     """The collections of a client, with chunk counts, embedder and distance."""
     from .retrieval import store
@@ -230,6 +234,7 @@ def collections(persist: str | None = None, server: str | None = None):
     return CollectionsResult(rows, store.where_text(persist, server))
 
 
+@server_errors
 def drop(collection: str, persist: str | None = None, server: str | None = None) -> str:
     from .retrieval import search, store
 
@@ -239,6 +244,7 @@ def drop(collection: str, persist: str | None = None, server: str | None = None)
     return f"dropped collection '{collection}'"
 
 
+@server_errors
 def explore(collection: str = "default", *, k: int = 4, model=None, persist=None, server=None):
     """The RAG explorer widget: query box, k, distance, hybrid and rerank toggles, result cards."""
     from .retrieval import store

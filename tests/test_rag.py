@@ -444,32 +444,41 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def chroma_server(tmp_path_factory):
+def _start_chroma(path, port: int):
+    """`chroma run` on loopback, once it answers its heartbeat."""
     cli = Path(sys.executable).parent / "chroma"
     if not cli.exists():
         pytest.skip(f"the chroma CLI is not installed next to {sys.executable}")
-    port = _free_port()
-    proc = subprocess.Popen([str(cli), "run", "--path", str(tmp_path_factory.mktemp("server")), "--host",
-                             "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        import urllib.request
+    proc = subprocess.Popen([str(cli), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import urllib.request
 
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail("chroma run exited before it answered")
-                time.sleep(0.1)
-        else:
-            pytest.fail("chroma run did not answer its heartbeat in 30 s")
-        yield url
-    finally:
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1)
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail("chroma run exited before it answered")
+            time.sleep(0.1)
+    _stop(proc)
+    pytest.fail("chroma run did not answer its heartbeat in 60 s")
+
+
+def _stop(proc) -> None:
+    if proc.poll() is None:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory):
+    port = _free_port()
+    proc = _start_chroma(tmp_path_factory.mktemp("server"), port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(proc)
 
 
 def test_server_mode(chroma_server):
@@ -486,6 +495,59 @@ def test_unreachable_server_names_the_url():
     url = f"http://127.0.0.1:{_free_port()}"
     with pytest.raises(ServerError, match=f"cannot reach the Chroma server at {url}"):
         rag.index(["x y z"], "nowhere", server=url)
+
+
+def test_a_server_that_dies_mid_session_is_one_line_and_comes_back(ip, tmp_path, capsys):
+    """Reached once, then killed: one UsageError line (no traceback) for every kind of call, the
+    kernel keeps working, and the same cell works again once the server is back."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    port = _free_port()
+    url, folder = f"http://127.0.0.1:{port}", tmp_path / "server"
+    proc = _start_chroma(folder, port)
+    rag.index(["Local notes stay in this kernel's memory."], "local-notes")
+    try:
+        ip.user_ns["server_notes"] = ["Chroma servers keep collections on disk.", "Bread needs flour."]
+        ip.run_cell(f"%rag index server_notes --collection dies-test --server {url}")
+        cell = f"%%rag --collection dies-test --server {url} --k 1 --no-generate\nWhere are collections kept?"
+        kept = ["Chroma servers keep collections on disk."]
+        assert ip.run_cell(cell).result.contexts == kept
+        held = store.get_collection("dies-test", server=url)
+        _stop(proc)
+
+        capsys.readouterr()
+        shown = InteractiveShell.run_cell(ip, cell)  # the plain shell prints, as a notebook does
+        assert isinstance(shown.error_in_exec, UsageError)
+        printed = capsys.readouterr()
+        assert "Traceback" not in printed.out + printed.err
+        assert printed.err.strip().splitlines() == [
+            f"UsageError: ServerError: cannot reach the Chroma server at {url} (ConnectError); start it (again) "
+            f"with `chroma run --path DIR --host 127.0.0.1 --port {port}`, or fix or drop --server"]
+        for line in (f"%rag index server_notes --collection dies-test --server {url}", f"%rag list --server {url}",
+                     "%rag drop dies-test", "%rag explore --collection dies-test"):  # the last two: remembered URL
+            with pytest.raises(UsageError, match=f"cannot reach the Chroma server at {url} \\(Connect"):
+                ip.run_cell(line)
+        assert ip.run_cell("%%rag --collection local-notes --k 1 --no-generate\nmemory").result.contexts == [
+            "Local notes stay in this kernel's memory."]
+
+        proc = _start_chroma(folder, port)  # back on the same port and folder: no kernel restart needed
+        assert ip.run_cell(cell).result.contexts == kept
+        _stop(proc)
+        proc = _start_chroma(tmp_path / "empty", port)  # back, but without the collection
+        with pytest.raises(UsageError, match=f"no collection 'dies-test' in server {url} .*run %rag index PATH "
+                                             "--collection dies-test"):
+            ip.run_cell(cell)
+
+        @store.server_errors
+        def count(collection, server):  # a collection object from before the restart
+            return held.count()
+
+        with pytest.raises(DataError, match=f"no collection 'dies-test' in server {url} any more .*%rag index"):
+            count("dies-test", url)
+    finally:
+        _stop(proc)
+        rag.drop("local-notes")
+        store._WHERE.pop("dies-test", None)
 
 
 # ---------------------------------------------------------------- embedders

@@ -7,10 +7,13 @@ every collection gets nbllm's own (NbllmEmbeddingFunction), and nbllm passes vec
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
+import sys
 from urllib.parse import urlparse
 
-from ..errors import ConfigError, DataError, ServerError
+from ..errors import ConfigError, DataError, NbllmError, ServerError
 
 DISTANCES = ("l2", "ip", "cosine")
 DEFAULT_COLLECTION = "default"
@@ -94,12 +97,63 @@ def client(persist: str | None = None, server: str | None = None):
                                        settings=settings)
             made.heartbeat()
         except Exception as err:  # noqa: BLE001 - chromadb raises several types for a dead server
-            raise ServerError(f"cannot reach the Chroma server at {server} ({type(err).__name__}); start it with "
-                              f"`chroma run --host {url.hostname} --port {url.port or 8000}` or fix --server") from None
+            raise unreachable(server, _connection_failure(err) or err) from None
     else:
         made = chromadb.EphemeralClient(settings=settings)
     _CLIENTS[key] = made
     return made
+
+
+def unreachable(server: str, err: BaseException) -> ServerError:
+    url = urlparse(server if "://" in server else f"http://{server}")
+    return ServerError(f"cannot reach the Chroma server at {server} ({type(err).__name__}); start it (again) with "
+                       f"`chroma run --path DIR --host {url.hostname} --port {url.port or 8000}`, or fix or drop "
+                       "--server")
+
+
+def _connection_failure(err: BaseException) -> BaseException | None:
+    """The connection failure (refused, reset, timed out) behind `err`, following its causes."""
+    httpx = sys.modules.get("httpx")  # loaded if chromadb's client raised it
+    kinds = (ConnectionError, TimeoutError) + ((httpx.TransportError,) if httpx else ())
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, kinds):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def server_errors(func):
+    """For the functions that talk to Chroma: a server that was reached once but has died since
+    becomes one ServerError line (and its cached client is dropped, so the next call reconnects
+    once it is back); a collection gone from a restarted server becomes the usual DataError."""
+    signature = inspect.signature(func)
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except NbllmError:
+            raise
+        except Exception as err:
+            failure = _connection_failure(err)
+            chroma_errors = sys.modules.get("chromadb.errors")  # loaded if chromadb raised it
+            if failure is None and not (chroma_errors and isinstance(err, chroma_errors.NotFoundError)):
+                raise
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            persist, server, name = (bound.arguments.get(k) for k in ("persist", "server", "collection"))
+            server = server or (None if persist or not name else location(name)[1])
+            if not server or (failure is None and not name):
+                raise
+            if failure is not None:
+                _CLIENTS.pop(("server", server), None)
+                raise unreachable(server, failure) from None
+            raise DataError(f"no collection '{name}' in server {server} any more (did it restart with another "
+                            f"--path?); run %rag index PATH --collection {name} --server {server} first") from None
+
+    return wrapper
 
 
 def remember(name: str, persist, server) -> None:
