@@ -93,3 +93,105 @@ def test_no_answer_is_a_data_error_in_the_backend(indexed):
     r = rag.query(QUESTIONS[1], COLLECTION, k=1, generate=False)
     with pytest.raises(DataError, match="item 1 has no answer"):
         triad.evaluate(r, progress=False)
+
+
+# ---------------------------------------------------------------- citation markers
+
+MARKED = ("The Eiffel Tower stands in Paris, France [1]. It was completed in 1889 [1][2]. "
+          "Bananas grow on purple moons [2, 3].")
+PLAIN = "The Eiffel Tower stands in Paris, France. It was completed in 1889. Bananas grow on purple moons."
+
+
+class StandIn:
+    def __init__(self, answer, contexts=("The Eiffel Tower stands in Paris, France. It was completed in 1889.",)):
+        self.question, self.contexts, self.answer, self.config = QUESTIONS[0], list(contexts), answer, {}
+
+
+def exact_match_embed(texts):
+    """One-hot per distinct text: a sentence is supported only by an identical context sentence,
+    so a [1] left in it would make it unsupported."""
+    import torch
+
+    ids = {t: i for i, t in enumerate(dict.fromkeys(texts))}
+    return torch.nn.functional.one_hot(torch.tensor([ids[t] for t in texts]), len(ids)).float()
+
+
+def test_answer_sentences_keep_markers_for_display_and_drop_them_for_scoring():
+    assert triad.answer_sentences("LoRA freezes W0 [1]. B starts at zero. [2][3] Done [1, 2]. [4]") == [
+        ("LoRA freezes W0 [1].", "LoRA freezes W0."), ("B starts at zero. [2][3]", "B starts at zero."),
+        ("Done [1, 2]. [4]", "Done.")]
+    assert triad.answer_sentences("[1] [2]") == [] and triad.strip_citations("Year 2024 [3]!") == "Year 2024!"
+    assert triad.answer_sentences("See [a] and [1b].") == [("See [a] and [1b].", "See [a] and [1b].")]
+
+
+def test_markers_do_not_change_groundedness():
+    marked, plain = (triad.evaluate(StandIn(a), embed=exact_match_embed, progress=False).rows[0]
+                     for a in (MARKED, PLAIN))
+    assert marked["groundedness"] == plain["groundedness"] == 2 / 3
+    assert [ok for _, ok in marked["sentences"]] == [True, True, False]
+    assert [s for s, _ in marked["sentences"]][0] == "The Eiffel Tower stands in Paris, France [1]."  # shown as written
+    assert marked["unsupported"] == ["Bananas grow on purple moons [2, 3]."]
+    assert marked["answer_relevance"] == plain["answer_relevance"]
+
+
+def test_markers_do_not_change_groundedness_with_minilm():
+    marked, plain = (triad.evaluate(StandIn(a), progress=False).rows[0] for a in (MARKED, PLAIN))
+    assert marked["groundedness"] == plain["groundedness"]
+    assert [ok for _, ok in marked["sentences"]] == [ok for _, ok in plain["sentences"]] == [True, True, False]
+    assert "[1][2]" in triad.evaluate(StandIn(MARKED), progress=False)._repr_html_()
+
+
+def test_the_judge_never_sees_the_markers(tmp_path):
+    class Judge:
+        id, name, prompts = "marker-judge", "marker-judge", []
+
+        def ask(self, prompt):
+            self.prompts.append(prompt)
+            return "90"
+
+    judge = Judge()
+    row = triad.evaluate(StandIn(MARKED), judge=judge, cache_path=tmp_path / "j.sqlite", progress=False).rows[0]
+    grounded = [p for p in judge.prompts if "is supported by the context" in p]
+    assert len(grounded) == 3 and not any("[1]" in p.split("statement")[1] for p in grounded)
+    assert "`It was completed in 1889.`" in grounded[1]
+    assert [s for s, _ in row["sentences"]][1] == "It was completed in 1889 [1][2]." and row["groundedness"] == 1.0
+
+
+# ---------------------------------------------------------------- the calibration set
+
+def test_the_groundedness_calibration_set_is_balanced_and_shipped():
+    import fnmatch
+    import json
+    import tomllib
+    from collections import Counter
+    from pathlib import Path
+
+    import nbllm
+
+    path = Path(nbllm.__file__).parent / "data" / "eval_groundedness.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert 60 <= len(rows) <= 80
+    for row in rows:
+        assert set(row) == {"context", "sentence", "supported", "kind"}
+        assert isinstance(row["supported"], bool) and row["context"].strip() and row["sentence"].strip()
+        assert len(triad.sentences(row["context"])) >= 2 and row["sentence"] not in row["context"]
+    kinds = Counter((r["supported"], r["kind"]) for r in rows)
+    assert sum(n for (ok, _), n in kinds.items() if ok) * 2 == len(rows)
+    assert {k for ok, k in kinds if ok} == {"paraphrase", "partial"}
+    unsupported = {k: n for (ok, k), n in kinds.items() if not ok}
+    assert set(unsupported) == {"contradiction", "number", "unsupported", "off-topic"}
+    assert max(unsupported.values()) - min(unsupported.values()) <= 2
+    assert len({r["sentence"] for r in rows}) == len(rows)
+    globs = tomllib.loads((Path(nbllm.__file__).parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["nbllm"]
+    assert any(fnmatch.fnmatch("data/eval_groundedness.jsonl", g) for g in globs)
+
+
+def test_the_calibrated_threshold_is_the_default_everywhere():
+    from nbllm.magics.eval.judging import eval_triad
+
+    assert triad.THRESHOLD == 0.45
+    assert f"default {triad.THRESHOLD}" in " ".join(eval_triad.__doc__.split())
+    row = triad.evaluate(StandIn(PLAIN), embed=exact_match_embed, progress=False).rows[0]
+    assert row == triad.evaluate(StandIn(PLAIN), embed=exact_match_embed, threshold=triad.THRESHOLD,
+                                 progress=False).rows[0]

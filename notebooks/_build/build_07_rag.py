@@ -424,8 +424,9 @@ A RAG system can fail in three places, and the **RAG triad** scores each:
 - *answer relevance*: does the answer address the question?
 
 `%eval triad` scores all three with MiniLM: the mean cosine similarity of the question to each chunk,
-the share of answer sentences that have a chunk sentence at least 0.6 similar to them, and the cosine
-of the question to the answer. (`--judge MODEL` asks a language model instead, as in the evaluation
+the share of answer sentences that have a chunk sentence at least 0.45 similar to them (a threshold
+calibrated on a small labeled set by `benchmarks/triad_threshold.py`), and the cosine of the question
+to the answer; citation markers like [1] are ignored. (`--judge MODEL` asks a language model instead, as in the evaluation
 lab; better, and much slower.) We compare three configurations on the same question: `rag_result`
 from section 8 (k = K), the nearest chunk only (k = 1), and a filter that hides the right document.
 """)
@@ -465,8 +466,9 @@ still answers, and confidently: the answer can sound on topic (high answer relev
 retrieved supports it (low groundedness). That is why the triad has three parts; one score alone
 would miss it. The nearest chunk alone scores higher context relevance than K chunks (the others are
 less related), which says nothing about whether the others were needed. Embedding scores are rough: a
-sentence counts as supported when it is *similar* to a chunk sentence, so a changed number can slip
-through. Score many questions, and use a judge model for numbers you report.
+sentence counts as supported when it is *similar* to a chunk sentence, so off-topic claims are caught
+but a changed number or a negation slips through (on the calibration set, every wrong number did).
+Score many questions, and use a judge model for numbers you report.
 """)
 
 # ------------------------------------------------------------------ exercises
