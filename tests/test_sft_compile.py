@@ -55,6 +55,7 @@ def test_a_packed_row_builds_no_full_attention_mask(monkeypatch):
     assert calls, "outside packed training the usual mask function still runs (generation, padded batches)"
 
 
+@pytest.mark.slow  # about a minute of compiling on 2 cores
 def test_compiled_training_gives_the_eager_losses_and_never_recompiles_per_step():
     common = {**FAST, "method": "lora", "lora_dropout": 0.0, "eval_every": 2}
     eager = nbllm.sft(RECORDS, max_steps=3, **common)

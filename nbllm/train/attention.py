@@ -19,6 +19,7 @@ anything else), with the same mask creation.
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -67,7 +68,8 @@ def attention_inputs(bounds: list[int], device, kernel: str = "auto", max_len: i
     if kernel == "varlen" or (kernel == "auto" and device.type == "cuda" and varlen_available()):
         cu = torch.tensor(bounds, dtype=torch.int32).to(device, non_blocking=True)
         if kernel == "varlen":  # no Python list: nothing for torch.compile to specialise on
-            return {"nbllm_cu_seqlens": cu, "nbllm_max_len": max_len or max(b - a for a, b in zip(bounds, bounds[1:]))}
+            longest = max(b - a for a, b in zip(bounds, bounds[1:]))
+            return {"nbllm_cu_seqlens": cu, "nbllm_max_len": max_len or longest}
         return {"nbllm_segments": bounds, "nbllm_cu_seqlens": cu}
     if kernel == "mask":
         sizes = torch.tensor([b - a for a, b in zip(bounds, bounds[1:])])
@@ -103,12 +105,14 @@ def _varlen():
     return _VARLEN[0]
 
 
+@functools.cache
 def varlen_available() -> bool:
-    return torch.cuda.is_available() and _varlen() is not None
+    """The kernel exists and the card can run flash attention (Ampere or newer: not a T4)."""
+    return torch.cuda.is_available() and _varlen() is not None and torch.cuda.get_device_capability()[0] >= 8
 
 
 def _varlen_ok(query, dropout: float) -> bool:
-    return query.is_cuda and dropout == 0.0 and _varlen() is not None and _half(query) is not None
+    return query.is_cuda and dropout == 0.0 and varlen_available() and _half(query) is not None
 
 
 def _half(query):

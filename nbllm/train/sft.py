@@ -221,7 +221,8 @@ class Trainer:
         kernel = pick_kernel(cfg.attention, self.device, self.dtype if self.dtype != torch.float32 else weights,
                              cfg.compile)
         if kernel == "varlen" and not (self.device.startswith("cuda") and varlen_available()):
-            raise ConfigError("--attention varlen needs a CUDA GPU and torch >= 2.10; use --attention auto")
+            raise ConfigError("--attention varlen needs an Ampere or newer CUDA GPU (not a T4) and torch >= "
+                              "2.10; use --attention auto")
         if kernel == "varlen" and torch.float32 == self.dtype == weights:
             raise ConfigError("--attention varlen runs in bf16/fp16; add --precision bf16 or use --attention auto")
         return kernel
