@@ -77,7 +77,7 @@ def test_compile_and_kernel_misuse_is_a_clear_error():
         SFTConfig(format="classify", method="head", compile=True)
     with pytest.raises(ConfigError, match="attention=.flash9. is not valid"):
         SFTConfig(attention="flash9")
-    with pytest.raises(ConfigError, match="needs a CUDA GPU"):
+    with pytest.raises(ConfigError, match="needs an Ampere or newer CUDA GPU"):
         nbllm.sft(RECORDS, max_steps=1, attention="varlen", device="cpu", **FAST)
     with pytest.raises(ConfigError, match="applies to packed rows"):
         nbllm.sft(RECORDS, max_steps=1, attention="mask", packing=False, **FAST)
