@@ -4,15 +4,19 @@
            smollm2 two ways in one process: nbllm runs the shared prompt once and repeats its
            KV cache over the choices; the baseline runs one full forward pass per choice
            (computing only the logits it needs). Both must give the same log-likelihoods.
+           Batched: the same questions `--batch-size` at a time (prompts right-padded into one
+           pass, every choice of every question in a second pass over the padded KV cache).
     judge  smollm2 as judge on the shipped judge-responses: first run (generates every reply)
            against a rerun that reads the on-disk cache. The model is loaded before either.
 
 Prints:
     bench eval mc_questions_per_s_nbllm / _naive / _ratio   (target ratio >= 2 on 2 CPU cores)
     bench eval mc_max_abs_loglik_diff                       (<= 1e-4)
+    bench eval mc_batched_questions_per_s / _ratio (vs naive) / mc_batched_over_cached_ratio
+    bench eval mc_batched_max_abs_loglik_diff               (<= 1e-4, against naive)
     bench eval judge_first_s / judge_rerun_s / judge_cache_speedup   (target speedup >= 50)
 
-    python benchmarks/eval.py [--quick] [--shots 3] [--questions 40]
+    python benchmarks/eval.py [--quick] [--shots 3] [--questions 40] [--batch-size 8]
 """
 
 from __future__ import annotations
@@ -36,12 +40,25 @@ def time_mc(lm, tok, records, shots, score):
     return len(prompts) / (time.perf_counter() - start), out
 
 
+def time_batched(lm, tok, records, shots, batch_size):
+    questions = [mc.encode_pairs(tok, mc.requests(rec, records, shots, "qa", seed=0)) for rec in records]
+    mc.batched_logliks(lm, questions[:batch_size], batch_size)  # warm-up
+    start = time.perf_counter()
+    out = mc.batched_logliks(lm, questions, batch_size)
+    return len(questions) / (time.perf_counter() - start), out
+
+
+def max_diff(ours, ref):
+    return max(abs(a - b) for xs, ys in zip(ours, ref) for a, b in zip(xs, ys))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="8 questions, 4 judged records")
     parser.add_argument("--shots", type=int, default=3)
     parser.add_argument("--questions", type=int, default=40)
     parser.add_argument("--judged", type=int, default=12, help="records of judge-responses (2 responses each)")
+    parser.add_argument("--batch-size", type=int, default=mc.BATCH_SIZE, help="questions per forward pass")
     args = parser.parse_args()
     n_q, n_j = (8, 4) if args.quick else (args.questions, args.judged)
     torch.manual_seed(0)
@@ -50,11 +67,16 @@ def main() -> None:
     records = pool[:n_q]
     naive_qps, naive = time_mc(lm, tok, records, args.shots, mc.naive_logliks)
     ours_qps, ours = time_mc(lm, tok, records, args.shots, mc.cached_logliks)
-    diff = max(abs(a - b) for xs, ys in zip(ours, naive) for a, b in zip(xs, ys))
+    batched_qps, batched = time_batched(lm, tok, records, args.shots, args.batch_size)
+    diff = max_diff(ours, naive)
     print(f"bench eval mc_questions_per_s_nbllm {ours_qps:.2f}")
     print(f"bench eval mc_questions_per_s_naive {naive_qps:.2f}")
     print(f"bench eval mc_questions_per_s_ratio {ours_qps / naive_qps:.2f}")
     print(f"bench eval mc_max_abs_loglik_diff {diff:.2e}")
+    print(f"bench eval mc_batched_questions_per_s {batched_qps:.2f}")
+    print(f"bench eval mc_batched_questions_per_s_ratio {batched_qps / naive_qps:.2f}")
+    print(f"bench eval mc_batched_over_cached_ratio {batched_qps / ours_qps:.2f}")
+    print(f"bench eval mc_batched_max_abs_loglik_diff {max_diff(batched, naive):.2e}")
 
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "judge.sqlite"

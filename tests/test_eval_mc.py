@@ -79,8 +79,12 @@ def test_hub_mappings_on_records_shaped_like_each_dataset():
     assert tq["answer"] == 1 and tq["choices"] == ["No", "Yes, they do"]
     wg = mc.from_winogrande({"sentence": "The cup fell off the table because _ was slippery.", "option1": "the cup",
                              "option2": "the table", "answer": "2"})
-    assert wg == {"question": "The cup fell off the table because",
-                  "choices": ["the cup was slippery.", "the table was slippery."], "answer": 1}
+    # partial evaluation, as lm-evaluation-harness: option in the blank is the context, the stripped rest is
+    # the continuation shared by both options
+    assert wg == {"question": "The cup fell off the table because _ was slippery.", "choices": ["the cup", "the table"],
+                  "contexts": ["The cup fell off the table because the cup",
+                               "The cup fell off the table because the table"],
+                  "continuation": "was slippery.", "answer": 1}
     arc = mc.from_arc({"question": "Which is a gas?", "choices": {"text": ["ice", "steam", "rock"],
                                                                   "label": ["A", "B", "C"]}, "answerKey": "B"})
     assert arc["answer"] == 1 and arc["choices"] == ["ice", "steam", "rock"]
@@ -166,3 +170,124 @@ def test_smollm2_few_shot_cached_equals_naive():
     slow = mc.evaluate("smollm2", "llm-quiz", shots=2, limit=6, method="naive", progress=False).details
     assert fast.loglik.tolist() == pytest.approx(slow.loglik.tolist(), abs=1e-4)
     assert fast.chosen.tolist() == slow.chosen.tolist()
+
+
+# ---------------------------------------------------------------- WinoGrande partial scoring, batching
+
+WINOGRANDE = [  # hand-written rows shaped like allenai/winogrande (the hub is unreachable in tests)
+    {"sentence": "The cup fell off the table because _ was slippery.", "option1": "the cup", "option2": "the table",
+     "answer": "2"},
+    {"sentence": "Sarah lent Maria a book because _ had already finished reading it.", "option1": "Sarah",
+     "option2": "Maria", "answer": "1"},
+    {"sentence": "_ is heavier than a feather, so it sank in the pond.", "option1": "A brick", "option2": "Air",
+     "answer": "1"},
+]
+
+
+def reference_partial(lm, tok, sentence, options, demo=""):
+    """Straight from the harness's rules: context = [demo] sentence up to the blank + option, continuation =
+    " " + the stripped rest; one full forward pass per option, summing the continuation's log-probabilities."""
+    import torch
+
+    cut = sentence.index("_")
+    cont = tok(" " + sentence[cut + 1:].strip(), add_special_tokens=False).input_ids
+    sums = []
+    for option in options:
+        ctx = tok(demo + sentence[:cut] + option).input_ids
+        with torch.no_grad():
+            logp = lm(torch.tensor([ctx + cont])).logits[0].log_softmax(-1)
+        sums.append(sum(float(logp[len(ctx) - 1 + t, tok_id]) for t, tok_id in enumerate(cont)))
+    return sums
+
+
+def test_winogrande_is_scored_by_partial_evaluation(tiny):
+    lm, tok, _ = tiny
+    res = mc.evaluate("tiny-eval", [mc.from_winogrande(r) for r in WINOGRANDE], progress=False)
+    d = res.details
+    assert len(d) == 6 and d.text.tolist() == ["the cup", "the table", "Sarah", "Maria", "A brick", "Air"]
+    expected = [x for r in WINOGRANDE for x in reference_partial(lm, tok, r["sentence"], [r["option1"], r["option2"]])]
+    assert d.loglik.tolist() == pytest.approx(expected, abs=1e-4)
+    # every option is scored on the same continuation tokens: same n_tokens and length, acc_norm = acc
+    assert d.groupby("question_id").n_tokens.nunique().eq(1).all() and d.n_tokens.tolist()[0] == len(
+        tok(" was slippery.", add_special_tokens=False).input_ids)
+    assert d.length.tolist() == [len("was slippery.")] * 2 + [len("had already finished reading it.")] * 2 + [
+        len("is heavier than a feather, so it sank in the pond.")] * 2
+    assert (d.loglik_norm == d.loglik / d.length).all() and (d.chosen == d.chosen_norm).all()
+    assert res.score["acc"] == res.score["acc_norm"] and d.correct.tolist() == [False, True, True, False, True, False]
+    naive = mc.evaluate("tiny-eval", [mc.from_winogrande(r) for r in WINOGRANDE], method="naive", progress=False)
+    assert naive.details.loglik.tolist() == pytest.approx(expected, abs=1e-4)
+
+
+def test_winogrande_few_shot_demo_is_the_gold_context_and_continuation(tiny):
+    lm, tok, _ = tiny
+    records = mc.load_mc([mc.from_winogrande(r) for r in WINOGRANDE[:2]])
+    pairs = mc.requests(records[0], records, 1, "qa", seed=0)  # the only other row is the demo
+    demo = "Sarah lent Maria a book because Sarah had already finished reading it.\n\n"
+    assert pairs == [(demo + "The cup fell off the table because the cup", " was slippery."),
+                     (demo + "The cup fell off the table because the table", " was slippery.")]
+    res = mc.evaluate("tiny-eval", records, shots=1, progress=False)
+    expected = reference_partial(lm, tok, WINOGRANDE[0]["sentence"], ["the cup", "the table"], demo=demo)
+    assert res.details.loglik.tolist()[:2] == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("records, message", [
+    ([{"contexts": ["A cat", "A dog"], "answer": 0}], "record 1 has 'contexts' but no 'continuation'"),
+    ([{"contexts": ["A cat"], "continuation": "barked.", "answer": 0}], "record 1 needs 'contexts'"),
+    ([{"contexts": ["A cat", "A dog"], "continuation": "barked.", "choices": ["cat"], "answer": 1}],
+     "'choices' \\(labels\\) must be 2 strings"),
+    ([{"contexts": ["A cat", "A dog"], "continuation": "barked.", "answer": 2}], "answer index 2 is out of range"),
+])
+def test_malformed_partial_records_are_one_usage_error(ip, tiny, records, message):
+    ip.user_ns["bad_wg"] = records
+    with pytest.raises(UsageError, match=message):
+        ip.run_cell("%eval mc --model tiny-eval --data bad_wg")
+
+
+def test_partial_records_refuse_a_question_template(ip, tiny):
+    ip.user_ns["wg"] = [mc.from_winogrande(r) for r in WINOGRANDE]
+    with pytest.raises(UsageError, match="template 'letters' needs question records"):
+        ip.run_cell("%eval mc --model tiny-eval --data wg --template letters")
+    res = ip.run_cell("%eval mc --model tiny-eval --data wg --template plain --batch-size 2").result
+    assert len(res.details) == 6
+
+
+def _mixed(tok, shots):
+    """Question and partial records together: unequal prompts, choices, continuation lengths."""
+    records = mc.load_mc(QUESTIONS + [mc.from_winogrande(r) for r in WINOGRANDE])
+    return [mc.encode_pairs(tok, mc.requests(rec, records, shots, "qa", seed=0)) for rec in records]
+
+
+@pytest.mark.parametrize("shots", [0, 2])
+def test_batched_questions_equal_one_at_a_time(tiny, shots):
+    lm, tok, _ = tiny
+    questions = _mixed(tok, shots)
+    naive = [[mc.naive_logliks(lm, ctx, [cont])[0] for ctx, cont in pairs] for pairs in questions]
+    for pairs, ref in zip(questions[:4], naive):  # question records: the per-question cached path agrees too
+        assert mc.cached_logliks(lm, pairs[0][0], [c for _, c in pairs]) == pytest.approx(ref, abs=1e-4)
+    done = []
+    for batch_size in (1, 3, 16):
+        got = mc.batched_logliks(lm, questions, batch_size, on_group=done.append)
+        assert [len(x) for x in got] == [len(x) for x in naive]
+        assert sum(got, []) == pytest.approx(sum(naive, []), abs=1e-4)
+    assert done == [1] * 7 + [3, 3, 1] + [7]  # progress: questions per group
+
+
+def test_batch_size_flag(ip, tiny):
+    ip.user_ns["quiz"] = QUESTIONS
+    one = ip.run_cell("%eval mc --model tiny-eval --data quiz --shots 1 --batch-size 1").result
+    four = ip.run_cell("%eval mc --model tiny-eval --data quiz --shots 1 --batch-size 4").result
+    assert four.details.loglik.tolist() == pytest.approx(one.details.loglik.tolist(), abs=1e-4)
+    with pytest.raises(UsageError, match="batch size must be a positive integer \\(got 0\\)"):
+        ip.run_cell("%eval mc --model tiny-eval --data quiz --batch-size 0")
+
+
+@pytest.mark.slow
+def test_smollm2_batched_equals_cached_and_partial_reference():
+    lm, tok, _ = resolve_model("smollm2")
+    pool = mc.load_mc("llm-quiz")
+    questions = [mc.encode_pairs(tok, mc.requests(rec, pool, 2, "qa", seed=0)) for rec in pool[:6]]
+    cached = [mc.cached_logliks(lm, pairs[0][0], [c for _, c in pairs]) for pairs in questions]
+    assert sum(mc.batched_logliks(lm, questions, 4), []) == pytest.approx(sum(cached, []), abs=1e-4)
+    wg = mc.evaluate("smollm2", [mc.from_winogrande(r) for r in WINOGRANDE], batch_size=2, progress=False).details
+    expected = [x for r in WINOGRANDE for x in reference_partial(lm, tok, r["sentence"], [r["option1"], r["option2"]])]
+    assert wg.loglik.tolist() == pytest.approx(expected, abs=1e-4)

@@ -7,9 +7,17 @@
 The prompt (few-shot examples + question) is the same for every choice, so it runs through
 the model once: its KV cache is repeated over the choices, and one batched pass scores all
 continuations. `naive_logliks` runs one full pass per choice; both give the same numbers.
+`batched_logliks` does the same for several questions at once (prompts right-padded into one
+pass, then every choice of every question in a second pass over the padded cache).
 
-Records use an MMLU-like schema: {"question": str, "choices": [str, ...], "answer": int}.
-Hub benchmarks (MMLU, HellaSwag, TruthfulQA mc1, WinoGrande, ARC) are mapped to it by the
+Two record shapes:
+    question  {"question": str, "choices": [str, ...], "answer": int}  (MMLU-like): the prompt is
+              shared, each choice is a continuation.
+    partial   {"contexts": [str, ...], "continuation": str, "answer": int} (WinoGrande): each choice
+              is its own context and the SAME continuation is scored after each ("partial
+              evaluation", Trinh & Le 2018), so the log-likelihoods compare the same tokens and
+              acc_norm equals acc. Optional "choices" (short labels) and "question" (for display).
+Hub benchmarks (MMLU, HellaSwag, TruthfulQA mc1, WinoGrande, ARC) are mapped to these by the
 from_* functions below when online.
 """
 
@@ -22,6 +30,9 @@ from ..errors import ConfigError, DataError, OfflineError
 from .common import check_limit, load_eval_records, resolve_model
 
 LETTERS = "ABCDEFGHIJ"
+# questions per forward pass in `evaluate`: on 2 CPU cores (smollm2, llm-quiz) 4-16 were alike, 1.3x (3 shots)
+# to 1.9x (0 shots) the one-question-at-a-time cached path; benchmarks/eval.py measures it
+BATCH_SIZE = 8
 # name -> (prompt template, continuation template); {lettered} lists the choices as "A. ..."
 TEMPLATES = {
     "qa": ("Question: {question}\nAnswer:", " {choice}"),
@@ -32,27 +43,54 @@ TEMPLATES = {
 
 # ---------------------------------------------------------------- data
 
-def check_record(rec, i: int) -> dict:
-    """One record in the schema {question, choices, answer}; a DataError names what is wrong."""
-    if not isinstance(rec, dict):
-        raise DataError(f"record {i} is a {type(rec).__name__}, not an object with question/choices/answer")
-    question, choices, answer = rec.get("question"), rec.get("choices"), rec.get("answer")
-    if not isinstance(question, str):
-        raise DataError(f"record {i} has no 'question' string (keys: {', '.join(map(str, rec)) or 'none'})")
-    if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) and c.strip()
-                                                                     for c in choices):
-        raise DataError(f"record {i} needs 'choices': a list of at least 2 non-empty strings")
-    if isinstance(answer, str) and answer.strip().upper() in LETTERS[:len(choices)] and answer.strip():
+def _answer(rec: dict, i: int, n: int) -> int:
+    answer = rec.get("answer")
+    if isinstance(answer, str) and answer.strip().upper() in LETTERS[:n] and answer.strip():
         answer = LETTERS.index(answer.strip().upper())
     elif isinstance(answer, str) and answer.strip().isdigit():
         answer = int(answer)
     if isinstance(answer, bool) or not isinstance(answer, int):
         raise DataError(f"record {i} needs 'answer': the index of the right choice (got {answer!r})")
-    if not 0 <= answer < len(choices):
-        raise DataError(f"record {i}: answer index {answer} is out of range for {len(choices)} choices "
-                        f"(use 0..{len(choices) - 1})")
-    return {"id": rec.get("id", i - 1), "question": question, "choices": list(choices), "answer": answer,
-            **({"subject": rec["subject"]} if "subject" in rec else {})}
+    if not 0 <= answer < n:
+        raise DataError(f"record {i}: answer index {answer} is out of range for {n} choices (use 0..{n - 1})")
+    return answer
+
+
+def _strings(value) -> bool:
+    """A list of at least 2 non-empty strings."""
+    return isinstance(value, list) and len(value) >= 2 and all(isinstance(c, str) and c.strip() for c in value)
+
+
+def check_record(rec, i: int) -> dict:
+    """One record, question-shaped {question, choices, answer} or partial {contexts, continuation,
+    answer}; a DataError names what is wrong."""
+    if not isinstance(rec, dict):
+        raise DataError(f"record {i} is a {type(rec).__name__}, not an object with question/choices/answer")
+    if "contexts" in rec:
+        return _check_partial(rec, i)
+    question, choices = rec.get("question"), rec.get("choices")
+    if not isinstance(question, str):
+        raise DataError(f"record {i} has no 'question' string (keys: {', '.join(map(str, rec)) or 'none'})")
+    if not _strings(choices):
+        raise DataError(f"record {i} needs 'choices': a list of at least 2 non-empty strings")
+    return {"id": rec.get("id", i - 1), "question": question, "choices": list(choices),
+            "answer": _answer(rec, i, len(choices)), **({"subject": rec["subject"]} if "subject" in rec else {})}
+
+
+def _check_partial(rec: dict, i: int) -> dict:
+    contexts, continuation = rec["contexts"], rec.get("continuation")
+    if not _strings(contexts):
+        raise DataError(f"record {i} needs 'contexts': a list of at least 2 non-empty strings, one per choice")
+    if not isinstance(continuation, str) or not continuation.strip():
+        raise DataError(f"record {i} has 'contexts' but no 'continuation': give the text scored after each context")
+    labels = rec.get("choices", contexts)
+    if not (isinstance(labels, list) and len(labels) == len(contexts) and all(isinstance(c, str) for c in labels)):
+        raise DataError(f"record {i}: 'choices' (labels) must be {len(contexts)} strings, one per context")
+    question = rec.get("question")
+    continuation = continuation.strip()  # the harness strips it too, then puts one space before it
+    return {"id": rec.get("id", i - 1), "question": question if isinstance(question, str) else "… " + continuation,
+            "choices": list(labels), "contexts": list(contexts), "continuation": continuation,
+            "answer": _answer(rec, i, len(contexts))}
 
 
 def _hellaswag_text(text: str) -> str:
@@ -83,12 +121,22 @@ def from_truthfulqa_mc1(rec: dict) -> dict:
 
 
 def from_winogrande(rec: dict) -> dict:
-    """winogrande: the sentence up to the blank is the question; each option followed by the rest
-    of the sentence is a choice."""
+    """winogrande, scored by partial evaluation as lm-evaluation-harness does: each option put in
+    the blank, with the sentence up to the blank, is a context; the rest of the sentence, stripped,
+    is the shared continuation (the harness puts its target delimiter, one space, before it).
+
+    Checked against lm-evaluation-harness lm_eval/tasks/winogrande/preprocess_winogrande.py
+    (partial_context / doc_to_choice: sentence[:idx] + option; partial_target / doc_to_target:
+    sentence[idx + 1:].strip()), default.yaml (multiple_input; metric acc only) and api/task.py
+    construct_requests (multiple inputs: (context_i, " " + target)); few-shot demos are the gold
+    context + " " + target, joined by blank lines (its fewshot_delimiter). One difference: the
+    harness encodes context + continuation together and splits at the context's length, `encode`
+    encodes them apart; the tokens agree whenever the continuation starts a new token (" was ...")."""
     cut = rec["sentence"].index("_")
-    before, after = rec["sentence"][:cut].strip(), rec["sentence"][cut + 1:]
-    return {"question": before, "choices": [rec["option1"] + after, rec["option2"] + after],
-            "answer": int(rec["answer"]) - 1}
+    options = [rec["option1"], rec["option2"]]
+    return {"question": rec["sentence"], "choices": options,
+            "contexts": [rec["sentence"][:cut] + o for o in options],
+            "continuation": rec["sentence"][cut + 1:].strip(), "answer": int(rec["answer"]) - 1}
 
 
 def from_arc(rec: dict) -> dict:
@@ -145,7 +193,9 @@ def load_mc(source, limit: int | None = None) -> list[dict]:
 # ---------------------------------------------------------------- prompts
 
 def render(rec: dict, template: str) -> tuple[str, list[str]]:
-    """(prompt text, one continuation per choice) for a record under a template."""
+    """(prompt text, one continuation per choice) for a question record under a template."""
+    if "contexts" in rec:
+        raise ConfigError("a record with 'contexts' (WinoGrande-style) has one prompt per choice; use mc.requests")
     if template in TEMPLATES:
         prompt_t, cont_t = TEMPLATES[template]
     elif "{question}" in template:
@@ -158,20 +208,37 @@ def render(rec: dict, template: str) -> tuple[str, list[str]]:
     return prompt, conts
 
 
+def render_pairs(rec: dict, template: str) -> list[tuple[str, str]]:
+    """(context, continuation) per choice. A partial record is a plain sentence: its contexts as they
+    are, then a space (the harness's target delimiter) and the shared continuation."""
+    if "contexts" not in rec:
+        prompt, conts = render(rec, template)
+        return [(prompt, c) for c in conts]
+    if template not in ("qa", "plain"):
+        raise ConfigError(f"template {template!r} needs question records; records with 'contexts' "
+                          "(WinoGrande-style) are scored as plain sentences: use the default template or plain")
+    return [(c, " " + rec["continuation"]) for c in rec["contexts"]]
+
+
+def requests(rec: dict, pool: list[dict], shots: int, template: str, seed: int) -> list[tuple[str, str]]:
+    """(context, continuation) per choice, after `shots` other solved questions chosen with a seed
+    (a solved question is its gold context + continuation; blank lines between them)."""
+    pairs = render_pairs(rec, template)
+    if not shots:
+        return pairs
+    others = [r for r in pool if r["id"] != rec["id"]]
+    if len(others) < shots:
+        raise ConfigError(f"--shots {shots} needs {shots} other questions; the set has {len(others)}")
+    demos = random.Random(f"{seed}/{rec['id']}").sample(others, shots)
+    head = "".join("".join(render_pairs(d, template)[d["answer"]]) + "\n\n" for d in demos)
+    return [(head + ctx, cont) for ctx, cont in pairs]
+
+
 def build_prompt(rec: dict, pool: list[dict], shots: int, template: str, seed: int) -> tuple[str, list[str]]:
-    """The few-shot prompt for one question: `shots` other solved questions, chosen with a seed."""
-    prompt, conts = render(rec, template)
-    if shots:
-        others = [r for r in pool if r["id"] != rec["id"]]
-        if len(others) < shots:
-            raise ConfigError(f"--shots {shots} needs {shots} other questions; the set has {len(others)}")
-        demos = random.Random(f"{seed}/{rec['id']}").sample(others, shots)
-        solved = []
-        for d in demos:
-            d_prompt, d_conts = render(d, template)
-            solved.append(d_prompt + d_conts[d["answer"]])
-        prompt = "\n\n".join(solved + [prompt])
-    return prompt, conts
+    """The few-shot prompt for one question record and its continuations (see `requests`)."""
+    render(rec, template)  # a question record, a known template
+    pairs = requests(rec, pool, shots, template, seed)
+    return pairs[0][0], [cont for _, cont in pairs]
 
 
 def encode(tokenizer, prompt: str, conts: list[str]) -> tuple[list[int], list[list[int]]]:
@@ -187,10 +254,28 @@ def encode(tokenizer, prompt: str, conts: list[str]) -> tuple[list[int], list[li
     return ctx, cont_ids
 
 
+def encode_pairs(tokenizer, pairs: list[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
+    """`encode` for (context, continuation) pairs; a context shared by several pairs is encoded once."""
+    by_ctx: dict[str, list[int]] = {}
+    for j, (ctx, _) in enumerate(pairs):
+        by_ctx.setdefault(ctx, []).append(j)
+    out: list = [None] * len(pairs)
+    for ctx, idx in by_ctx.items():
+        ctx_ids, cont_ids = encode(tokenizer, ctx, [pairs[j][1] for j in idx])
+        for j, ids in zip(idx, cont_ids):
+            out[j] = (ctx_ids, ids)
+    return out
+
+
 # ---------------------------------------------------------------- scoring
 
 def _device(model):
     return next(model.parameters()).device
+
+
+def _check_batch_size(batch_size) -> None:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ConfigError(f"batch size must be a positive integer (got {batch_size!r}); try {BATCH_SIZE}")
 
 
 def cached_logliks(model, ctx: list[int], conts: list[list[int]]) -> list[float]:
@@ -232,12 +317,90 @@ def naive_logliks(model, ctx: list[int], conts: list[list[int]]) -> list[float]:
     return sums
 
 
+def _shared_len(seqs: list[list[int]]) -> int:
+    """Length of the longest token prefix all sequences share."""
+    n = min(len(x) for x in seqs)
+    for i in range(n):
+        if any(x[i] != seqs[0][i] for x in seqs[1:]):
+            return i
+    return n
+
+
+def batched_logliks(model, questions: list[list[tuple[list[int], list[int]]]], batch_size: int = BATCH_SIZE,
+                    on_group=None) -> list[list[float]]:
+    """Summed log-likelihood of every (context ids, continuation ids) pair of several questions.
+
+    Per question, the token prefix its contexts share (the whole prompt for question records, the
+    demos and the sentence up to the blank for partial ones) is run once, all but its last token.
+    Questions are sorted by length and taken `batch_size` at a time: their prefixes go through one
+    right-padded forward pass, the KV cache is repeated over each question's choices, and a second
+    pass runs the rest of every choice (last prefix token + context tail + continuation) over the
+    padded cache, with an attention mask hiding the padding and positions counted from each
+    question's own prefix length. Right padding everywhere keeps every attention row non-empty.
+    on_group(n) is called after each group of n questions (a progress bar's update)."""
+    import torch
+
+    _check_batch_size(batch_size)
+    plans = []
+    for pairs in questions:
+        run_once = max(_shared_len([ctx for ctx, _ in pairs]) - 1, 0)
+        plans.append((pairs[0][0][:run_once], [(ctx + cont)[run_once:] for ctx, cont in pairs],
+                      [len(cont) for _, cont in pairs]))
+    order = sorted(range(len(plans)), key=lambda i: (len(plans[i][0]), max(map(len, plans[i][1]))))
+    out: list = [None] * len(plans)
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            group = order[start:start + batch_size]
+            for i, sums in zip(group, _score_group(model, [plans[i] for i in group])):
+                out[i] = sums
+            if on_group:
+                on_group(len(group))
+    return out
+
+
+def _score_group(model, plans) -> list[list[float]]:
+    import torch
+
+    dev = _device(model)
+    owner = torch.tensor([g for g, (_, rows, _) in enumerate(plans) for _ in rows], device=dev)
+    rows = [r for _, rs, _ in plans for r in rs]
+    prefix_len = torch.tensor([len(p) for p, _, _ in plans], device=dev)
+    width_p, width = int(prefix_len.max()), max(len(r) for r in rows) - 1
+    kw = {}
+    if width_p:
+        ids = torch.tensor([p + [0] * (width_p - len(p)) for p, _, _ in plans], device=dev)
+        seen = torch.arange(width_p, device=dev)[None] < prefix_len[:, None]
+        first = seen.clone()
+        first[:, 0] = True  # an empty prefix attends to one pad here (and never later): no all-masked row
+        out = model(ids, attention_mask=first.long(), use_cache=True, logits_to_keep=1)
+        cache = out.cache if hasattr(out, "cache") else out.past_key_values  # transformers 5.2x renamed it
+        cache.batch_select_indices(owner)
+        kw = {"cache": cache} if hasattr(out, "cache") else {"past_key_values": cache}
+        prefix_mask = seen[owner]
+    else:
+        prefix_mask = torch.zeros(len(rows), 0, dtype=torch.bool, device=dev)
+    inputs = torch.tensor([r[:-1] + [0] * (width - len(r) + 1) for r in rows], device=dev)
+    row_mask = torch.arange(width, device=dev)[None] < torch.tensor([len(r) - 1 for r in rows], device=dev)[:, None]
+    positions = prefix_len[owner][:, None] + torch.arange(width, device=dev)[None]
+    logits = model(inputs, attention_mask=torch.cat([prefix_mask, row_mask], 1).long(), position_ids=positions,
+                   use_cache=False, **kw).logits
+    # only the positions that predict a continuation token: the last n of each row
+    n_scored = [n for _, _, ns in plans for n in ns]
+    row_idx = torch.tensor([i for i, n in enumerate(n_scored) for _ in range(n)], device=dev)
+    pos_idx = torch.tensor([len(r) - 1 - n + t for r, n in zip(rows, n_scored) for t in range(n)], device=dev)
+    targets = torch.tensor([tok for r, n in zip(rows, n_scored) for tok in r[len(r) - n:]], device=dev)
+    logp = logits[row_idx, pos_idx].float().log_softmax(-1).gather(-1, targets[:, None])[:, 0]
+    sums = iter(float(x) for x in torch.zeros(len(rows), device=dev).index_add_(0, row_idx, logp))
+    return [[next(sums) for _ in ns] for _, _, ns in plans]
+
+
 def evaluate(model=None, data="llm-quiz", *, shots: int = 0, template: str = "qa", limit: int | None = None,
-             seed: int = 0, method: str = "cached", progress: bool = True, name: str | None = None,
-             label: str | None = None):
+             seed: int = 0, method: str = "cached", batch_size: int = BATCH_SIZE, progress: bool = True,
+             name: str | None = None, label: str | None = None):
     """Score a multiple-choice set; returns an MCResult (.score: acc, acc_norm; .details).
 
-    name / label: how the model / the data are called on the leaderboard."""
+    method: cached (shared prefix once, `batch_size` questions per forward pass) or naive (one full
+    pass per choice, the reference). name / label: how the model / the data are called on the leaderboard."""
     from .leaderboard import record
     from .results import MCResult
 
@@ -245,25 +408,38 @@ def evaluate(model=None, data="llm-quiz", *, shots: int = 0, template: str = "qa
         raise ConfigError(f"shots must be an integer >= 0 (got {shots!r})")
     if method not in ("cached", "naive"):
         raise ConfigError(f"method must be cached or naive (got {method!r})")
+    _check_batch_size(batch_size)
     records = load_mc(data, limit)
     pool = records if not shots else load_mc(data)  # demos may come from beyond --limit
     lm, tok, model_name = resolve_model(model)
-    score = cached_logliks if method == "cached" else naive_logliks
     limit_ctx = getattr(lm.config, "max_position_embeddings", None)
-    rows = []
-    from tqdm.auto import tqdm
-
-    for rec in tqdm(records, desc=f"mc {model_name}", disable=not progress, leave=False):
-        prompt, conts = build_prompt(rec, pool, shots, template, seed)
-        ctx, cont_ids = encode(tok, prompt, conts)
-        longest = len(ctx) + max(len(c) for c in cont_ids)
+    encoded = []
+    for rec in records:
+        pairs = encode_pairs(tok, requests(rec, pool, shots, template, seed))
+        longest = max(len(ctx) + len(cont) for ctx, cont in pairs)
         if limit_ctx and longest > limit_ctx:
             raise DataError(f"question {rec['id']} with {shots} shots is {longest} tokens, over the model's "
                             f"context of {limit_ctx}; use fewer --shots")
-        logliks = score(lm, ctx, cont_ids)
-        for j, (choice, ll, ids) in enumerate(zip(rec["choices"], logliks, cont_ids)):
+        encoded.append(pairs)
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(encoded), desc=f"mc {model_name}", disable=not progress, leave=False) as bar:
+        if method == "cached":
+            logliks = batched_logliks(lm, encoded, batch_size, on_group=bar.update)
+        else:
+            logliks = []
+            for pairs in encoded:
+                logliks.append([naive_logliks(lm, ctx, [cont])[0] for ctx, cont in pairs])
+                bar.update(1)
+    rows = []
+    for rec, pairs, lls in zip(records, encoded, logliks):
+        partial = "contexts" in rec
+        for j, (choice, ll, (_, ids)) in enumerate(zip(rec["choices"], lls, pairs)):
+            # partial records score the same continuation for every choice: normalising by its length
+            # leaves the pick unchanged, so acc_norm = acc there
+            length = len(rec["continuation"]) if partial else len(choice)
             rows.append({"question_id": rec["id"], "choice": j, "text": choice, "loglik": ll,
-                         "n_tokens": len(ids), "length": len(choice), "loglik_norm": ll / len(choice),
+                         "n_tokens": len(ids), "length": length, "loglik_norm": ll / length,
                          "correct": j == rec["answer"]})
     result = MCResult(name or model_name, label or _data_name(data), rows, records, shots, template)
     record(result)

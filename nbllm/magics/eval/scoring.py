@@ -8,13 +8,15 @@ from ._shared import bind, data_arg
 
 @magic_arguments(name="eval mc")
 @argument("--model", "-m", default="smollm2", help="registered model, folder, hub id or a model result variable")
-@argument("--data", "-d", default="llm-quiz", help="JSON/JSONL {question, choices, answer}, a variable, a shipped "
-          "set (llm-quiz) or a benchmark (mmlu, hellaswag, truthfulqa_mc1, winogrande, arc_challenge, arc_easy)")
+@argument("--data", "-d", default="llm-quiz", help="JSON/JSONL {question, choices, answer} or {contexts, continuation, "
+          "answer}, a variable, a shipped set (llm-quiz) or a benchmark (mmlu, hellaswag, truthfulqa_mc1, "
+          "winogrande, arc_challenge, arc_easy)")
 @argument("--shots", type=int, default=0, help="solved examples before each question (default 0)")
 @argument("--template", default="qa", help="qa, plain, letters, or a string with {question}")
 @argument("--limit", type=int, default=None, help="score only the first N questions")
 @argument("--seed", type=int, default=0, help="which few-shot examples")
 @argument("--naive", action="store_true", help="one forward pass per choice (the slow reference)")
+@argument("--batch-size", type=int, default=None, help="questions per forward pass (default 8)")
 @argument("--out", "-o", default=None, help="bind the result to this variable")
 def eval_mc(self, line):
     """Multiple choice by log-likelihood: .score (acc, acc_norm), .details, .explain()."""
@@ -23,7 +25,7 @@ def eval_mc(self, line):
     a = parse_argstring(eval_mc, line)
     result = mc.evaluate(model_value(self.shell, a.model), data_arg(self.shell, a.data), shots=a.shots,
                          template=a.template, limit=a.limit, seed=a.seed, method="naive" if a.naive else "cached",
-                         label=a.data)
+                         batch_size=mc.BATCH_SIZE if a.batch_size is None else a.batch_size, label=a.data)
     return bind(self.shell, a.out, result)
 
 
