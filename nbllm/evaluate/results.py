@@ -123,8 +123,9 @@ class MCResult(EvalResult):
     def _repr_html_(self) -> str:
         low, high = self.ci("acc")
         facts = (f"<p>acc {self.score['acc']:.3f} (95% CI {low:.3f}-{high:.3f}) picks the highest summed "
-                 f"log-likelihood; acc_norm {self.score['acc_norm']:.3f} divides it by the choice's length in "
-                 "characters first.</p>")
+                 f"log-likelihood; acc_norm {self.score['acc_norm']:.3f} divides it by the scored text's length in "
+                 "characters first (for partially scored sets like WinoGrande every choice scores the same "
+                 "continuation, so acc_norm = acc).</p>")
         explain = self.explain()
         why = (f"<details open><summary>{len(explain)} questions where acc and acc_norm disagree</summary>"
                f"{_table(explain)}</details>") if len(explain) else "<p>acc and acc_norm agree on every question.</p>"

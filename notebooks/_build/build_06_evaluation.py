@@ -208,7 +208,9 @@ md("""
 three times faster on a 2-core CPU.
 
 **Hub benchmarks.** With a network, `--data mmlu` (or `hellaswag`, `truthfulqa_mc1`, `winogrande`,
-`arc_challenge`, `arc_easy`) loads the real set and maps it to the same schema. Offline you get one
+`arc_challenge`, `arc_easy`) loads the real set and maps it to the same schema (WinoGrande is scored
+partially, as lm-evaluation-harness does: each option fills the blank and the model scores the same
+rest of the sentence after it). Offline you get one
 clear error instead of a long wait:
 """)
 
