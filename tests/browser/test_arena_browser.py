@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from labserver import JupyterLab, browser, run_cell
-from test_jupyterlab import SHOTS, _chromium_or_skip, _notebook, _shot_on_failure
+from labserver import run_cell
+from test_jupyterlab import SHOTS, _chromium_or_skip, _notebook, _shot_on_failure, served
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -44,9 +44,7 @@ def arena_lab(tmp_path_factory):
     _chromium_or_skip()
     root = tmp_path_factory.mktemp("arena")
     _notebook(root / "arena.ipynb", *CELLS)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with JupyterLab(root, env={"NBLLM_CACHE": str(root / "cache")}) as server, browser() as chromium:
-        server.chromium = chromium
+    with served(root) as server:
         yield server
 
 

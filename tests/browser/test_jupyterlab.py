@@ -81,8 +81,15 @@ def lab(tmp_path_factory):
     for name, text in DOCS.items():
         (root / "docs" / name).write_text(text)
     _notebook(root / "rag.ipynb", "%load_ext nbllm", "%rag index docs", "%rag explore")
+    with served(root) as server:
+        yield server
+
+
+@contextmanager
+def served(root: Path):
+    """JupyterLab on `root` with a chromium attached as .chromium. NBLLM_CACHE: the kernel's
+    caches and vector stores stay in the temporary folder."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    # NBLLM_CACHE: the kernel's caches and vector stores stay in the temporary folder
     with JupyterLab(root, env={"NBLLM_CACHE": str(root / "cache")}) as server, browser() as chromium:
         server.chromium = chromium
         yield server
