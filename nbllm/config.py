@@ -96,7 +96,8 @@ class SFTConfig(JsonConfig):
     device: str | None = field(default=None, metadata={"help": "cuda | mps | cpu (default: best available)"})
     precision: str = field(default="auto", metadata={"help": "auto | fp32 | bf16 | fp16 (autocast on GPU)"})
     compile: bool = field(default=False, metadata={"help": "torch.compile each transformer block: a minute or "
-                                                           "two of compiling, then faster steps (long GPU runs)"})
+                                                           "two of compiling, then faster steps (long GPU runs; "
+                                                           "not on a CPU, where it is slower)"})
     attention: str = field(default="auto", metadata={"help": "packed attention kernel: auto | sdpa (per example) | "
                                                              "varlen (flash, CUDA 16-bit) | mask (document mask)"})
 

@@ -36,7 +36,7 @@ from ._common import model_value, usage_errors, user_value
 @argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default 16)")
 @argument("--lora-targets", default=None, help="LoRA target modules, comma list or all-linear")
 @argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"], help="autocast dtype")
-@argument("--compile", action="store_true", help="torch.compile each transformer block (long GPU runs)")
+@argument("--compile", action="store_true", help="torch.compile each transformer block (long GPU runs; slower on a CPU)")
 @argument("--attention", default=None, choices=["auto", "sdpa", "varlen", "mask"], help="packed attention kernel")
 @argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
 @argument("--samples", type=int, default=2, help="validation prompts generated before and after (default 2)")
