@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 
 NAME = "nbllm_packed"
-KERNELS = ("auto", "sdpa", "varlen", "mask")
 _registered = False
 _packed_forward = False  # True while a packed batch runs: no L x L mask from position_ids
 
