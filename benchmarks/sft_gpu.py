@@ -66,13 +66,11 @@ def attention_context(examples) -> float:
     return sum(n * n for n in lengths) / sum(lengths)
 
 
-def nbllm_tokens_per_s(method, batch, steps, examples, device, precision, small=False, compile=False,
-                       attention="auto"):
+def nbllm_tokens_per_s(method, batch, steps, examples, device, precision, small=False, compile=False):
     lora_bf16 = method == "lora" and precision == "bf16"
     model = make_model(device, torch.bfloat16 if lora_bf16 else torch.float32, small)
     cfg = SFTConfig(model="smollm2-shape", method=method, batch_size=batch, max_steps=steps, val_fraction=0,
-                    precision=precision, device=device, eval_every=10**6, max_length=1024, compile=compile,
-                    attention=attention)
+                    precision=precision, device=device, eval_every=10**6, max_length=1024, compile=compile)
     data = PreparedData(examples, [], [], len(examples), 0, 0)
     trainer = Trainer(cfg, data, model, models.byte_tokenizer(), device)
     marks = []
