@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from .. import models
 from ..config import SFTConfig
 from ..errors import ConfigError, DataError
+from .dropout import cheapen_lora_dropout
 from .methods import linear_module_names
 from .sft import TrainState, _graceful_interrupt, set_seed, stop_requested
 
@@ -101,6 +102,7 @@ def choose_parameters(clf: Classifier, config: SFTConfig) -> None:
             torch.manual_seed(config.seed)
             inject_adapter_in_model(LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
                                                lora_dropout=config.lora_dropout, target_modules=wanted), clf.body)
+        cheapen_lora_dropout(clf.body)
     for name, p in clf.named_parameters():
         if method == "full":
             p.requires_grad_(True)

@@ -29,6 +29,7 @@ from ..tokenization import IGNORE_INDEX, Encoded, encode
 from .attention import packed_forward, pick_kernel, use_packed_attention, varlen_available
 from .batches import Batch, make_batch
 from .compiling import compile_blocks, uncompile_blocks
+from .dropout import cheapen_lora_dropout
 from .methods import apply_method, is_prompt_learning, parameter_counts, unwrap
 
 CE_CHUNK = 2048  # tokens per head+cross-entropy chunk; larger batches recompute logits in backward
@@ -178,6 +179,7 @@ class Trainer:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         set_seed(config.seed)  # fixes LoRA init and dropout
         model = apply_method(model, config).to(self.device)
+        cheapen_lora_dropout(model)
         if config.grad_checkpointing:
             base = unwrap(model)
             enable = getattr(base, "activation_checkpointing_enable", None)  # transformers >= 5.2x
