@@ -550,6 +550,60 @@ def test_a_server_that_dies_mid_session_is_one_line_and_comes_back(ip, tmp_path,
         store._WHERE.pop("dies-test", None)
 
 
+def test_a_hung_server_times_out_in_one_line_and_comes_back(ip, tmp_path, capsys, monkeypatch):
+    """A SIGSTOPped server accepts connections but never answers: the cell ends after
+    NBLLM_CHROMA_TIMEOUT seconds with one line, and works again once the server continues."""
+    import os
+    import signal
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setenv("NBLLM_CHROMA_TIMEOUT", "2")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = _start_chroma(tmp_path / "server", port)
+    try:
+        ip.user_ns["hang_notes"] = ["Chroma servers keep collections on disk.", "Bread needs flour."]
+        ip.run_cell(f"%rag index hang_notes --collection hang-test --server {url}")
+        cell = f"%%rag --collection hang-test --server {url} --k 1 --no-generate\nWhere are collections kept?"
+        kept = ["Chroma servers keep collections on disk."]
+        assert ip.run_cell(cell).result.contexts == kept
+        assert store._CLIENTS[("server", url)]._server._session.timeout.read == 2
+
+        os.kill(proc.pid, signal.SIGSTOP)
+        said = (f"UsageError: ServerError: the Chroma server at {url} did not answer within 2 s; check that it is "
+                f"running and not stopped or stuck (restart `chroma run --path DIR --host 127.0.0.1 --port {port}`), "
+                "or raise NBLLM_CHROMA_TIMEOUT (seconds) for slow requests")
+        for _ in range(2):  # a request on the cached client, then a new connection (the hung client was dropped)
+            capsys.readouterr()
+            shown = InteractiveShell.run_cell(ip, cell)
+            assert isinstance(shown.error_in_exec, UsageError)
+            printed = capsys.readouterr()
+            assert "Traceback" not in printed.out + printed.err
+            assert printed.err.strip().splitlines() == [said]
+            assert ("server", url) not in store._CLIENTS
+        with pytest.raises(ServerError, match=f"server at {url} did not answer within 2 s"):
+            rag.query("Where are collections kept?", "hang-test", server=url, k=1, generate=False)
+
+        os.kill(proc.pid, signal.SIGCONT)  # the same cell works again, no kernel restart
+        assert ip.run_cell(cell).result.contexts == kept
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)  # a stopped process would not act on SIGTERM
+        _stop(proc)
+        store._WHERE.pop("hang-test", None)
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5", "nan", "inf"])
+def test_bad_chroma_timeout_is_one_config_error(ip, monkeypatch, value):
+    monkeypatch.setenv("NBLLM_CHROMA_TIMEOUT", value)
+    url = f"http://127.0.0.1:{_free_port()}"  # checked before connecting, so no server is needed
+    with pytest.raises(ConfigError, match=f"NBLLM_CHROMA_TIMEOUT='{value}' is not a number of seconds; set it to a "
+                                          "positive number"):
+        rag.index(["x y z"], "nowhere", server=url)
+    with pytest.raises(UsageError, match="ConfigError: NBLLM_CHROMA_TIMEOUT="):
+        ip.run_cell(f"%rag list --server {url}")
+
+
 # ---------------------------------------------------------------- embedders
 
 @pytest.fixture(scope="module")

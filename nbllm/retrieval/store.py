@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
+import os
 import re
 import sys
 from urllib.parse import urlparse
@@ -21,7 +23,16 @@ DEFAULT_COLLECTION = "default"
 HNSW = {"ef_construction": 200, "ef_search": 128, "max_neighbors": 32}
 META_PREFIX = "nbllm_"
 
+# chromadb 1.5's HttpClient builds its httpx session with timeout=None and has no setting for it
+# (chroma_query_request_timeout_seconds is the server's own limit on its query nodes), so a stopped
+# or stalled server would hang the cell forever; nbllm sets this limit on every request instead.
+# 60 s: one upsert batch of chromadb's maximum (5461 chunks, 384-d) took 6-10 s on a busy 2-core
+# machine, so a slow server has ample room, yet a stuck one is reported within a minute.
+SERVER_TIMEOUT_ENV = "NBLLM_CHROMA_TIMEOUT"
+SERVER_TIMEOUT_S = 60.0
+
 _CLIENTS: dict[tuple, object] = {}
+_TIMEOUTS: dict[str, float] = {}  # server URL -> seconds its cached client waits for an answer
 _WHERE: dict[str, tuple] = {}  # collection name -> (persist, server) it was last indexed or queried at
 
 
@@ -92,23 +103,53 @@ def client(persist: str | None = None, server: str | None = None):
         url = urlparse(server if "://" in server else f"http://{server}")
         if not url.hostname:
             raise ConfigError(f"--server {server!r} is not a URL; use e.g. http://127.0.0.1:8000")
+        import httpx
+        from chromadb.api.fastapi import FastAPI
+
+        seconds = server_timeout()
+        host, port, ssl = url.hostname, url.port or 8000, url.scheme == "https"
+        api = FastAPI.resolve_url(chroma_server_host=host, chroma_server_http_port=port, chroma_server_ssl_enabled=ssl,
+                                  default_api_path=settings.chroma_server_api_default_path)
         try:
-            made = chromadb.HttpClient(host=url.hostname, port=url.port or 8000, ssl=url.scheme == "https",
-                                       settings=settings)
-            made.heartbeat()
+            # HttpClient() itself asks the server twice with no timeout: check it answers in time first
+            httpx.get(f"{api}/heartbeat", timeout=seconds).raise_for_status()
+            made = chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
         except Exception as err:  # noqa: BLE001 - chromadb raises several types for a dead server
-            raise unreachable(server, _connection_failure(err) or err) from None
+            raise unreachable(server, _connection_failure(err) or err, seconds) from None
+        made._server._session.timeout = httpx.Timeout(seconds)  # no public way in chromadb 1.5 (see above)
+        _TIMEOUTS[server] = seconds
     else:
         made = chromadb.EphemeralClient(settings=settings)
     _CLIENTS[key] = made
     return made
 
 
-def unreachable(server: str, err: BaseException) -> ServerError:
+def server_timeout() -> float:
+    """Seconds to wait for each answer of a Chroma server: NBLLM_CHROMA_TIMEOUT, else 60."""
+    raw = os.environ.get(SERVER_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return SERVER_TIMEOUT_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(f"{SERVER_TIMEOUT_ENV}={raw!r} is not a number of seconds; set it to a positive number "
+                          f"(e.g. {SERVER_TIMEOUT_ENV}=120), or unset it for the default {SERVER_TIMEOUT_S:g} s")
+    return seconds
+
+
+def unreachable(server: str, err: BaseException, seconds: float | None = None) -> ServerError:
     url = urlparse(server if "://" in server else f"http://{server}")
+    run = f"`chroma run --path DIR --host {url.hostname} --port {url.port or 8000}`"
+    httpx = sys.modules.get("httpx")
+    if isinstance(err, TimeoutError) or (httpx and isinstance(err, httpx.TimeoutException)):
+        waited = f"within {seconds:g} s" if seconds else "in time"
+        return ServerError(f"the Chroma server at {server} did not answer {waited}; check that it is running and "
+                           f"not stopped or stuck (restart {run}), or raise {SERVER_TIMEOUT_ENV} (seconds) for "
+                           "slow requests")
     return ServerError(f"cannot reach the Chroma server at {server} ({type(err).__name__}); start it (again) with "
-                       f"`chroma run --path DIR --host {url.hostname} --port {url.port or 8000}`, or fix or drop "
-                       "--server")
+                       f"{run}, or fix or drop --server")
 
 
 def _connection_failure(err: BaseException) -> BaseException | None:
@@ -125,9 +166,10 @@ def _connection_failure(err: BaseException) -> BaseException | None:
 
 
 def server_errors(func):
-    """For the functions that talk to Chroma: a server that was reached once but has died since
-    becomes one ServerError line (and its cached client is dropped, so the next call reconnects
-    once it is back); a collection gone from a restarted server becomes the usual DataError."""
+    """For the functions that talk to Chroma: a server that was reached once but has died or
+    stopped answering (timeout) since becomes one ServerError line (and its cached client is dropped,
+    so the next call reconnects once it is back); a collection gone from a restarted server becomes
+    the usual DataError."""
     signature = inspect.signature(func)
 
     @functools.wraps(func)
@@ -149,7 +191,7 @@ def server_errors(func):
                 raise
             if failure is not None:
                 _CLIENTS.pop(("server", server), None)
-                raise unreachable(server, failure) from None
+                raise unreachable(server, failure, _TIMEOUTS.pop(server, None)) from None
             raise DataError(f"no collection '{name}' in server {server} any more (did it restart with another "
                             f"--path?); run %rag index PATH --collection {name} --server {server} first") from None
 
