@@ -308,3 +308,30 @@ def test_prompt_tuning_trains_only_the_soft_prompt_and_resumes(tmp_path):
     resumed = run(max_steps=4, method="prompt-tuning", virtual_tokens=8, lr=0.05, resume=str(tmp_path / "pt"))
     torch.testing.assert_close(torch.tensor(resumed.history.loss.tolist()),
                                torch.tensor(straight.history.loss.tolist()), atol=1e-6, rtol=0)
+
+
+# ---------------------------------------------------------------- 16-bit (the CUDA code path, run on the CPU)
+
+def test_bf16_autocast_trains_close_to_fp32():
+    fp32 = run(max_steps=6, lr=3e-3, method="full")
+    half = run(max_steps=6, lr=3e-3, method="full", precision="bf16")
+    torch.testing.assert_close(torch.tensor(half.history.loss.tolist()), torch.tensor(fp32.history.loss.tolist()),
+                               atol=0.05, rtol=0.02)
+    assert half.history.loss.tolist() != fp32.history.loss.tolist()  # autocast did run in 16-bit
+
+
+def test_fp16_scales_the_loss_and_resumes_with_the_scaler_state(tmp_path):
+    model, tok = models.tiny_llama()
+    trainer = Trainer(SFTConfig(model="tiny-llama", method="full", precision="fp16", max_steps=3),
+                      _prepared(tok), model, tok, "cpu")
+    assert trainer.scaler is not None and trainer.scaler.is_enabled()
+    for _ in range(3):
+        trainer.train_step()
+    state = trainer.scaler.state_dict()  # scale, unscale, step and update ran each step
+    assert state["scale"] * 2 ** state["_growth_tracker"] == 2.0 ** 16 * 2 ** 3 or state["scale"] < 2.0 ** 16
+    straight = run(max_steps=8, method="lora", lr=1e-3, precision="fp16")
+    run(max_steps=8, method="lora", lr=1e-3, precision="fp16", save=str(tmp_path / "ck"),
+        stop_when=lambda r: r["step"] == 4)
+    assert (tmp_path / "ck" / "scaler.pt").exists()
+    resumed = run(max_steps=8, method="lora", lr=1e-3, precision="fp16", resume=str(tmp_path / "ck"))
+    assert resumed.history.loss.tolist() == straight.history.loss.tolist()

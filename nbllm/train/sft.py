@@ -15,6 +15,7 @@ import random
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -207,7 +208,7 @@ class Trainer:
         self.total_steps = config.max_steps or max(1, math.ceil(config.epochs * self.steps_per_epoch))
         warmup = int(config.warmup_ratio * self.total_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear_warmup_decay(warmup, self.total_steps))
-        self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
+        self.scaler = torch.amp.GradScaler(self.device.split(":")[0]) if self.dtype == torch.float16 else None
         self.eval_every = config.eval_every or max(1, self.total_steps // 4)
         self.state = TrainState()
         self.val_metrics: dict = {}  # extra validation figures a subclass reports (DPO: margin, accuracy)
@@ -262,7 +263,9 @@ class Trainer:
             self.scaler.update()
         else:
             self.optimizer.step()
-        self.scheduler.step()
+        with warnings.catch_warnings():  # fp16: a step the scaler skipped (inf gradients) still advances the
+            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)  # schedule
+            self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return {"loss": total, "lr": lr,
                 "real_tokens": int(self._sum_over_processes(sum(b.n_real_tokens for b in batches)))}
