@@ -71,7 +71,23 @@ def test_bad_votes_are_one_usage_error(ip, votes, flags, message):
         ip.run_cell(f"%eval arena --votes bad_votes {flags}")
 
 
-def test_widget_appends_votes_in_the_shown_order(tmp_path):
+@pytest.fixture
+def clock(monkeypatch):
+    """The widget's clock, advanced by hand: a test click waits as long as a reader would."""
+    from nbllm.widgets import arena as widget
+
+    now = [1000.0]
+    monkeypatch.setattr(widget.time, "monotonic", lambda: now[0])
+    return now
+
+
+def _read(clock):
+    from nbllm.widgets.arena import READ_SECONDS
+
+    clock[0] += READ_SECONDS
+
+
+def test_widget_appends_votes_in_the_shown_order(tmp_path, clock):
     from nbllm.widgets.arena import ArenaWidget
 
     battles = [{"prompt": "Say hi <b>now</b>", "responses": {"m1": "hi", "m2": "<script>x</script>"}},
@@ -83,7 +99,9 @@ def test_widget_appends_votes_in_the_shown_order(tmp_path):
     assert classes == ["nbllm-vote-a", "nbllm-vote-b", "nbllm-vote-tie", "nbllm-vote-bad"]
     assert "<script>" not in w.answer_a.value + w.answer_b.value and "&lt;b&gt;" in w.prompt.value
     shown = w.order[0]
+    _read(clock)
     w.buttons[1].click()  # "B is better"
+    _read(clock)
     w.buttons[3].click()  # "Both are bad"
     lines = [json.loads(x) for x in path.read_text().splitlines()]
     assert lines[0] == {"model_a": shown[0], "model_b": shown[1], "winner": "b", "prompt_id": 0}
@@ -105,7 +123,7 @@ def test_widget_magic_and_bad_battles(ip, tmp_path):
         ip.run_cell("%eval arena --widget")
 
 
-def test_widget_drops_the_second_click_of_a_double_click(tmp_path):
+def test_widget_drops_the_second_click_of_a_double_click(tmp_path, clock):
     """Each battle gets fresh buttons: a click still addressed to the last battle's buttons is dropped,
     never counted for the next battle (which the voter has not read) nor raised after the last one."""
     from nbllm.widgets.arena import ArenaWidget
@@ -113,12 +131,33 @@ def test_widget_drops_the_second_click_of_a_double_click(tmp_path):
     battles = [{"prompt": f"p{i}", "responses": {"m1": "x", "m2": "y"}} for i in range(2)]
     w = ArenaWidget(battles, tmp_path / "v.jsonl")
     first = w.buttons[0]
+    _read(clock)
     first.click()
     first.click()
     assert [v["prompt_id"] for v in w.votes] == [0] and w.index == 1 and first not in w.buttons
     assert list(w.controls.children) == w.buttons
     last = w.buttons[2]
+    _read(clock)
     last.click()
+    _read(clock)
     last.click()  # after the last battle: dropped, no "every battle has a vote" error
     assert [v["winner"] for v in w.votes] == ["a", "tie"] and w.done and all(b.disabled for b in w.buttons)
     assert len((tmp_path / "v.jsonl").read_text().splitlines()) == 2
+
+
+def test_widget_drops_a_click_that_comes_before_the_battle_could_be_read(tmp_path, clock):
+    """A slow double click: its second click lands on the next battle's fresh buttons, just shown."""
+    from nbllm.widgets.arena import READ_SECONDS, ArenaWidget
+
+    battles = [{"prompt": f"p{i}", "responses": {"m1": "x", "m2": "y"}} for i in range(2)]
+    w = ArenaWidget(battles, tmp_path / "v.jsonl")
+    w.buttons[0].click()  # the first battle has just appeared
+    assert w.votes == []
+    _read(clock)
+    w.buttons[0].click()
+    clock[0] += 0.3  # the second click of a slow double click, on the next battle's buttons
+    w.buttons[1].click()
+    assert [v["winner"] for v in w.votes] == ["a"] and w.index == 1
+    clock[0] += READ_SECONDS
+    w.buttons[1].click()
+    assert [v["winner"] for v in w.votes] == ["a", "b"] and w.done

@@ -3,7 +3,9 @@
 Each battle shows two models' answers in a seeded random order as "A" and "B"; a click
 appends {"model_a", "model_b", "winner", "prompt_id"} to a JSONL file (model_a is whoever was
 shown as A), reveals the two names and moves to the next battle. `%eval arena --votes FILE`
-then turns the file into ratings. CSS classes for browser tests: root `nbllm-arena`, buttons
+then turns the file into ratings. A click within READ_SECONDS of a battle appearing is dropped:
+nobody reads two answers that fast, but the second click of a slow double click lands there.
+CSS classes for browser tests: root `nbllm-arena`, buttons
 `nbllm-vote-a`, `nbllm-vote-b`, `nbllm-vote-tie`, `nbllm-vote-bad`; text `nbllm-arena-prompt`,
 `nbllm-arena-a`, `nbllm-arena-b`, `nbllm-arena-status`.
 """
@@ -13,12 +15,14 @@ from __future__ import annotations
 import html
 import json
 import random
+import time
 from pathlib import Path
 
 from ..errors import DataError
 
 BUTTONS = (("a", "A is better", "nbllm-vote-a"), ("b", "B is better", "nbllm-vote-b"),
            ("tie", "Tie", "nbllm-vote-tie"), ("both_bad", "Both are bad", "nbllm-vote-bad"))
+READ_SECONDS = 0.6  # longer than a desktop's double-click interval (0.5 s by default)
 
 
 def check_battles(battles) -> list[dict]:
@@ -84,11 +88,12 @@ class ArenaWidget:
         self.controls.children = tuple(self.buttons)
 
     def _clicked(self, winner: str, battle: int) -> None:
-        if battle == self.index and not self.done:
+        if battle == self.index and not self.done and time.monotonic() - self.shown_at >= READ_SECONDS:
             self.vote(winner)
 
     def _show(self, revealed: str = "") -> None:
         self._new_buttons()
+        self.shown_at = time.monotonic()
         if self.done:
             where = html.escape(str(self.path))
             self.prompt.value = f"<p>All {len(self.battles)} battles voted; ratings: %eval arena --votes {where}</p>"

@@ -33,6 +33,7 @@ CELLS = ("%load_ext nbllm", f"battles = {BATTLES!r}",
          "%eval arena --widget --battles battles --votes votes.jsonl --seed 0 --out arena",
          READ_BACK, "%eval arena --votes votes.jsonl --rounds 50")
 TIMEOUT = 60_000
+READ_MS = 1000  # > the widget's READ_SECONDS
 
 
 def _votes(n: int) -> str:
@@ -75,6 +76,7 @@ def test_arena_widget_records_real_clicks(arena_lab):
                 widget.scroll_into_view_if_needed()
                 widget.screenshot(path=str(SHOTS / "arena_widget.png"))
 
+            page.wait_for_timeout(READ_MS)  # a reader's pause: a click sooner after the battle appears is dropped
             widget.locator(button).dblclick() if double else widget.locator(button).click()
             clicked.append({"model_a": model_a, "model_b": model_b, "prompt_id": i, "winner": winner})
             # the next battle comes up and the names of the one just voted on are revealed
