@@ -156,7 +156,7 @@ def test_triad_flags_unsupported_sentences_and_ranks_configs():
     assert rows["k=1"]["unsupported"] == ["Bananas grow on purple moons."]
     assert res.leaderboard().config.tolist() == ["k=3", "k=1"]
     html = res._repr_html_()
-    assert "nbllm-unsupported' title='not supported by any context'>Bananas" in html
+    assert "nbllm-unsupported' title='not supported: low similarity 0.00 &lt; 0.90'>Bananas" in html
     assert 0 < rows["k=3"]["context_relevance"] <= 1 and 0 < rows["k=3"]["answer_relevance"] <= 1
 
 

@@ -312,12 +312,22 @@ class TriadResult(EvalResult):
         return [_row(f"rag {r['config']}", "rag triad", m, r[m], r["n"]) for r in self.leaderboard().to_dict("records")
                 for m in TRIAD]
 
+    def __repr__(self) -> str:
+        """The summary, then each unsupported sentence with the reason (at most 10)."""
+        lines = [super().__repr__()]
+        flagged = [(r["config"], s, why) for r in self.rows for (s, ok), why in zip(r["sentences"], r["reasons"])
+                   if not ok]
+        lines += [f"  unsupported ({config}): {s[:80]!r} - {why}" for config, s, why in flagged[:10]]
+        lines += [f"  ... and {len(flagged) - 10} more"] if len(flagged) > 10 else []
+        return "\n".join(lines)
+
     def _answer_html(self, row) -> str:
         parts = []
-        for sentence, ok in row["sentences"]:
+        for (sentence, ok), why in zip(row["sentences"], row["reasons"]):
             cls = "nbllm-supported" if ok else "nbllm-unsupported"
-            tip = "supported by the contexts" if ok else "not supported by any context"
-            parts.append(f"<span class='{cls}' title='{tip}'>{html.escape(sentence)}</span>")
+            tip = html.escape(("supported by the contexts: " if ok else "not supported: ") + why, quote=True)
+            note = "" if ok else f" <small>({html.escape(why)})</small>"
+            parts.append(f"<span class='{cls}' title='{tip}'>{html.escape(sentence)}</span>{note}")
         return " ".join(parts)
 
     def _repr_html_(self) -> str:

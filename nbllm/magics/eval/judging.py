@@ -34,7 +34,7 @@ def eval_judge(self, line):
 @argument("--judge-url", default=None, help="OpenAI-compatible base URL for the judge")
 @argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key (none: no key)")
 @argument("--threshold", type=float, default=None, help="embedding cosine for a supported sentence (default "
-          "0.45, calibrated by benchmarks/triad_threshold.py)")
+          "0.45, calibrated by benchmarks/triad_threshold.py); its numbers must also be in the contexts")
 @argument("--out", "-o", default=None, help="bind the result to this variable")
 def eval_triad(self, line):
     """RAG triad: context relevance, groundedness (unsupported sentences highlighted), answer relevance."""
