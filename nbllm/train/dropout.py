@@ -3,7 +3,7 @@
 peft puts an `nn.Dropout` in front of every LoRA adapter. On the CPU, torch's dropout draws
 a float Bernoulli mask and makes two more passes over the tensor; in a LoRA step of smollm2
 that costs about a tenth of the step. `CheapDropout` draws 15-bit integers instead (torch's
-same generator, so seeds, checkpoints and resumes cover it) and makes one mask: the same
+same generator, so seeds, checkpoints and resumes cover it) and keeps a one-byte mask: the same
 distribution (each element kept with probability 1 - p, scaled so the expectation is
 unchanged), at about half the time. On CUDA it is torch's dropout.
 """
@@ -22,7 +22,7 @@ class CheapDropout(nn.Dropout):
             return super().forward(x)
         dropped = round(self.p * LEVELS)  # p to 1/32768; the scale below uses that same p
         keep = torch.empty(x.shape, dtype=torch.int16).random_() >= dropped
-        return x * (keep * (LEVELS / (LEVELS - dropped))).to(x.dtype)
+        return torch.where(keep, x, 0.0) * (LEVELS / (LEVELS - dropped))  # backward keeps the 1-byte mask
 
 
 def cheapen_lora_dropout(model) -> int:
