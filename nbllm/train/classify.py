@@ -23,7 +23,7 @@ from ..config import SFTConfig
 from ..errors import ConfigError, DataError
 from .dropout import cheapen_lora_dropout
 from .methods import linear_module_names
-from .sft import TrainState, _graceful_interrupt, set_seed, stop_requested
+from .sft import TrainState, _graceful_interrupt, adamw, set_seed, stop_requested
 
 
 @dataclass
@@ -183,7 +183,7 @@ class ClassifierTrainer:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.trainable = sum(p.numel() for p in self.params)
         self.total_params = sum(p.numel() for p in self.model.parameters())
-        self.optimizer = torch.optim.AdamW(self.params, lr=config.peak_lr, weight_decay=config.weight_decay)
+        self.optimizer = adamw(self.params, config, self.device)
         self.steps_per_epoch = math.ceil(len(self.train) / config.batch_size)
         self.total_steps = config.max_steps or math.ceil(config.epochs * self.steps_per_epoch)
         self.state = TrainState()

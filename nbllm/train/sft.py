@@ -157,6 +157,14 @@ def autocast_for(device: str, dtype: torch.dtype):
     return lambda: torch.autocast(device_type=device.split(":")[0], dtype=dtype)
 
 
+def adamw(params, config: SFTConfig, device: str) -> torch.optim.AdamW:
+    """Fused AdamW on CPU and CUDA: one pass over each parameter instead of several foreach
+    passes (smollm2 full fine-tuning on 2 CPU cores: 0.05-0.07 s against 0.2-0.5 s a step)."""
+    fused = device.startswith(("cuda", "cpu"))
+    return torch.optim.AdamW(params, lr=config.peak_lr, weight_decay=config.weight_decay,
+                             **({"fused": True} if fused else {"foreach": True}))
+
+
 # ---------------------------------------------------------------- the run
 
 @dataclass
@@ -201,9 +209,7 @@ class Trainer:
         self.model = model.train()
         self.trainable, self.total_params = parameter_counts(model)
         self.params = [p for p in model.parameters() if p.requires_grad]
-        fused = self.device.startswith("cuda")  # one kernel for all parameters instead of a few per tensor
-        self.optimizer = torch.optim.AdamW(self.params, lr=config.peak_lr, weight_decay=config.weight_decay,
-                                           **({"fused": True} if fused else {"foreach": True}))
+        self.optimizer = adamw(self.params, config, self.device)
         self.steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
         self.total_steps = config.max_steps or max(1, math.ceil(config.epochs * self.steps_per_epoch))
         warmup = int(config.warmup_ratio * self.total_steps)
