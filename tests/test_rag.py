@@ -465,6 +465,16 @@ def _start_chroma(path, port: int):
     pytest.fail("chroma run did not answer its heartbeat in 60 s")
 
 
+def _index_on_server(ip, url: str, collection: str) -> tuple[str, list[str]]:
+    """Index two notes into `collection` on the server; returns a query cell and the chunk it finds."""
+    ip.user_ns["server_notes"] = ["Chroma servers keep collections on disk.", "Bread needs flour."]
+    ip.run_cell(f"%rag index server_notes --collection {collection} --server {url}")
+    cell = f"%%rag --collection {collection} --server {url} --k 1 --no-generate\nWhere are collections kept?"
+    kept = ["Chroma servers keep collections on disk."]
+    assert ip.run_cell(cell).result.contexts == kept
+    return cell, kept
+
+
 def _stop(proc) -> None:
     if proc.poll() is None:
         proc.terminate()
@@ -507,11 +517,7 @@ def test_a_server_that_dies_mid_session_is_one_line_and_comes_back(ip, tmp_path,
     proc = _start_chroma(folder, port)
     rag.index(["Local notes stay in this kernel's memory."], "local-notes")
     try:
-        ip.user_ns["server_notes"] = ["Chroma servers keep collections on disk.", "Bread needs flour."]
-        ip.run_cell(f"%rag index server_notes --collection dies-test --server {url}")
-        cell = f"%%rag --collection dies-test --server {url} --k 1 --no-generate\nWhere are collections kept?"
-        kept = ["Chroma servers keep collections on disk."]
-        assert ip.run_cell(cell).result.contexts == kept
+        cell, kept = _index_on_server(ip, url, "dies-test")
         held = store.get_collection("dies-test", server=url)
         _stop(proc)
 
@@ -563,11 +569,7 @@ def test_a_hung_server_times_out_in_one_line_and_comes_back(ip, tmp_path, capsys
     url = f"http://127.0.0.1:{port}"
     proc = _start_chroma(tmp_path / "server", port)
     try:
-        ip.user_ns["hang_notes"] = ["Chroma servers keep collections on disk.", "Bread needs flour."]
-        ip.run_cell(f"%rag index hang_notes --collection hang-test --server {url}")
-        cell = f"%%rag --collection hang-test --server {url} --k 1 --no-generate\nWhere are collections kept?"
-        kept = ["Chroma servers keep collections on disk."]
-        assert ip.run_cell(cell).result.contexts == kept
+        cell, kept = _index_on_server(ip, url, "hang-test")
         assert store._CLIENTS[("server", url)]._server._session.timeout.read == 2
 
         os.kill(proc.pid, signal.SIGSTOP)
