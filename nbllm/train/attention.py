@@ -53,9 +53,11 @@ def packed_attention(module, query, key, value, attention_mask, dropout=0.0, sca
 
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
-    out = torch.cat([F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e],
-                                                    dropout_p=p, is_causal=True, scale=scaling, enable_gqa=gqa)
-                     for s, e in zip(bounds[:-1], bounds[1:])], dim=2)
+    # split, not slicing: its backward is one cat, where each slice's fills a zero tensor of the whole row
+    sizes = [e - s for s, e in zip(bounds[:-1], bounds[1:])]
+    out = torch.cat([F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True, scale=scaling,
+                                                    enable_gqa=gqa)
+                     for q, k, v in zip(query.split(sizes, 2), key.split(sizes, 2), value.split(sizes, 2))], dim=2)
     return out.transpose(1, 2).contiguous(), None
 
 
