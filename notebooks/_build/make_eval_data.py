@@ -5,7 +5,6 @@ models with hidden Bradley-Terry strengths (seeded, so the file is reproducible)
 """
 
 import json
-import math
 import random
 from pathlib import Path
 
