@@ -10,7 +10,7 @@ same learning-rate schedule, same loss masking. Prints:
     bench sft_lora mfu_nbllm             model FLOPs (4N + attention per token) / machine fp32 matmul peak
     ... and the same for sft_full (6N + attention).
 
-    python benchmarks/sft.py [--steps 6] [--methods lora,full] [--device cpu] [--compile] [--repeat 2]
+    python benchmarks/sft.py [--steps 10] [--methods lora,full] [--device cpu] [--compile] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -157,14 +157,15 @@ def peak_memory(side: str, method: str, steps: int, batch: int, max_length: int)
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--methods", default="lora,full")
     parser.add_argument("--device", default=models.pick_device())
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--compile", action="store_true", help="also time nbllm with compile=True")
-    parser.add_argument("--repeat", type=int, default=1, help="run both sides N times, alternating; best of each")
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="run both sides N times, alternating; best of each (the machine drifts 10-20%%)")
     args = parser.parse_args()
     torch.manual_seed(0)
     peak = matmul_peak_flops(args.device, torch.bfloat16 if args.device.startswith("cuda") else torch.float32)
