@@ -32,7 +32,6 @@ SERVER_TIMEOUT_ENV = "NBLLM_CHROMA_TIMEOUT"
 SERVER_TIMEOUT_S = 60.0
 
 _CLIENTS: dict[tuple, object] = {}
-_TIMEOUTS: dict[str, float] = {}  # server URL -> seconds its cached client waits for an answer
 _WHERE: dict[str, tuple] = {}  # collection name -> (persist, server) it was last indexed or queried at
 
 
@@ -117,7 +116,6 @@ def client(persist: str | None = None, server: str | None = None):
         except Exception as err:  # noqa: BLE001 - chromadb raises several types for a dead server
             raise unreachable(server, _connection_failure(err) or err, seconds) from None
         made._server._session.timeout = httpx.Timeout(seconds)  # no public way in chromadb 1.5 (see above)
-        _TIMEOUTS[server] = seconds
     else:
         made = chromadb.EphemeralClient(settings=settings)
     _CLIENTS[key] = made
@@ -190,8 +188,9 @@ def server_errors(func):
             if not server or (failure is None and not name):
                 raise
             if failure is not None:
-                _CLIENTS.pop(("server", server), None)
-                raise unreachable(server, failure, _TIMEOUTS.pop(server, None)) from None
+                dropped = _CLIENTS.pop(("server", server), None)
+                waited = dropped._server._session.timeout.read if dropped is not None else None  # set in client()
+                raise unreachable(server, failure, waited) from None
             raise DataError(f"no collection '{name}' in server {server} any more (did it restart with another "
                             f"--path?); run %rag index PATH --collection {name} --server {server} first") from None
 
