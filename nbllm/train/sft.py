@@ -269,8 +269,9 @@ class Trainer:
             self.scaler.update()
         else:
             self.optimizer.step()
-        with warnings.catch_warnings():  # fp16: a step the scaler skipped (inf gradients) still advances the
-            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)  # schedule
+        # fp16: a step the scaler skipped (inf gradients) still advances the schedule, without torch's warning
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
             self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return {"loss": total, "lr": lr,
