@@ -1,8 +1,10 @@
 """%%sft against HF Trainer + PEFT with the standard dynamic-padding collator, in one process.
 
 Same model (smollm2), same LoRA config (r=8 on q_proj,v_proj), same examples in the same
-order per step (Trainer gets them pre-ordered with a sequential sampler), same batch size,
-same learning-rate schedule, same loss masking. Prints:
+order per step (Trainer gets them pre-ordered with a sequential sampler; checked: both sides
+count the same real tokens each step), same batch size, same learning-rate schedule, same
+loss masking. The sides take turns step by step (Trainer step k, then nbllm step k, from a
+Trainer callback), so the shared machine's drift slows both alike. Prints:
 
     bench sft_lora real_tokens_per_s_nbllm / _trainer / _ratio   (target ratio >= 1.5 on 2 CPU cores)
     bench sft_lora peak_mem_ratio        peak RSS growth during training, each in a fresh process (<= 0.8)
@@ -10,7 +12,7 @@ same learning-rate schedule, same loss masking. Prints:
     bench sft_lora mfu_nbllm             model FLOPs (4N + attention per token) / machine fp32 matmul peak
     ... and the same for sft_full (6N + attention).
 
-    python benchmarks/sft.py [--steps 10] [--methods lora,full] [--device cpu] [--compile] [--repeat 2]
+    python benchmarks/sft.py [--steps 10] [--methods lora,full] [--device cpu] [--compile] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -67,28 +69,39 @@ def config_for(method: str, steps: int, batch: int, device: str, max_length: int
 
 # ---------------------------------------------------------------- nbllm
 
-def run_nbllm(cfg: SFTConfig, device: str):
+def nbllm_trainer(cfg: SFTConfig, device: str):
     dtype = torch.bfloat16 if device.startswith("cuda") and cfg.method == "lora" else torch.float32
     model, tok = models.load_model("smollm2", device=device, dtype=dtype)
     prepared = prepare_data(load_records("instructions"), tok, cfg)
-    trainer = Trainer(cfg, prepared, model, tok, device)
-    step_times, step_tokens = [], []
+    return Trainer(cfg, prepared, model, tok, device), prepared, tok
 
-    def on_step(row, tr):
-        step_times.append(tr.state.train_seconds)
-        step_tokens.append(tr.state.tokens)
 
-    trainer.run(on_step=on_step)
-    # the first step warms up allocators and kernels: time steps 2..N
-    tokens = step_tokens[-1] - step_tokens[0]
-    seconds = step_times[-1] - step_times[0]
-    val = evaluate_loss(trainer.model, prepared.val, tok.pad_token_id, device, cfg.batch_size, trainer.autocast)
-    return tokens / seconds, val, prepared, trainer
+def nbllm_step(trainer: Trainer, device: str) -> tuple[float, int]:
+    """One optimizer step, as Trainer.run takes it: (seconds, real tokens)."""
+    started = time.perf_counter()
+    out = trainer.train_step()
+    sync(device)
+    trainer.state.step += 1
+    return time.perf_counter() - started, out["real_tokens"]
+
+
+def nbllm_val(trainer: Trainer, prepared, tok, device: str) -> float:
+    return evaluate_loss(trainer.model, prepared.val, tok.pad_token_id, device, trainer.config.batch_size,
+                         trainer.autocast)
+
+
+def run_nbllm(cfg: SFTConfig, device: str):
+    """nbllm alone (peak memory, --compile): real tokens/s over steps 2..N and the final val loss."""
+    trainer, prepared, tok = nbllm_trainer(cfg, device)
+    timed = [nbllm_step(trainer, device) for _ in range(cfg.max_steps)][1:]  # step 1 warms up
+    return sum(n for _, n in timed) / sum(t for t, _ in timed), nbllm_val(trainer, prepared, tok, device)
 
 
 # ---------------------------------------------------------------- HF Trainer + PEFT baseline
 
-def run_trainer(cfg: SFTConfig, device: str, prepared, tok):
+def run_trainer(cfg: SFTConfig, device: str, prepared, tok, between_steps=None):
+    """Trainer + PEFT on the same examples per step. Returns each step's (seconds, real tokens)
+    and the final val loss. between_steps() runs after each step, outside the timed intervals."""
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
     from transformers import DataCollatorForSeq2Seq, Trainer as HFTrainer, TrainerCallback, TrainingArguments
@@ -107,13 +120,17 @@ def run_trainer(cfg: SFTConfig, device: str, prepared, tok):
             labels = [tok_id if keep else -100 for tok_id, keep in zip(e.input_ids, e.loss_mask)]
             rows.append({"input_ids": e.input_ids, "attention_mask": [1] * len(e), "labels": labels})
     dataset = Dataset.from_list(rows)
-    times, tokens = [], []
+    steps, resumed = [], [time.perf_counter()]
 
     class Clock(TrainerCallback):
+        """A step is the time from the end of the previous one (after between_steps) to its own end."""
+
         def on_step_end(self, args, state, control, **kw):
             sync(device)
-            times.append(time.perf_counter())
-            tokens.append(state.num_input_tokens_seen)
+            steps.append([time.perf_counter() - resumed[-1], state.num_input_tokens_seen])
+            if between_steps:
+                between_steps()
+            resumed.append(time.perf_counter())
 
     args = TrainingArguments(output_dir="/tmp/nbllm-bench-trainer", per_device_train_batch_size=cfg.batch_size,
                              max_steps=cfg.max_steps, learning_rate=cfg.peak_lr, lr_scheduler_type="linear",
@@ -127,11 +144,33 @@ def run_trainer(cfg: SFTConfig, device: str, prepared, tok):
                         data_collator=DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100),
                         callbacks=[Clock()])
     trainer.train()
+    for i in range(len(steps) - 1, 0, -1):  # tokens seen so far -> tokens of each step
+        steps[i][1] -= steps[i - 1][1]
     from nbllm.train.sft import autocast_for, precision_for
 
     autocast = autocast_for(device, precision_for(cfg, device))
     val = evaluate_loss(model, prepared.val, tok.pad_token_id, device, cfg.batch_size, autocast)
-    return (tokens[-1] - tokens[0]) / (times[-1] - times[0]), val
+    return [tuple(s) for s in steps], val
+
+
+def side_by_side(cfg: SFTConfig, device: str):
+    """Both sides in one process, interleaved: Trainer step k, then nbllm step k, so a busy
+    moment of the machine slows both alike. Step 1 of each warms up and is not timed.
+    Returns (ours, theirs): lists of per-step (seconds, real tokens), and both val losses."""
+    ours_trainer, prepared, tok = nbllm_trainer(cfg, device)
+    ours = []
+    theirs, their_val = run_trainer(cfg, device, prepared, tok,
+                                    between_steps=lambda: ours.append(nbllm_step(ours_trainer, device)))
+    if [n for _, n in ours] != [n for _, n in theirs]:
+        raise AssertionError(f"the sides saw different tokens per step: {ours} vs {theirs}")
+    our_val = nbllm_val(ours_trainer, prepared, tok, device)
+    context = sum(len(e) for e in prepared.train) / len(prepared.train)
+    flops = flops_per_token(ours_trainer.model, cfg.method, context)
+    return ours[1:], theirs[1:], our_val, their_val, flops
+
+
+def tokens_per_s(steps) -> float:
+    return sum(n for _, n in steps) / sum(t for t, _ in steps)
 
 
 # ---------------------------------------------------------------- peak memory, one fresh process per side
@@ -164,8 +203,8 @@ def main() -> None:
     parser.add_argument("--device", default=models.pick_device())
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--compile", action="store_true", help="also time nbllm with compile=True")
-    parser.add_argument("--repeat", type=int, default=2,
-                        help="run both sides N times, alternating; best of each (the machine drifts 10-20%%)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run the pair N times; each step's fastest time per side counts")
     args = parser.parse_args()
     torch.manual_seed(0)
     peak = matmul_peak_flops(args.device, torch.bfloat16 if args.device.startswith("cuda") else torch.float32)
@@ -173,27 +212,27 @@ def main() -> None:
     for method in args.methods.split(","):
         name = f"sft_{method}"
         cfg = config_for(method, args.steps, args.batch_size, args.device, args.max_length)
-        ours = theirs = 0.0
-        for _ in range(args.repeat):  # alternate the sides; the best of each is the least disturbed
-            speed, our_val, prepared, trainer = run_nbllm(cfg, args.device)
-            ours = max(ours, speed)
-            context = sum(len(e) for e in prepared.train) / len(prepared.train)
-            flops = flops_per_token(trainer.model, method, context)
-            del trainer
-            speed, their_val = run_trainer(cfg, args.device, prepared, models.load_tokenizer("smollm2"))
-            theirs = max(theirs, speed)
-        print(f"bench {name} real_tokens_per_s_nbllm {ours:.1f}")
-        print(f"bench {name} real_tokens_per_s_trainer {theirs:.1f}")
-        print(f"bench {name} real_tokens_per_s_ratio {ours / theirs:.2f}")
+        ours = theirs = None
+        for _ in range(args.repeat):  # noise only ever slows a step down: keep each step's fastest run
+            our_steps, their_steps, our_val, their_val, flops = side_by_side(cfg, args.device)
+            ours = our_steps if ours is None else [min(a, b) for a, b in zip(ours, our_steps)]
+            theirs = their_steps if theirs is None else [min(a, b) for a, b in zip(theirs, their_steps)]
+        ours_tps, theirs_tps = tokens_per_s(ours), tokens_per_s(theirs)
+        per_step = sorted(t / o for (o, _), (t, _) in zip(ours, theirs))
+        print(f"bench {name} real_tokens_per_s_nbllm {ours_tps:.1f}")
+        print(f"bench {name} real_tokens_per_s_trainer {theirs_tps:.1f}")
+        print(f"bench {name} real_tokens_per_s_ratio {ours_tps / theirs_tps:.2f}")
+        print(f"bench {name} step_ratio_min_median_max {per_step[0]:.2f} {per_step[len(per_step) // 2]:.2f} "
+              f"{per_step[-1]:.2f}")
         print(f"bench {name} eval_loss_nbllm {our_val:.4f}")
         print(f"bench {name} eval_loss_trainer {their_val:.4f}")
         print(f"bench {name} eval_loss_rel_diff {abs(our_val - their_val) / their_val:.4f}")
-        print(f"bench {name} mfu_nbllm {ours * flops / peak:.3f}")
-        print(f"bench {name} mfu_trainer {theirs * flops / peak:.3f}")
+        print(f"bench {name} mfu_nbllm {ours_tps * flops / peak:.3f}")
+        print(f"bench {name} mfu_trainer {theirs_tps * flops / peak:.3f}")
         if args.compile:  # the first step (compiling) is outside the timed window
-            compiled, compiled_val, _, _ = run_nbllm(replace(cfg, compile=True), args.device)
+            compiled, compiled_val = run_nbllm(replace(cfg, compile=True), args.device)
             print(f"bench {name} real_tokens_per_s_nbllm_compiled {compiled:.1f}")
-            print(f"bench {name} real_tokens_per_s_ratio_compiled {compiled / theirs:.2f}")
+            print(f"bench {name} real_tokens_per_s_ratio_compiled {compiled / theirs_tps:.2f}")
             print(f"bench {name} eval_loss_rel_diff_compiled {abs(compiled_val - their_val) / their_val:.4f}")
         if not args.no_memory and not args.device.startswith("cuda"):
             mem = {side: peak_memory(side, method, 3, args.batch_size, args.max_length) for side in ("nbllm", "trainer")}
