@@ -71,6 +71,39 @@ def test_all_layouts_give_the_same_loss_and_packing_pads_less():
     torch.testing.assert_close(losses["rows"], losses["padded"], atol=1e-4, rtol=1e-5)
 
 
+@pytest.mark.parametrize("head", ["plain", "lora-on-lm_head"])
+def test_loss_sum_gives_the_full_logits_loss_and_gradients(head, monkeypatch):
+    """The fused head + cross-entropy (a plain head, tied to the embeddings) and the
+    checkpointed chunks of a wrapped head both equal the loss of the model's own logits."""
+    from peft import LoraConfig, get_peft_model
+
+    from nbllm.train import linear_ce
+
+    monkeypatch.setattr(linear_ce, "CHUNK_BYTES", 64 * 4 * 300)  # several chunks on the byte vocab
+    model, tok = models.tiny_llama()
+    if head != "plain":
+        model = get_peft_model(model, LoraConfig(r=4, target_modules=["lm_head", "q_proj"], init_lora_weights=False))
+    examples = [encode(tok, r, "alpaca", train_on_prompt=True) for r in RECORDS[:8]]
+    batch = make_batch(examples, tok.pad_token_id, "padded")
+    keep = batch.labels != -100
+    assert keep.sum() > 2 * linear_ce.chunk_rows(model.get_input_embeddings().num_embeddings)
+    trained = [p for p in model.parameters() if p.requires_grad]
+
+    def loss_and_grads(fn):
+        model.zero_grad()
+        loss = fn()
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in trained]
+
+    ours = loss_and_grads(lambda: loss_sum(model, batch))
+    logits = lambda: model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits  # noqa: E731
+    theirs = loss_and_grads(lambda: torch.nn.functional.cross_entropy(logits()[keep], batch.labels[keep],
+                                                                      reduction="sum"))
+    torch.testing.assert_close(ours[0], theirs[0], rtol=1e-6, atol=1e-4)
+    for a, b in zip(ours[1], theirs[1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_trained_model_saves_and_reloads_as_a_plain_model(tmp_path):
     result = run(max_steps=2, method="full")
     result.model.save_pretrained(tmp_path / "m")

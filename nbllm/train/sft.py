@@ -31,9 +31,8 @@ from .attention import packed_forward, pick_kernel, use_packed_attention, varlen
 from .batches import Batch, make_batch
 from .compiling import compile_blocks, uncompile_blocks
 from .dropout import cheapen_lora_dropout
+from .linear_ce import chunk_rows, linear_cross_entropy
 from .methods import apply_method, is_prompt_learning, parameter_counts, unwrap
-
-CE_CHUNK = 2048  # tokens per head+cross-entropy chunk; larger batches recompute logits in backward
 
 
 # ---------------------------------------------------------------- data
@@ -86,13 +85,13 @@ def loss_sum(model, batch: Batch, compiled: bool = False) -> torch.Tensor:
     """Summed next-token cross-entropy over the batch's loss tokens.
 
     The vocabulary projection runs only on positions that count in the loss (prompt and
-    padding positions never reach the 49k-wide head), in chunks whose logits are
-    recomputed in backward instead of stored; `compiled` fuses head and cross-entropy."""
+    padding positions never reach the 49k-wide head), fused with the cross-entropy so no
+    batch-wide logits are stored (linear_ce.py); `compiled` fuses its elementwise passes."""
     with packed_forward() if batch.segments is not None else contextlib.nullcontext():
-        return _loss_sum(model, batch, _compiled_chunk_loss() if compiled else _chunk_loss)
+        return _loss_sum(model, batch, compiled)
 
 
-def _loss_sum(model, batch: Batch, chunk_loss) -> torch.Tensor:
+def _loss_sum(model, batch: Batch, compiled: bool) -> torch.Tensor:
     base = unwrap(model)
     keep = batch.labels != IGNORE_INDEX
     if is_prompt_learning(model):  # peft prepends the soft prompt: drop its positions from the logits
@@ -105,23 +104,16 @@ def _loss_sum(model, batch: Batch, chunk_loss) -> torch.Tensor:
     out = base.get_decoder()(**batch.model_inputs())
     hidden, targets = out[0][keep], batch.labels[keep]
     head = base.get_output_embeddings()
-    if len(targets) <= CE_CHUNK:
-        return chunk_loss(head, hidden, targets)
-    return sum(checkpoint(chunk_loss, head, hidden[i:i + CE_CHUNK], targets[i:i + CE_CHUNK], use_reentrant=False)
-               for i in range(0, len(targets), CE_CHUNK))
+    if type(head) is torch.nn.Linear:
+        return linear_cross_entropy(hidden, head.weight, head.bias, targets, compiled)
+    # a wrapped head (LoRA on lm_head, modules_to_save): its own forward, logits recomputed in backward
+    step = chunk_rows(base.get_input_embeddings().num_embeddings)
+    return sum(checkpoint(_head_loss, head, hidden[i:i + step], targets[i:i + step], use_reentrant=False)
+               for i in range(0, len(targets), step))
 
 
-def _chunk_loss(head, hidden, targets):
+def _head_loss(head, hidden, targets):
     return F.cross_entropy(head(hidden).float(), targets, reduction="sum")
-
-
-_COMPILED = []
-
-
-def _compiled_chunk_loss():
-    if not _COMPILED:
-        _COMPILED.append(torch.compile(_chunk_loss, dynamic=True))
-    return _COMPILED[0]
 
 
 @torch.no_grad()
