@@ -65,3 +65,16 @@ def test_lora_runs_with_dropout_repeat_exactly():
     assert a.history.loss.tolist() == b.history.loss.tolist()
     c = nbllm.sft(records, **{**kw, "lora_dropout": 0.0})
     assert c.history.loss.tolist() != a.history.loss.tolist()  # the dropout did act
+
+
+def test_each_of_the_four_lanes_of_a_draw_is_uniform_on_15_bits():
+    from nbllm.train.dropout import LEVELS, uniform_lanes
+
+    values = uniform_lanes(4 * 250_000 + 3)
+    assert values.shape == (1_000_003,) and values.dtype == torch.int16
+    assert int(values.min()) >= 0 and int(values.max()) == LEVELS - 1
+    lanes = values[:1_000_000].view(-1, 4).float()
+    for lane in lanes.T:  # the top lane lacks the sign bit: masking to 15 bits makes it like the others
+        assert abs(float(lane.mean()) - (LEVELS - 1) / 2) < 60
+        assert abs(float((lane >= LEVELS // 2).float().mean()) - 0.5) < 0.004
+        assert abs(float((lane.long() % 2).float().mean()) - 0.5) < 0.004

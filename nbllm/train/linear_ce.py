@@ -88,14 +88,13 @@ def _accumulate(total: torch.Tensor | None, part: torch.Tensor) -> torch.Tensor:
 
 
 def _loss_and_dlogits(logits: torch.Tensor, targets: torch.Tensor, grads: bool):
-    """Summed cross-entropy of a chunk and, when asked, its gradient w.r.t. the logits
-    (softmax minus one-hot, fp32), written over the chunk's fp32 logits."""
-    logits = logits.float()
-    lse = torch.logsumexp(logits, dim=-1)
-    loss = (lse - logits.gather(1, targets[:, None])[:, 0]).sum()
+    """Summed cross-entropy of a chunk and, when asked, its gradient w.r.t. the logits:
+    softmax minus one-hot, fp32, from one log-softmax pass (as autograd's backward of it)."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    loss = -logp.gather(1, targets[:, None]).sum()
     if not grads:
         return loss, None
-    dlogits = logits.sub_(lse[:, None]).exp_()
+    dlogits = logp.exp_()
     dlogits[torch.arange(len(targets), device=targets.device), targets] -= 1
     return loss, dlogits
 
