@@ -69,6 +69,7 @@ def _chunks(hidden, weight, bias, targets, compiled, needs):
             if bias is not None:
                 logits = logits.float() + bias.float()
             part, dlogits = loss_and_dlogits(logits, targets[start:start + step], any_grad)
+            del logits  # only dlogits (the same size) stays for the matmuls below
             loss += part
             if not any_grad:
                 continue
