@@ -83,6 +83,8 @@ class SFTConfig(JsonConfig):
     train_on_prompt: bool = field(default=False, metadata={"help": "count prompt tokens in the loss too"})
     packing: bool = field(default=True, metadata={"help": "pack each batch's examples into rows (no padding)"})
     warmup_ratio: float = field(default=0.05, metadata={"help": "share of steps with linear warm-up"})
+    schedule: str = field(default="linear", metadata={"help": "learning rate after warm-up: linear | cosine "
+                                                                "(decay to 0) | constant"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
     eval_every: int | None = field(default=None, metadata={"help": "val_loss every N steps (default: ~4 per run)"})
@@ -119,6 +121,9 @@ class SFTConfig(JsonConfig):
             raise ConfigError("--method prompt-tuning trains a soft prompt for generation; use it with "
                               "alpaca, chat, lima or text data")
         _check_choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
+        _check_choice("schedule", self.schedule, ("linear", "cosine", "constant"))
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be >= 0 (got {self.weight_decay})")
         _check_positive("epochs", self.epochs)
         _check_positive("max_steps", self.max_steps, allow_none=True)
         _check_positive("lr", self.lr, allow_none=True)

@@ -245,6 +245,24 @@ def test_sft_magic_inline_jsonl(ip):
     assert res3.stats["n_train"] > 250
 
 
+def test_schedule_flags_shape_the_learning_rate(ip):
+    """Warm-up over the first 2 of 10 steps, then linear decay, half a cosine, or constant."""
+    import math
+
+    ip.user_ns["recs"] = RECORDS
+    run_with = "%sft --model tiny-llama --data recs --max-steps 10 --lr 0.01 --warmup-ratio 0.2 --samples 0 " \
+               "--progress none --weight-decay 0.1 "
+    lrs = {name: ip.run_cell(run_with + f"--schedule {name}").result.history.lr.tolist()
+           for name in ("linear", "cosine", "constant")}
+    warm = [0.01 / 3, 0.02 / 3]  # (step + 1) / (warmup + 1) of the peak
+    left = [(10 - step) / 8 for step in range(2, 10)]  # 1 when warm-up ends, 1/8 at the last step
+    assert lrs["linear"] == pytest.approx(warm + [0.01 * x for x in left])
+    assert lrs["cosine"] == pytest.approx(warm + [0.01 * 0.5 * (1 - math.cos(math.pi * x)) for x in left])
+    assert lrs["constant"] == pytest.approx(warm + [0.01] * 8)
+    tuned = ip.run_cell(run_with + "--schedule cosine --method full").result
+    assert tuned.config.weight_decay == 0.1 and tuned.config.schedule == "cosine"
+
+
 @pytest.mark.parametrize("cell, message", [
     ("%%sft --model tiny-llama --format nope\n{}", "invalid choice"),
     ("%%sft --model tiny-llama\n{\"instruction\": \"x\"}", "record 1 has no output"),
@@ -264,6 +282,9 @@ def test_sft_magic_inline_jsonl(ip):
     ("%%sft --model tiny-llama --data recs\n{\"instruction\": \"x\", \"output\": \"y\"}", "not both"),
     ("%%sft --model tiny-llama\n{\"instruction\": \"x\", \"output\": \"y\"", "line 1 is not valid JSON"),
     ("%sft --model tiny-llama --grad-accum 9 --batch-size 2 --data recs", "grad_accum=9"),
+    ("%sft --model tiny-llama --schedule steep --data recs", "invalid choice"),
+    ("%sft --model tiny-llama --warmup-ratio 1.5 --data recs", r"warmup_ratio must be in \[0, 1\)"),
+    ("%sft --model tiny-llama --weight-decay -0.1 --data recs", "weight_decay must be >= 0"),
 ])
 def test_bad_input_is_one_usage_error(ip, cell, message):
     ip.user_ns["recs"] = RECORDS

@@ -23,6 +23,10 @@ from ._common import model_value, usage_errors, user_value
 @argument("--epochs", type=float, default=None, help="passes over the training split (default 1)")
 @argument("--max-steps", type=int, default=None, help="stop after N optimizer steps")
 @argument("--lr", type=float, default=None, help="peak learning rate")
+@argument("--warmup-ratio", type=float, default=None, help="share of steps with linear warm-up (default 0.05)")
+@argument("--schedule", default=None, choices=["linear", "cosine", "constant"],
+          help="learning rate after warm-up (default linear decay to 0)")
+@argument("--weight-decay", type=float, default=None, help="AdamW weight decay (default 0)")
 @argument("--batch-size", type=int, default=None, help="examples per optimizer step (default 8)")
 @argument("--grad-accum", type=int, default=None, help="micro-batches per step (same examples, less memory)")
 @argument("--max-length", type=int, default=None, help="tokens per example; longer ones are truncated (512)")
@@ -67,7 +71,8 @@ def sft_magic(self, line, cell=None):
         raise UsageError("the cell has no records; write one JSON object per line")
     model = model_value(self.shell, args.model)  # None: smollm2, or the checkpoint's with --resume
     options = {"format": args.format, "method": args.method, "epochs": args.epochs, "max_steps": args.max_steps,
-               "lr": args.lr, "batch_size": args.batch_size, "grad_accum": args.grad_accum,
+               "lr": args.lr, "warmup_ratio": args.warmup_ratio, "schedule": args.schedule,
+               "weight_decay": args.weight_decay, "batch_size": args.batch_size, "grad_accum": args.grad_accum,
                "max_length": args.max_length, "seed": args.seed, "val_fraction": args.val_fraction,
                "eval_every": args.eval_every, "lora_r": args.lora_r, "lora_alpha": args.lora_alpha,
                "lora_targets": args.lora_targets, "precision": args.precision, "device": args.device, "beta": args.beta,

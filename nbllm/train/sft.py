@@ -205,7 +205,8 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
         self.total_steps = config.max_steps or max(1, math.ceil(config.epochs * self.steps_per_epoch))
         warmup = int(config.warmup_ratio * self.total_steps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear_warmup_decay(warmup, self.total_steps))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                           lr_factor(config.schedule, warmup, self.total_steps))
         self.scaler = torch.amp.GradScaler(self.device.split(":")[0]) if self.dtype == torch.float16 else None
         self.eval_every = config.eval_every or max(1, self.total_steps // 4)
         self.state = TrainState()
@@ -351,11 +352,16 @@ def process_rank_and_count() -> tuple[int, int]:
     return 0, 1
 
 
-def linear_warmup_decay(warmup: int, total: int):
+def lr_factor(schedule: str, warmup: int, total: int):
+    """The share of the peak learning rate at each step: a linear warm-up over `warmup` steps,
+    then linear decay to 0 at `total`, half a cosine down to 0, or constant."""
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / (warmup + 1)
-        return max(0.0, (total - step) / max(1, total - warmup))
+        left = max(0.0, (total - step) / max(1, total - warmup))  # 1 at the end of warm-up, 0 at the end
+        if schedule == "cosine":
+            return 0.5 * (1 - math.cos(math.pi * left))
+        return 1.0 if schedule == "constant" else left
 
     return factor
 
