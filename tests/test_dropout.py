@@ -5,7 +5,7 @@ from torch import nn
 import nbllm
 from nbllm import models
 from nbllm.config import SFTConfig
-from nbllm.train.dropout import LEVELS, CheapDropout, cheapen_lora_dropout
+from nbllm.train.dropout import LEVELS, CheapDropout, cheapen_lora_dropout, uniform_lanes
 from nbllm.train.methods import apply_method
 
 
@@ -68,8 +68,7 @@ def test_lora_runs_with_dropout_repeat_exactly():
 
 
 def test_each_of_the_four_lanes_of_a_draw_is_uniform_on_15_bits():
-    from nbllm.train.dropout import LEVELS, uniform_lanes
-
+    torch.manual_seed(0)  # the bounds below are 3-4 sigma: seeded, they cannot flake
     values = uniform_lanes(4 * 250_000 + 3)
     assert values.shape == (1_000_003,) and values.dtype == torch.int16
     assert int(values.min()) >= 0 and int(values.max()) == LEVELS - 1
