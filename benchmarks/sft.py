@@ -156,7 +156,8 @@ def run_trainer(cfg: SFTConfig, device: str, prepared, tok, between_steps=None):
 def side_by_side(cfg: SFTConfig, device: str):
     """Both sides in one process, interleaved: Trainer step k, then nbllm step k, so a busy
     moment of the machine slows both alike. Step 1 of each warms up and is not timed.
-    Returns (ours, theirs): lists of per-step (seconds, real tokens), and both val losses."""
+    Returns each side's timed steps as (seconds, real tokens), both val losses and the model
+    FLOPs per token."""
     ours_trainer, prepared, tok = nbllm_trainer(cfg, device)
     ours = []
     theirs, their_val = run_trainer(cfg, device, prepared, tok,
