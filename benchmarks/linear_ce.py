@@ -24,6 +24,7 @@ import time
 import torch
 import torch.nn.functional as F
 from _memory import PeakGrowth, in_fresh_process
+from sft import sync
 from torch.utils.checkpoint import checkpoint
 
 from nbllm import models
@@ -68,11 +69,6 @@ def seconds(variant: str, rows: int, trained: bool, device: str) -> tuple[float,
         sync(device)
         best = min(best, time.perf_counter() - started)
     return best, loss
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def memory_child(variant: str, rows: int, trained: bool) -> None:

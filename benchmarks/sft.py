@@ -76,13 +76,10 @@ def nbllm_trainer(cfg: SFTConfig, device: str):
     return Trainer(cfg, prepared, model, tok, device), prepared, tok
 
 
-def nbllm_step(trainer: Trainer, device: str) -> tuple[float, int]:
+def nbllm_step(trainer: Trainer) -> tuple[float, int]:
     """One optimizer step, as Trainer.run takes it: (seconds, real tokens)."""
-    started = time.perf_counter()
-    out = trainer.train_step()
-    sync(device)
-    trainer.state.step += 1
-    return time.perf_counter() - started, out["real_tokens"]
+    out = trainer.timed_step()
+    return out["seconds"], out["real_tokens"]
 
 
 def nbllm_val(trainer: Trainer, prepared, tok, device: str) -> float:
@@ -93,7 +90,7 @@ def nbllm_val(trainer: Trainer, prepared, tok, device: str) -> float:
 def run_nbllm(cfg: SFTConfig, device: str):
     """nbllm alone (peak memory, --compile): real tokens/s over steps 2..N and the final val loss."""
     trainer, prepared, tok = nbllm_trainer(cfg, device)
-    timed = [nbllm_step(trainer, device) for _ in range(cfg.max_steps)][1:]  # step 1 warms up
+    timed = [nbllm_step(trainer) for _ in range(cfg.max_steps)][1:]  # step 1 warms up
     return sum(n for _, n in timed) / sum(t for t, _ in timed), nbllm_val(trainer, prepared, tok, device)
 
 
@@ -161,7 +158,7 @@ def side_by_side(cfg: SFTConfig, device: str):
     ours_trainer, prepared, tok = nbllm_trainer(cfg, device)
     ours = []
     theirs, their_val = run_trainer(cfg, device, prepared, tok,
-                                    between_steps=lambda: ours.append(nbllm_step(ours_trainer, device)))
+                                    between_steps=lambda: ours.append(nbllm_step(ours_trainer)))
     if [n for _, n in ours] != [n for _, n in theirs]:
         raise AssertionError(f"the sides saw different tokens per step: {ours} vs {theirs}")
     our_val = nbllm_val(ours_trainer, prepared, tok, device)

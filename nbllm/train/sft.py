@@ -299,6 +299,18 @@ class Trainer:
         return evaluate_loss(self.model, self.data.val, self.pad_id, self.device, self.config.batch_size,
                              self.autocast, self.layout, self.batch_to_device, self.config.compile)
 
+    def timed_step(self) -> dict:
+        """train_step, timed (out["seconds"]), and counted in the state's step, tokens and time."""
+        started = time.perf_counter()
+        out = self.train_step()
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        out["seconds"] = time.perf_counter() - started
+        self.state.train_seconds += out["seconds"]
+        self.state.step += 1
+        self.state.tokens += out["real_tokens"]
+        return out
+
     # the loop ------------------------------------------------------------
     def run(self, on_step=None, should_stop=None, on_checkpoint=None) -> TrainState:
         """Train until total_steps. on_step(row) after each step; should_stop() ends the run
@@ -314,13 +326,7 @@ class Trainer:
         state = self.state
         with _graceful_interrupt() as interrupted:
             while state.step < self.total_steps:
-                started = time.perf_counter()
-                out = self.train_step()
-                if self.device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                state.train_seconds += time.perf_counter() - started
-                state.step += 1
-                state.tokens += out["real_tokens"]
+                out = self.timed_step()
                 evaluate = state.step % self.eval_every == 0 or state.step == self.total_steps
                 row = {"step": state.step, "epoch": round(state.step / self.steps_per_epoch, 4),
                        "loss": out["loss"], "val_loss": self.val_loss() if evaluate else float("nan"),
