@@ -23,26 +23,27 @@ def child(side: str, steps: int) -> None:
     from nbllm import models
     from nbllm.config import SFTConfig
     from nbllm.data import load_records
-    from nbllm.train.dpo import DPOTrainer, prepare_preferences
+    from nbllm.train.attention import use_packed_attention
+    from nbllm.train.dpo import Preference, prepare_preferences
+    from nbllm.train.trainer import Trainer
 
     method = "dpo-full" if side == "full_with_copy" else "dpo"
     cfg = SFTConfig(model="smollm2", format="preference", method=method, max_steps=steps, batch_size=4,
                     val_fraction=0.05, eval_every=10**6, device="cpu")
     model, tok = models.load_model("smollm2", device="cpu")
     data = prepare_preferences(load_records("preferences"), tok, cfg)
-    class WithCopy(DPOTrainer):
+    class WithCopy(Preference):
         """The same LoRA policy, but the reference is a frozen copy taken before LoRA is attached."""
 
-        def __init__(self, config, data, model, tokenizer, device):
-            from nbllm.train.attention import use_packed_attention
-
+        def setup(self, trainer, model):
             reference = copy.deepcopy(model).eval().requires_grad_(False)
-            super().__init__(config, data, model, tokenizer, device)
+            model = super().setup(trainer, model)
             use_packed_attention(reference)
             self.reference = reference
+            return model
 
     with PeakGrowth() as peak:
-        trainer = (WithCopy if side == "lora_with_copy" else DPOTrainer)(cfg, data, model, tok, "cpu")
+        trainer = Trainer(cfg, data, model, tok, "cpu", objective=WithCopy() if side == "lora_with_copy" else None)
         trainer.run()
     print(json.dumps({"peak": peak.bytes}))
 

@@ -31,7 +31,8 @@ from sft import flops_per_token, matmul_peak_flops  # noqa: E402
 from nbllm import models  # noqa: E402
 from nbllm.config import SFTConfig  # noqa: E402
 from nbllm.tokenization import Encoded  # noqa: E402
-from nbllm.train.sft import PreparedData, Trainer, loss_sum  # noqa: E402
+from nbllm.train.sft import PreparedData, loss_sum  # noqa: E402
+from nbllm.train.trainer import Callback, Trainer  # noqa: E402
 
 SMOLLM2_SHAPE = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
                      num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192,
@@ -74,8 +75,13 @@ def nbllm_tokens_per_s(method, batch, steps, examples, device, precision, small=
     data = PreparedData(examples, [], [], len(examples), 0, 0)
     trainer = Trainer(cfg, data, model, models.byte_tokenizer(), device)
     marks = []
+
+    class Marks(Callback):
+        def on_step_end(self, tr, row):
+            marks.append((tr.state.train_seconds, tr.state.tokens, row["loss"]))
+
     started = time.perf_counter()
-    trainer.run(on_step=lambda row, tr: marks.append((tr.state.train_seconds, tr.state.tokens, row["loss"])))
+    trainer.run([Marks()])
     warm = min(5, steps - 2)
     (t0, n0, _), (t1, n1, _) = marks[warm], marks[-1]
     losses = [m[2] for m in marks]

@@ -9,7 +9,8 @@ from nbllm import models
 from nbllm.config import SFTConfig
 from nbllm.data import load_records
 from nbllm.train.attention import use_packed_attention
-from nbllm.train.dpo import DPOTrainer, prepare_preferences, sequence_logps
+from nbllm.train.dpo import Preference, prepare_preferences, sequence_logps
+from nbllm.train.trainer import Trainer
 
 RECS = [{"prompt": f"Explain thing {i}", "chosen": f"Sure! Thing {i} is simple.",
          "rejected": f"Thing {i} denotes a stochastic operator."} for i in range(16)]
@@ -33,11 +34,12 @@ def test_dpo_starts_at_log2_and_learns_the_preference(method):
 def test_lora_dpo_keeps_no_reference_copy():
     model, tok = models.tiny_llama()
     cfg = SFTConfig(model="tiny-llama", format="preference", method="dpo")
-    trainer = DPOTrainer(cfg, prepare_preferences(RECS, tok, cfg), model, tok, "cpu")
-    assert trainer.reference is None and hasattr(trainer.model, "disable_adapter")
+    trainer = Trainer(cfg, prepare_preferences(RECS, tok, cfg), model, tok, "cpu")
+    assert isinstance(trainer.objective, Preference)
+    assert trainer.objective.reference is None and hasattr(trainer.model, "disable_adapter")
     full_cfg = SFTConfig(model="tiny-llama", format="preference", method="dpo-full")
     model, tok = models.tiny_llama()
-    full = DPOTrainer(full_cfg, prepare_preferences(RECS, tok, full_cfg), model, tok, "cpu")
+    full = Trainer(full_cfg, prepare_preferences(RECS, tok, full_cfg), model, tok, "cpu").objective
     assert full.reference is not None and not any(p.requires_grad for p in full.reference.parameters())
 
 
@@ -72,7 +74,7 @@ def test_bad_input(ip, line, message):
 
 
 def test_history_keeps_columns_that_only_evaluation_rows_have():
-    from nbllm.display import SFTResult
+    from nbllm.train.results import SFTResult
 
     rows = [{"step": 1, "epoch": 0.5, "loss": 0.69, "val_loss": float("nan"), "tokens": 10, "lr": 1e-4},
             {"step": 2, "epoch": 1.0, "loss": 0.60, "val_loss": 0.65, "tokens": 20, "lr": 1e-4,

@@ -137,7 +137,7 @@ def test_malformed_records_are_one_usage_error(ip, tiny, records, message):
 
 
 def test_magic_binds_result_and_takes_a_model_variable(ip, tiny):
-    from nbllm.display import ModelResult
+    from nbllm.train.results import ModelResult
 
     lm, tok, _ = tiny
     ip.user_ns["quiz"] = QUESTIONS

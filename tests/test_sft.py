@@ -14,7 +14,8 @@ from nbllm.train.attention import use_packed_attention
 from nbllm.train.batches import best_rows, make_batch, packed_batch, segments_batch
 from nbllm.train.checkpoint import save_checkpoint
 from nbllm.train.methods import parameter_counts
-from nbllm.train.sft import Trainer, loss_sum, prepare_data, step_examples
+from nbllm.train.sft import loss_sum, prepare_data, step_examples
+from nbllm.train.trainer import Callback, Trainer
 
 RECORDS = [{"instruction": f"Add {a} and {b}.", "input": "", "output": f"{a + b}"}
            for a in range(6) for b in range(4)]
@@ -205,12 +206,13 @@ def test_interrupt_keeps_the_last_completed_step():
     model, tok = models.tiny_llama()
     trainer = Trainer(SFTConfig(model="tiny-llama", method="full", max_steps=20), _prepared(tok), model, tok, "cpu")
 
-    def interrupt_at_three(row, tr):
-        if row["step"] == 3:
-            os.kill(os.getpid(), signal.SIGINT)
+    class InterruptAtThree(Callback):
+        def on_step_end(self, tr, row):
+            if row["step"] == 3:
+                os.kill(os.getpid(), signal.SIGINT)
 
     before = signal.getsignal(signal.SIGINT)  # SIG_IGN when the tests run as a background job
-    state = trainer.run(on_step=interrupt_at_three)
+    state = trainer.run([InterruptAtThree()])
     assert state.step == 3 and state.stopped == "interrupted"
     assert signal.getsignal(signal.SIGINT) is before
 
@@ -322,23 +324,22 @@ def test_gradient_checkpointing_gives_the_same_losses():
 
 
 def test_widget_monitor_updates_and_stop_button():
-    from nbllm.widgets.training import TextMonitor, WidgetMonitor, make_monitor
+    from nbllm.train.callbacks import TextProgress
+    from nbllm.widgets.training import WidgetMonitor, make_monitor
 
     model, tok = models.tiny_llama()
     trainer = Trainer(SFTConfig(model="tiny-llama", method="full", max_steps=3), _prepared(tok), model, tok, "cpu")
-    monitor = WidgetMonitor(3, "test run")
-    state = trainer.run(on_step=monitor.update, should_stop=monitor.should_stop)
-    monitor.close(state)
+    monitor = WidgetMonitor("test run")
+    state = trainer.run([monitor])
     assert monitor.bar.value == 3 and "<svg" in monitor.plot.value and "tokens/s" in monitor.stats.value
     assert monitor.button.description == "Done"
     model, tok = models.tiny_llama()
     trainer = Trainer(SFTConfig(model="tiny-llama", method="full", max_steps=5), _prepared(tok), model, tok, "cpu")
-    monitor = WidgetMonitor(5, "stopped run")
+    monitor = WidgetMonitor("stopped run")
     monitor.button.click()  # what a user's click does
-    state = trainer.run(on_step=monitor.update, should_stop=monitor.should_stop)
-    monitor.close(state)
+    state = trainer.run([monitor])
     assert state.step == 1 and state.stopped == "stop-button" and monitor.button.description == "Stopped"
-    assert isinstance(make_monitor(3, "x", "text"), TextMonitor) and make_monitor(3, "x", "none") is None
+    assert isinstance(make_monitor("x", "text"), TextProgress) and make_monitor("x", "none") is None
 
 
 def test_text_progress_and_truncation_notice(capsys):

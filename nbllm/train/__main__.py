@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
         _init_distributed()
-    from ..api import sft
+    from ..train.run import sft
 
     rank = int(os.environ.get("RANK", "0"))
     extra = {k: options.pop(k) for k in ("save", "resume", "save_every") if k in options}

@@ -32,6 +32,11 @@ class Batch:
     segments: list[int] | None = None  # example boundaries in the single row: [0, len0, len0+len1, ...]
     attention: dict | None = None  # the boundaries as packed attention wants them (attention.attention_inputs)
 
+    @property
+    def n_units(self) -> int:
+        """What the loss is averaged over: its loss tokens."""
+        return self.n_loss_tokens
+
     def model_inputs(self) -> dict:
         return {"input_ids": self.input_ids, "attention_mask": self.attention_mask,
                 "position_ids": self.position_ids, "use_cache": False, **(self.attention or {})}

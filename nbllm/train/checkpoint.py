@@ -4,7 +4,7 @@
     DIR/trainer_state.json   step, history, data fingerprint
     DIR/adapter/             LoRA: peft adapter (safetensors, no base weights)
     DIR/model/               full: the whole model (safetensors) and tokenizer
-    DIR/trainable.safetensors  last-block / bitfit: only the parameters that train
+    DIR/trainable.safetensors  last-block / bitfit, and every classifier: only the parameters that train
     DIR/optimizer.pt, scheduler.pt, rng.pt (and scaler.pt with fp16)
 
 The folder is written beside DIR and renamed into place, so a crash mid-save leaves the
@@ -26,18 +26,29 @@ import torch
 
 from ..config import SFTConfig
 from ..errors import ConfigError
-from .methods import ADAPTER_METHODS, unwrap
+from .adapters import unwrap
+from .methods import ADAPTER_METHODS
 
 
 def data_fingerprint(examples) -> str:
     h = hashlib.sha256()
     for item in examples:
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], int):  # classification: (ids, class)
+            h.update(json.dumps([list(item[0]), item[1]]).encode())
+            continue
         for e in item if isinstance(item, tuple) else (item,):  # preference data holds (chosen, rejected)
             h.update(json.dumps([e.input_ids, e.labels]).encode())
     return h.hexdigest()[:16]
 
 
-def save_checkpoint(trainer, directory) -> Path:
+def _saves_trainable_only(trainer) -> bool:
+    return trainer.config.format == "classify" or trainer.config.method not in ADAPTER_METHODS + ("full",)
+
+
+def save_checkpoint(trainer, directory) -> Path | None:
+    """Write the checkpoint (rank 0 under several processes)."""
+    if trainer.rank != 0:
+        return None
     final = Path(directory).expanduser()
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -60,16 +71,16 @@ def _write(trainer, out: Path) -> None:
     state = asdict(trainer.state)
     state.update(total_steps=trainer.total_steps, data=data_fingerprint(trainer.data.train + trainer.data.val))
     (out / "trainer_state.json").write_text(json.dumps(state, indent=1, default=float))
-    if cfg.method in ADAPTER_METHODS:
-        model.save_pretrained(out / "adapter")
-    elif cfg.method == "full":
-        unwrap(model).save_pretrained(out / "model")
-        trainer.tokenizer.save_pretrained(out / "model")
-    else:
+    if _saves_trainable_only(trainer):
         from safetensors.torch import save_file
 
         save_file({n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad},
                   out / "trainable.safetensors")
+    elif cfg.method in ADAPTER_METHODS:
+        model.save_pretrained(out / "adapter")
+    else:  # full
+        unwrap(model).save_pretrained(out / "model")
+        trainer.tokenizer.save_pretrained(out / "model")
     torch.save(trainer.optimizer.state_dict(), out / "optimizer.pt")
     torch.save(trainer.scheduler.state_dict(), out / "scheduler.pt")
     if trainer.scaler is not None:
@@ -103,22 +114,7 @@ def load_checkpoint(trainer, directory) -> None:
         raise ConfigError(f"the data differs from the data checkpoint '{directory}' was trained on; "
                           "pass the same --data (and --max-length) to resume")
     cfg, model = trainer.config, trainer.model
-    if cfg.method in ADAPTER_METHODS:
-        from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
-
-        set_peft_model_state_dict(model, load_file(path / "adapter" / "adapter_model.safetensors"))
-    elif cfg.method == "full":
-        from safetensors.torch import load_file
-
-        files = sorted((path / "model").glob("*.safetensors"))
-        weights = {}
-        for f in files:
-            weights.update(load_file(f))
-        missing, unexpected = unwrap(model).load_state_dict(weights, strict=False)
-        if unexpected or any(not _is_tied(model, m) for m in missing):
-            raise ConfigError(f"checkpoint '{directory}' does not fit this model; resume with the same --model")
-    else:
+    if _saves_trainable_only(trainer):
         from safetensors.torch import load_file
 
         weights = load_file(path / "trainable.safetensors")
@@ -128,6 +124,21 @@ def load_checkpoint(trainer, directory) -> None:
         with torch.no_grad():
             for name, value in weights.items():
                 params[name].copy_(value)
+    elif cfg.method in ADAPTER_METHODS:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(model, load_file(path / "adapter" / "adapter_model.safetensors"))
+    else:  # full
+        from safetensors.torch import load_file
+
+        files = sorted((path / "model").glob("*.safetensors"))
+        weights = {}
+        for f in files:
+            weights.update(load_file(f))
+        missing, unexpected = unwrap(model).load_state_dict(weights, strict=False)
+        if unexpected or any(not _is_tied(model, m) for m in missing):
+            raise ConfigError(f"checkpoint '{directory}' does not fit this model; resume with the same --model")
     trainer.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
     trainer.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
     if trainer.scaler is not None and (path / "scaler.pt").exists():

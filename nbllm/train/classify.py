@@ -10,9 +10,7 @@ examples of similar length, so little compute goes to padding.
 
 from __future__ import annotations
 
-import math
 import random
-import time
 from dataclasses import dataclass
 
 import torch
@@ -22,8 +20,9 @@ from .. import models
 from ..config import SFTConfig
 from ..errors import ConfigError, DataError
 from .dropout import cheapen_lora_dropout
-from .methods import linear_module_names
-from .sft import TrainState, _graceful_interrupt, adamw, set_seed, stop_requested
+from .adapters import attach, linear_module_names
+from .objectives import Objective
+from .sft import PreparedData, enable_grad_checkpointing
 
 
 @dataclass
@@ -88,20 +87,11 @@ def build_classifier(name: str, n_classes: int, device: str, seed: int):
 def choose_parameters(clf: Classifier, config: SFTConfig) -> None:
     method = config.method
     if method == "lora":
-        from peft import LoraConfig, inject_adapter_in_model
-
         names = linear_module_names(clf.body)
-        default = "q_proj,v_proj" if "q_proj" in names else "query,value"
+        default = "q_proj,v_proj" if "q_proj" in names else "query,value"  # decoders / BERT-style encoders
         targets = config.lora_targets if config.lora_targets != "q_proj,v_proj" else default
-        wanted = [t.strip() for t in targets.split(",")] if targets != "all-linear" else names
-        missing = [t for t in wanted if t not in names]
-        if missing:
-            raise ConfigError(f"LoRA target(s) {', '.join(missing)} match no module of this model; "
-                              f"its linear modules are {', '.join(names)}")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            inject_adapter_in_model(LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
-                                               lora_dropout=config.lora_dropout, target_modules=wanted), clf.body)
+        clf.body = attach(clf.body, r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout,
+                          targets=targets, seed=config.seed, task_type=None)
         cheapen_lora_dropout(clf.body)
     for name, p in clf.named_parameters():
         if method == "full":
@@ -166,64 +156,68 @@ def predict_logits(clf: Classifier, tokenizer, encoded: list[list[int]], batch_s
     return out
 
 
-class ClassifierTrainer:
-    """A classifier run: build it, then run(on_step, should_stop). state.tokens counts examples."""
+@dataclass
+class LabelBatch:
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    target: torch.Tensor
+    n_units: int  # examples
+    n_real_tokens: int
 
-    def __init__(self, config: SFTConfig, records: list[dict], device: str | None = None):
-        from ..data import split
 
-        data = labeled_data(records)
-        self.config, self.classes = config, data.classes
-        self.device = device or config.device or models.pick_device()
-        set_seed(config.seed)
-        self.model, self.tokenizer = build_classifier(config.model, len(data.classes), self.device, config.seed)
-        choose_parameters(self.model, config)
-        encoded = encode_texts(self.tokenizer, data.texts, config.max_length)
-        self.train, self.val = split(list(zip(encoded, data.labels)), config.val_fraction, config.seed)
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.trainable = sum(p.numel() for p in self.params)
-        self.total_params = sum(p.numel() for p in self.model.parameters())
-        self.optimizer = adamw(self.params, config, self.device)
-        self.steps_per_epoch = math.ceil(len(self.train) / config.batch_size)
-        self.total_steps = config.max_steps or math.ceil(config.epochs * self.steps_per_epoch)
-        self.state = TrainState()
+class Classification(Objective):
+    """A new head on a pooled language model; data.train holds (token ids, class id) pairs.
+    Validation (loss, accuracy, confusion matrix) runs once per epoch unless --eval-every."""
+
+    name, unit = "classification", "examples"
+
+    def __init__(self):
         self.confusion: list[list[int]] = []
         self.val_loss = self.val_accuracy = float("nan")
 
-    def run(self, on_step=None, should_stop=None) -> TrainState:
-        cfg, state, clf = self.config, self.state, self.model
-        with _graceful_interrupt() as interrupted:
-            while state.step < self.total_steps and not state.stopped:
-                epoch, index = divmod(state.step, self.steps_per_epoch)
-                batch = length_grouped_batches([len(e) for e, _ in self.train], cfg.batch_size, cfg.seed,
-                                               epoch)[index]
-                started = time.perf_counter()
-                clf.train()
-                ids, mask = _pad([self.train[i][0] for i in batch], self.tokenizer.pad_token_id, self.device)
-                target = torch.tensor([self.train[i][1] for i in batch], device=self.device)
-                loss = F.cross_entropy(clf(ids, mask), target)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                state.train_seconds += time.perf_counter() - started
-                state.step += 1
-                state.tokens += len(batch)
-                row = {"step": state.step, "epoch": round(state.step / self.steps_per_epoch, 4),
-                       "loss": float(loss.detach()), "val_loss": float("nan"), "val_acc": float("nan")}
-                if self.val and (state.step % self.steps_per_epoch == 0 or state.step == self.total_steps):
-                    row["val_loss"], row["val_acc"], _ = _evaluate(clf, self.tokenizer, self.val, len(self.classes))
-                state.history.append(row)
-                if on_step:
-                    on_step(row, self)
-                stop_requested(state, interrupted, should_stop)
-        if self.val:
-            self.val_loss, self.val_accuracy, self.confusion = _evaluate(clf, self.tokenizer, self.val,
-                                                                         len(self.classes))
-            if state.history and math.isnan(state.history[-1]["val_acc"]):
-                state.history[-1]["val_loss"], state.history[-1]["val_acc"] = self.val_loss, self.val_accuracy
-        clf.eval()
-        return state
+    def load_model(self, config, device: str, records):
+        classes = labeled_data(records).classes
+        return build_classifier(config.model, len(classes), device, config.seed)
+
+    def prepare(self, records, tokenizer, config) -> PreparedData:
+        from ..data import split
+
+        data = labeled_data(records)
+        encoded = encode_texts(tokenizer, data.texts, config.max_length)
+        train, val = split(list(zip(encoded, data.labels)), config.val_fraction, config.seed)
+        return PreparedData(train, val, [], len(records), 0, 0, classes=data.classes)
+
+    def setup(self, trainer, model):
+        choose_parameters(model, trainer.config)
+        if trainer.config.grad_checkpointing:
+            enable_grad_checkpointing(model.body)
+        self.classes, self.tokenizer = trainer.data.classes, trainer.tokenizer
+        return model.to(trainer.device)
+
+    def default_eval_every(self, trainer) -> int:
+        return trainer.steps_per_epoch
+
+    def step_examples(self, trainer, step: int) -> list[int]:
+        epoch, index = divmod(step, trainer.steps_per_epoch)
+        lengths = [len(ids) for ids, _ in trainer.data.train]
+        return length_grouped_batches(lengths, trainer.config.batch_size, trainer.config.seed, epoch)[index]
+
+    def batch(self, trainer, items) -> LabelBatch:
+        ids, mask = _pad([e for e, _ in items], self.tokenizer.pad_token_id, trainer.device)
+        target = torch.tensor([y for _, y in items], device=trainer.device)
+        return LabelBatch(ids, mask, target, len(items), int(mask.sum()))
+
+    def loss(self, model, batch: LabelBatch):
+        return F.cross_entropy(model(batch.input_ids, batch.attention_mask), batch.target, reduction="sum"), {}
+
+    def validate(self, trainer) -> dict:
+        if not trainer.data.val:
+            return {"val_loss": float("nan")}
+        with trainer.autocast():
+            self.val_loss, self.val_accuracy, self.confusion = _evaluate(trainer.model, self.tokenizer,
+                                                                         trainer.data.val, len(self.classes))
+        trainer.model.train()
+        return {"val_loss": self.val_loss, "val_acc": self.val_accuracy}
 
 
 def _evaluate(clf, tokenizer, pairs, n_classes):

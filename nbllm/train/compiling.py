@@ -9,7 +9,7 @@ modules after the run: generation (other shapes, a KV cache) would otherwise rec
 from __future__ import annotations
 
 from ..errors import ConfigError
-from .methods import unwrap
+from .adapters import unwrap
 
 
 def blocks(model) -> list:

@@ -12,6 +12,7 @@ memory; --method dpo-full trains every weight against a frozen copy.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -19,10 +20,13 @@ import torch.nn.functional as F
 from ..data import split
 from ..errors import DataError
 from ..tokenization import IGNORE_INDEX, encode
-from .attention import packed_forward
-from .batches import make_batch
-from .sft import PreparedData, Trainer, step_examples
-from .methods import unwrap
+from .attention import packed_forward, use_packed_attention
+from .batches import Batch, make_batch
+from .dropout import cheapen_lora_dropout
+from .adapters import unwrap
+from .methods import apply_method
+from .objectives import Objective
+from .sft import PreparedData, attention_kernel, enable_grad_checkpointing
 
 
 def preference_pairs(records: list[dict], tokenizer, template: str, max_length: int):
@@ -60,10 +64,11 @@ def prepare_preferences(records, tokenizer, config) -> PreparedData:
                         len(records) - len(pairs))
 
 
-def sequence_logps(model, examples) -> torch.Tensor:
-    """Summed log-probability of each example's answer tokens, one forward pass for all."""
+def sequence_logps(model, examples, batch: Batch | None = None) -> torch.Tensor:
+    """Summed log-probability of each example's answer tokens, one forward pass for all
+    (`batch`: the examples already packed and on the model's device)."""
     device = next(model.parameters()).device
-    batch = make_batch(examples, 0, "segments").to(device)
+    batch = batch if batch is not None else make_batch(examples, 0, "segments").to(device)
     base = unwrap(model)
     with packed_forward():
         hidden = base.get_decoder()(**batch.model_inputs())[0][0]
@@ -75,69 +80,76 @@ def sequence_logps(model, examples) -> torch.Tensor:
     return torch.zeros(len(examples), device=device).index_add(0, seq[keep], logp)
 
 
-class DPOTrainer(Trainer):
-    """The SFT loop with a preference objective; data.train holds (chosen, rejected) pairs."""
+@dataclass
+class PairBatch:
+    examples: list  # chosen, rejected, chosen, rejected, ...
+    packed: Batch  # all of them back to back in one row, on the device
+    n_units: int  # pairs
+    n_real_tokens: int
 
-    def __init__(self, config, data, model, tokenizer, device=None):
-        self.reference = None
+
+class Preference(Objective):
+    """DPO; data.train holds (chosen, rejected) pairs. The reference is the model with its
+    adapters switched off (--method dpo) or a frozen copy (dpo-full)."""
+
+    name = "preference"
+
+    def prepare(self, records, tokenizer, config) -> PreparedData:
+        return prepare_preferences(records, tokenizer, config)
+
+    def setup(self, trainer, model):
+        config = trainer.config
+        self.beta, self.reference = config.beta, None
         if config.method == "dpo-full":
-            self.reference = copy.deepcopy(model).eval().requires_grad_(False)
-        super().__init__(config, data, model, tokenizer, device)
-        if self.reference is not None:
-            from .attention import use_packed_attention
-
-            self.reference.to(self.device)
+            self.reference = copy.deepcopy(model).eval().requires_grad_(False).to(trainer.device)
             use_packed_attention(self.reference)
-        self.beta = config.beta
+        model = apply_method(model, config).to(trainer.device)
+        cheapen_lora_dropout(model)
+        if config.grad_checkpointing:
+            enable_grad_checkpointing(model)
+        use_packed_attention(model)
+        trainer.layout = "segments"
+        trainer.kernel = attention_kernel(trainer, model)
+        return model
 
-    def reference_logps(self, examples):
+    def batch(self, trainer, pairs) -> PairBatch:
+        flat = [e for pair in pairs for e in pair]
+        return PairBatch(flat, trainer.batch_to_device(make_batch(flat, 0, "segments")), len(pairs),
+                         sum(len(e) for e in flat))
+
+    def reference_logps(self, model, batch: PairBatch):
         with torch.no_grad():
             if self.reference is not None:
-                return sequence_logps(self.reference, examples)
-            with self.model.disable_adapter():
-                return sequence_logps(self.model, examples)
+                return sequence_logps(self.reference, batch.examples, batch.packed)
+            with model.disable_adapter():
+                return sequence_logps(model, batch.examples, batch.packed)
 
-    def pair_terms(self, pairs):
-        flat = [e for pair in pairs for e in pair]
-        with self.autocast():
-            ref = self.reference_logps(flat)
-            policy = sequence_logps(self.model, flat)
+    def pair_terms(self, model, batch: PairBatch):
+        ref = self.reference_logps(model, batch)
+        policy = sequence_logps(model, batch.examples, batch.packed)
         chosen = self.beta * (policy[0::2] - ref[0::2])
         rejected = self.beta * (policy[1::2] - ref[1::2])
         return -F.logsigmoid(chosen - rejected), chosen, rejected
 
-    def train_step(self) -> dict:
-        cfg = self.config
-        ids = step_examples(len(self.data.train), cfg.batch_size, cfg.seed, self.state.step)
-        micro = [ids[i::cfg.grad_accum] for i in range(cfg.grad_accum) if ids[i::cfg.grad_accum]]
-        total, margins, chosen_r = 0.0, [], []
-        for m in micro:
-            losses, chosen, rejected = self.pair_terms([self.data.train[i] for i in m])
-            (losses.sum() / len(ids)).backward()
-            total += float(losses.detach().sum()) / len(ids)
-            margins += (chosen - rejected).detach().tolist()
-            chosen_r += chosen.detach().tolist()
-        torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
-        lr = self.scheduler.get_last_lr()[0]
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        tokens = sum(len(e) for i in ids for e in self.data.train[i])
-        return {"loss": total, "lr": lr, "real_tokens": tokens,
-                "metrics": {"reward_margin": sum(margins) / len(margins), "reward_chosen": sum(chosen_r) / len(chosen_r),
-                            "pref_acc": sum(m > 0 for m in margins) / len(margins)}}
+    def loss(self, model, batch):
+        losses, chosen, rejected = self.pair_terms(model, batch)
+        margins = (chosen - rejected).detach()
+        return losses.sum(), {"reward_margin": margins.sum(), "reward_chosen": chosen.detach().sum(),
+                              "pref_acc": (margins > 0).sum()}
 
     @torch.no_grad()
-    def val_loss(self) -> float:
-        if not self.data.val:
-            return float("nan")
-        self.model.eval()
+    def validate(self, trainer) -> dict:
+        val = trainer.data.val
+        if not val:
+            return {"val_loss": float("nan")}
+        trainer.model.eval()
         losses, margins = [], []
-        for start in range(0, len(self.data.val), self.config.batch_size):
-            loss, chosen, rejected = self.pair_terms(self.data.val[start:start + self.config.batch_size])
+        for start in range(0, len(val), trainer.config.batch_size):
+            batch = self.batch(trainer, val[start:start + trainer.config.batch_size])
+            with trainer.autocast():
+                loss, chosen, rejected = self.pair_terms(trainer.model, batch)
             losses += loss.tolist()
             margins += (chosen - rejected).tolist()
-        self.model.train()
-        self.val_metrics = {"val_reward_margin": sum(margins) / len(margins),
-                            "val_pref_acc": sum(m > 0 for m in margins) / len(margins)}
-        return sum(losses) / len(losses)
+        trainer.model.train()
+        return {"val_loss": sum(losses) / len(losses), "val_reward_margin": sum(margins) / len(margins),
+                "val_pref_acc": sum(m > 0 for m in margins) / len(margins)}

@@ -2,78 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-
 import torch
 
 from ..errors import ConfigError
+from .adapters import attach, is_prompt_learning, peft_wrap, unwrap
 
 
 ADAPTER_METHODS = ("lora", "dpo", "prompt-tuning")  # train peft adapters; checkpoints hold only those
-
-
-@contextlib.contextmanager
-def quiet_peft():
-    """Hide transformers' FutureWarning about peft's own call to is_gradient_checkpointing
-    (noise in every notebook cell that attaches or loads an adapter)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        yield
-
-
-def peft_wrap(model, peft_config, **kwargs):
-    from peft import get_peft_model
-
-    with quiet_peft():
-        return get_peft_model(model, peft_config, **kwargs)
-
-
-def unwrap(model):
-    """The transformers model under a peft wrapper (LoRA layers stay in place inside it)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-def linear_module_names(model) -> list[str]:
-    """Short names of the linear layers a LoRA target can name (q_proj, v_proj, ...), head excluded."""
-    head = unwrap(model).get_output_embeddings()
-    names = set()
-    for name, mod in unwrap(model).named_modules():
-        short = name.rsplit(".", 1)[-1]
-        if ".lora_" in name or short == "base_layer" or mod is head:
-            continue  # peft's own sub-layers; an adapted layer counts under its own name
-        if isinstance(mod, torch.nn.Linear) or hasattr(mod, "base_layer"):
-            names.add(short)
-    return sorted(names)
-
-
-def lora_targets(model, targets: str):
-    """'all-linear' or a comma list, checked against the model: a typo is an error, not a no-op."""
-    if targets.strip() == "all-linear":
-        return "all-linear"
-    wanted = [t.strip() for t in targets.split(",") if t.strip()]
-    if not wanted:
-        raise ConfigError("--targets is empty; name modules like q_proj,v_proj or use all-linear")
-    existing = linear_module_names(model)
-    missing = [t for t in wanted if t not in existing]
-    if missing:
-        raise ConfigError(f"LoRA target(s) {', '.join(missing)} match no module of this model; "
-                          f"its linear modules are {', '.join(existing)}")
-    return wanted
-
-
-def apply_lora(model, r: int, alpha: float, dropout: float, targets: str):
-    from peft import LoraConfig
-
-    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=lora_targets(model, targets),
-                        bias="none", task_type="CAUSAL_LM")
-    return peft_wrap(model, config)
-
-
-def is_prompt_learning(model) -> bool:
-    """True for peft soft-prompt models (their forward prepends trained virtual tokens)."""
-    config = getattr(model, "peft_config", {}).get(getattr(model, "active_adapter", None))
-    return bool(getattr(config, "is_prompt_learning", False))
 
 
 def last_block_parameters(model) -> list[str]:
@@ -108,7 +43,8 @@ def apply_method(model, config):
             return model
         model = model.merge_and_unload()
     if config.method in ("lora", "dpo"):
-        return apply_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
+        return attach(model, r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout,
+                      targets=config.lora_targets, seed=None)
     if config.method == "prompt-tuning":
         from peft import PromptTuningConfig, PromptTuningInit
 

@@ -2,13 +2,16 @@
 
 In a Jupyter kernel it is an ipywidgets box; a Stop click is seen during the blocking
 training loop through jupyter-ui-poll. Elsewhere (a console, a script) it prints a line
-every tenth of the run."""
+every tenth of the run (train/callbacks.TextProgress)."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from ..display import loss_svg
+from ..train.callbacks import TextProgress
+from ..train.trainer import Callback
 
 
 def in_kernel() -> bool:
@@ -26,39 +29,15 @@ def _eta(seconds_per_step: float, steps_left: int) -> str:
     return f"{secs // 60}m{secs % 60:02d}s"
 
 
-class TextMonitor:
-    """Progress as text: about ten lines per run, then the caller prints the result."""
+class WidgetMonitor(Callback):
+    """Loss curve, tokens/s, ETA, progress bar and a Stop button, as a training callback."""
 
-    def __init__(self, total_steps: int, title: str, every: int | None = None, unit: str = "tokens"):
-        self.total, self.every = total_steps, every or max(1, total_steps // 10)
-        self.started = time.perf_counter()
-        print(title)
-
-    def update(self, row: dict, trainer) -> None:
-        step = row["step"]
-        if step % self.every and step != self.total:
-            return
-        val = f" | val_loss {row['val_loss']:.3f}" if row["val_loss"] == row["val_loss"] else ""
-        if row.get("val_acc", float("nan")) == row.get("val_acc"):
-            val += f" | val_acc {row['val_acc']:.3f}"
-        print(f"step {step}/{self.total} | epoch {row['epoch']:.2f} | loss {row['loss']:.3f}{val}", flush=True)
-
-    def should_stop(self) -> bool:
-        return False
-
-    def close(self, state) -> None:
-        if state.stopped:
-            print(f"stopped after step {state.step} ({state.stopped}); the model keeps that step")
-
-
-class WidgetMonitor:
-    def __init__(self, total_steps: int, title: str, unit: str = "tokens"):
+    def __init__(self, title: str):
         import ipywidgets as w
-        from IPython.display import display
 
-        self.total, self.stop_requested, self.unit = total_steps, False, unit
+        self.stop_requested, self.title = False, title
         self.header = w.HTML(f"<b>{title}</b>")
-        self.bar = w.IntProgress(value=0, min=0, max=total_steps, description="0/" + str(total_steps))
+        self.bar = w.IntProgress(value=0, min=0, max=1, description="")
         self.stats = w.HTML("")
         self.plot = w.HTML("")
         self.button = w.Button(description="Stop", button_style="warning", icon="stop",
@@ -71,7 +50,13 @@ class WidgetMonitor:
             part.add_class(f"nbllm-train-{name}")
         self.rows: list[dict] = []
         self.last_draw = 0.0
-        self._poll = None
+        self._poll = self._events = None
+
+    def on_train_begin(self, trainer) -> None:
+        from IPython.display import display
+
+        self.total, self.unit = trainer.total_steps, trainer.objective.unit
+        self.bar.max, self.bar.description = self.total, f"0/{self.total}"
         try:
             from jupyter_ui_poll import ui_events
 
@@ -85,7 +70,7 @@ class WidgetMonitor:
         self.stop_requested = True
         self.button.description, self.button.disabled = "Stopping...", True
 
-    def update(self, row: dict, trainer) -> None:
+    def on_step_end(self, trainer, row: dict) -> None:
         self.rows.append(row)
         step, state = row["step"], trainer.state
         self.bar.value, self.bar.description = step, f"{step}/{self.total}"
@@ -101,12 +86,13 @@ class WidgetMonitor:
             self.plot.value = loss_svg(self.rows)
             self.last_draw = now
 
-    def should_stop(self) -> bool:
+    def should_stop(self, trainer) -> bool:
         if self._poll is not None:
             self._poll(20)  # handle pending clicks (the Stop button) while the cell runs
         return self.stop_requested
 
-    def close(self, state) -> None:
+    def on_train_end(self, trainer) -> None:
+        state = trainer.state
         self.plot.value = loss_svg(self.rows)
         self.button.disabled = True
         self.button.description = "Stopped" if state.stopped else "Done"
@@ -114,10 +100,20 @@ class WidgetMonitor:
             self._events.__exit__(None, None, None)
 
 
-def make_monitor(total_steps: int, title: str, mode: str = "auto", unit: str = "tokens"):
-    """mode: auto (widget in a kernel, else text), widget, text, or none."""
+def progress_for(mode="auto"):
+    """What train.run.sft takes as progress: "none", or a factory title -> Callback (the
+    widget in a kernel, text elsewhere); mode auto reads NBLLM_PROGRESS first."""
+    if not isinstance(mode, str) or mode is None:
+        return mode or "none"
+    if mode == "auto":
+        mode = os.environ.get("NBLLM_PROGRESS", "auto")
+    return "none" if mode == "none" else (lambda title: make_monitor(title, mode))
+
+
+def make_monitor(title: str, mode: str = "auto"):
+    """The progress callback for mode: auto (the widget in a kernel, else text), widget, text, or none."""
     if mode == "none":
         return None
     if mode == "widget" or (mode == "auto" and in_kernel()):
-        return WidgetMonitor(total_steps, title, unit=unit)
-    return TextMonitor(total_steps, title, unit=unit)
+        return WidgetMonitor(title)
+    return TextProgress(title)

@@ -209,7 +209,7 @@ glides. Track both.
 """)
 
 code("""
-val_labels = [spam.classes[y] for _, y in spam.run.val]
+val_labels = [spam.classes[y] for _, y in spam.val]
 val_majority = max(val_labels.count(c) for c in spam.classes) / len(val_labels)
 first3, last3 = history.loss.head(3).mean(), history.loss.tail(3).mean()
 print(f"training loss, mean of the first and last 3 steps: {first3:.3f} -> {last3:.3f}")
@@ -242,7 +242,7 @@ fn = confusion.loc["true spam", "pred ham"]    # spam let through
 fp = confusion.loc["true ham", "pred spam"]    # ham wrongly flagged
 tn = confusion.loc["true ham", "pred ham"]
 total = confusion.values.sum()
-assert total == len(spam.run.val)
+assert total == len(spam.val)
 assert abs((tp + tn) / total - spam.accuracy) < 1e-6  # accuracy is the diagonal
 print(f"accuracy  (tp + tn) / all = {(tp + tn) / total:.3f}")
 print(f"spam caught: {tp} of {tp + fn};  ham flagged as spam: {fp} of {fp + tn}")
@@ -294,7 +294,7 @@ for method in ["head", "last-block", "lora", "full"]:
     rows.append({"method": method, "trainable": run.run.trainable,
                  "% of model": round(100 * run.run.trainable / run.run.total_params, 3),
                  "s / step": round(state.train_seconds / state.step, 2),
-                 "val loss": round(run.run.val_loss, 3), "val acc": round(run.accuracy, 3)})
+                 "val loss": round(run.val_loss, 3), "val acc": round(run.accuracy, 3)})
 comparison = pd.DataFrame(rows).set_index("method")
 comparison
 """)

@@ -1,0 +1,228 @@
+"""Adapters over peft, in one place: attach, name, inspect, merge/unmerge, save/load/switch.
+
+LoRA freezes W0 and learns h = W0 x + (alpha / r) B A x with A (r x in) random and B (out x r)
+zero, so at step 0 the adapted model is exactly the base. Adapters are saved alone
+(safetensors, kilobytes to megabytes), with a small nbllm_adapter.json naming the base and the
+shapes of the layers they adapt, so loading one onto another base is refused. Every LoRA
+nbllm attaches goes through attach() and its one target check, lora_targets().
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from pathlib import Path
+
+import torch
+
+from ..errors import ConfigError, ModelError
+
+
+@contextlib.contextmanager
+def quiet_peft():
+    """Hide transformers' FutureWarning about peft's own call to is_gradient_checkpointing
+    (noise in every notebook cell that attaches or loads an adapter)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
+def peft_wrap(model, peft_config, **kwargs):
+    from peft import get_peft_model
+
+    with quiet_peft():
+        return get_peft_model(model, peft_config, **kwargs)
+
+
+def unwrap(model):
+    """The transformers model under a peft wrapper (LoRA layers stay in place inside it)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def is_prompt_learning(model) -> bool:
+    """True for peft soft-prompt models (their forward prepends trained virtual tokens)."""
+    config = getattr(model, "peft_config", {}).get(getattr(model, "active_adapter", None))
+    return bool(getattr(config, "is_prompt_learning", False))
+
+
+def linear_module_names(model) -> list[str]:
+    """Short names of the linear layers a LoRA target can name (q_proj, v_proj, ...), head excluded."""
+    head = unwrap(model).get_output_embeddings()
+    names = set()
+    for name, mod in unwrap(model).named_modules():
+        short = name.rsplit(".", 1)[-1]
+        if ".lora_" in name or short == "base_layer" or mod is head:
+            continue  # peft's own sub-layers; an adapted layer counts under its own name
+        if isinstance(mod, torch.nn.Linear) or hasattr(mod, "base_layer"):
+            names.add(short)
+    return sorted(names)
+
+
+def lora_targets(model, targets: str):
+    """'all-linear' or a comma list, checked against the model: a typo is an error, not a no-op."""
+    if targets.strip() == "all-linear":
+        return "all-linear"
+    wanted = [t.strip() for t in targets.split(",") if t.strip()]
+    if not wanted:
+        raise ConfigError("--targets is empty; name modules like q_proj,v_proj or use all-linear")
+    existing = linear_module_names(model)
+    missing = [t for t in wanted if t not in existing]
+    if missing:
+        raise ConfigError(f"LoRA target(s) {', '.join(missing)} match no module of this model; "
+                          f"its linear modules are {', '.join(existing)}")
+    return wanted
+
+
+META = "nbllm_adapter.json"
+
+
+def has_adapters(model) -> bool:
+    return hasattr(model, "peft_config")
+
+
+def require_adapters(model, action: str):
+    if not has_adapters(model):
+        raise ConfigError(f"cannot {action}: this model has no LoRA adapters; attach one first with "
+                          "%lora VAR --r 8 (or train with %%sft --method lora)")
+
+
+def attach(model, r: int = 8, alpha: float = 16.0, dropout: float = 0.05, targets: str = "q_proj,v_proj",
+           name: str = "default", seed: int | None = 0, task_type: str | None = "CAUSAL_LM"):
+    """Wrap `model` with a new LoRA adapter (or add a named one beside existing adapters): the
+    one way nbllm attaches LoRA (%lora, %%sft --method lora/dpo, classifiers). seed fixes A's
+    random init (None: draw from the global generator, which the run's seed has set)."""
+    from peft import LoraConfig
+
+    if r <= 0:
+        raise ConfigError(f"--r must be > 0 (got {r})")
+    if alpha <= 0:
+        raise ConfigError(f"--alpha must be > 0 (got {alpha})")
+    if not 0 <= dropout < 1:
+        raise ConfigError(f"--dropout must be in [0, 1) (got {dropout})")
+    if has_adapters(model) and name in model.peft_config:
+        raise ConfigError(f"an adapter named '{name}' is already attached; pick another --name")
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=lora_targets(model, targets),
+                        bias="none", task_type=task_type)
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        if has_adapters(model):
+            model.add_adapter(name, config)
+            model.set_adapter(name)
+            return model
+        return peft_wrap(model, config, adapter_name=name)
+
+
+def lora_layers(model):
+    """(module name, peft LoRA layer) for every adapted linear layer."""
+    from peft.tuners.lora import LoraLayer
+
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, LoraLayer)]
+
+
+def inspect(model, adapter: str | None = None) -> list[dict]:
+    """One row per adapted module: shape, rank, alpha, trainable params, and what full
+    fine-tuning of that module would train."""
+    require_adapters(model, "inspect adapters")
+    adapter = adapter or model.active_adapter
+    rows = []
+    for name, layer in lora_layers(model):
+        if adapter not in layer.lora_A:
+            continue
+        a, b = layer.lora_A[adapter].weight, layer.lora_B[adapter].weight
+        out_f, in_f = b.shape[0], a.shape[1]
+        rows.append({"module": name.removeprefix("base_model.model."), "shape": f"{out_f}x{in_f}",
+                     "r": a.shape[0], "alpha": layer.lora_alpha[adapter], "scaling": layer.scaling[adapter],
+                     "lora_params": a.numel() + b.numel(), "full_params": out_f * in_f})
+    return rows
+
+
+def merge(model) -> None:
+    """W <- W0 + (alpha / r) B A in place (outputs unchanged, no adapter overhead at inference)."""
+    require_adapters(model, "merge")
+    if any(layer.merged for _, layer in lora_layers(model)):
+        raise ConfigError("the adapters are already merged; use --unmerge first")
+    model.base_model.merge_adapter()
+
+
+def unmerge(model) -> None:
+    """Subtract the adapter again: W <- W0."""
+    require_adapters(model, "unmerge")
+    if not any(layer.merged for _, layer in lora_layers(model)):
+        raise ConfigError("the adapters are not merged; nothing to unmerge")
+    model.base_model.unmerge_adapter()
+
+
+def _base_signature(model, base_name: str) -> dict:
+    return {"base_model": base_name,
+            "layers": {n.removeprefix("base_model.model."): list(layer.get_base_layer().weight.shape)
+                       for n, layer in lora_layers(model)}}
+
+
+def save(model, directory, base_name: str, adapter: str | None = None) -> Path:
+    """Write the adapter alone (safetensors, never the base weights)."""
+    require_adapters(model, "save an adapter")
+    adapter = adapter or model.active_adapter
+    path = Path(directory).expanduser()
+    model.save_pretrained(path, selected_adapters=[adapter], safe_serialization=True)
+    out = path if adapter == "default" else path / adapter  # peft puts named adapters in a subfolder
+    (out / META).write_text(json.dumps(_base_signature(model, base_name), indent=1))
+    return out
+
+
+def load(model, directory, name: str, base_name: str):
+    """Load a saved adapter under `name` beside any others; refuses an adapter made for
+    another base model. Returns the (possibly newly wrapped) model."""
+    path = Path(directory).expanduser()
+    if not (path / "adapter_config.json").exists():
+        raise ModelError(f"'{directory}' holds no adapter (no adapter_config.json); give a folder %lora --save wrote")
+    meta_file = path / META
+    if meta_file.exists():
+        meta = json.loads(meta_file.read_text())
+        shapes = {n: list(m.weight.shape) for n, m in unwrap(model).named_modules()
+                  if isinstance(m, torch.nn.Linear)}
+        shapes.update({n.removeprefix("base_model.model."): list(layer.get_base_layer().weight.shape)
+                       for n, layer in lora_layers(model)} if has_adapters(model) else {})
+        wrong = [n for n, shape in meta["layers"].items() if shapes.get(n) != shape]
+        if meta["base_model"] != base_name or wrong:
+            raise ModelError(f"adapter '{directory}' was made for base model '{meta['base_model']}', not "
+                             f"'{base_name}'" + (f" ({len(wrong)} layer shapes differ)" if wrong else "")
+                             + "; load it onto the model it was trained on")
+    if has_adapters(model) and name in model.peft_config:
+        raise ConfigError(f"an adapter named '{name}' is already loaded; pick another --name")
+    from peft import PeftModel
+
+    try:
+        with quiet_peft():
+            if has_adapters(model):
+                model.load_adapter(str(path), adapter_name=name)
+            else:
+                model = PeftModel.from_pretrained(model, str(path), adapter_name=name, is_trainable=True)
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise ModelError(f"adapter '{directory}' does not fit this model: {str(err).splitlines()[0][:160]}") from None
+    model.set_adapter(name)
+    return model
+
+
+def use(model, name: str) -> None:
+    """Switch the active adapter in place."""
+    require_adapters(model, "switch adapters")
+    if name not in model.peft_config:
+        raise ConfigError(f"no adapter named '{name}'; loaded: {', '.join(sorted(model.peft_config))}")
+    model.set_adapter(name)
+
+
+def adapter_names(model) -> list[str]:
+    return sorted(model.peft_config) if has_adapters(model) else []
+
+
+def counts(model) -> tuple[int, int]:
+    """(trainable LoRA parameters of the active adapter, base parameters)."""
+    from .methods import parameter_counts
+
+    rows = inspect(model)
+    lora = sum(r["lora_params"] for r in rows)
+    _, total = parameter_counts(model)
+    all_lora = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
+    return lora, total - all_lora
