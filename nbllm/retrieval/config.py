@@ -1,0 +1,70 @@
+"""Options of %rag index / %%rag / %rag explore, list and drop: one field per flag.
+
+Plain dataclasses (no heavy imports); nbllm.rag's functions take their fields as keywords
+and check the values (the messages name the flags).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..config import JsonConfig, option
+
+DISTANCES = ("l2", "ip", "cosine")
+Distance = Literal[DISTANCES]
+UNITS = ("tokens", "chars")
+Unit = Literal[UNITS]
+
+
+@dataclass
+class Location(JsonConfig):
+    """Where the collections live (default: in memory); %rag list and drop take only this."""
+
+    persist: str | None = option(None, "a folder for a persistent Chroma store")
+    server: str | None = option(None, "a running Chroma server, e.g. http://127.0.0.1:8000")
+
+    def __post_init__(self):
+        self._check_numbers()
+
+
+@dataclass
+class CollectionOptions(Location):
+    collection: str = option("default", "collection name")
+
+
+@dataclass
+class IndexOptions(CollectionOptions):
+    """%rag index PATH|GLOB|VAR: load, split, embed, store."""
+
+    chunk_size: int | None = option(None, "chunk size (default: 128 tokens / 512 chars)")
+    overlap: int | None = option(None, "overlap between chunks (default: 16 tokens / 64 chars)")
+    unit: Unit = option("tokens", "sizes in embedder tokens or characters: " + " | ".join(UNITS))
+    embedder: str = option("minilm", "minilm, an encoder folder or a hub id")
+    distance: Distance = option("l2", "the collection's distance: " + " | ".join(DISTANCES))
+    text_field: str | None = option(None, "the field holding the text in csv/json/jsonl/records")
+
+
+@dataclass
+class ExploreOptions(CollectionOptions):
+    """%rag explore: the explorer widget over a collection."""
+
+    k: int = option(4, "chunks to retrieve")
+
+
+@dataclass
+class QueryOptions(ExploreOptions):
+    """%%rag QUESTION: retrieve, then answer citing the chunks."""
+
+    hybrid: bool = option(False, "fuse BM25 full-text results with dense ones (RRF)")
+    rerank: bool = option(False, "re-score the top candidates (the LM's likelihood of the question, or --reranker)")
+    reranker: str | None = option(None, "a cross-encoder (folder or hub id) for --rerank")
+    exact: bool = option(False, "brute-force search: l2, ip and cosine side by side, with HNSW ranks")
+    generate: bool = option(True, "answer from the retrieved chunks", no_help="retrieve only, no answer")
+    where: str | None = option(None, "metadata filter: source=lora.md (key=value,...) or JSON "
+                                     "'{\"source\": \"lora.md\"}'")
+    max_new_tokens: int = option(64, "answer length limit")
+    embedder: str | None = option(None, "embed the question with this encoder (default: the collection's; "
+                                        "another one is refused)")
+    distance: Distance | None = option(None, "search by another distance than the collection's, brute force: "
+                                       + " | ".join(DISTANCES))
