@@ -25,10 +25,44 @@ def tokenize(example, **kwargs):
 
 
 def sft(data=None, **kwargs):
-    """Fine-tune a causal LM; see nbllm.api.sft."""
     from .api import sft as _sft
 
     return _sft(data, **kwargs)
+
+
+def _sft_signature_and_doc():
+    """nbllm.sft's real signature and help, from RunOptions' and SFTConfig's fields (light: no torch)."""
+    import dataclasses
+    import inspect
+    import textwrap
+    import typing
+
+    from .config import RunOptions, SFTConfig
+
+    P = inspect.Parameter
+    params = [P("data", P.POSITIONAL_OR_KEYWORD, default=None), P("model", P.KEYWORD_ONLY, default=None),
+              P("tokenizer", P.KEYWORD_ONLY, default=None), P("stop_when", P.KEYWORD_ONLY, default=None)]
+    doc = ["Fine-tune a causal LM; returns an SFTResult (.model, .tokenizer, .history, .samples, .generate()).",
+           "", "    data        a path, a shipped set (instructions, lima, sms, preferences), a hub dataset id, a",
+           "                list of dicts, a DataFrame or a datasets.Dataset (with resume: the checkpoint's)",
+           "    model       a registry name, folder or hub id (default smollm2; with resume: the checkpoint's),",
+           "                or a model object (then pass tokenizer=...) or an SFTResult",
+           "    tokenizer   the tokenizer of a model object",
+           "    stop_when   stop_when(row) -> True ends the run after that step, like the Stop button"]
+    for cls, title in ((RunOptions, "Run options (RunOptions)"),
+                       (SFTConfig, "Training options (SFTConfig fields, saved as config.json with checkpoints)")):
+        hints = typing.get_type_hints(cls)
+        doc += ["", title + ":"]
+        for f in dataclasses.fields(cls):
+            if f.name in ("model", "data"):
+                continue
+            params.append(P(f.name, P.KEYWORD_ONLY, default=f.default, annotation=hints[f.name]))
+            doc.append(textwrap.fill(f"{f.name}={f.default!r}: {f.metadata.get('help', '')}", 100,
+                                     initial_indent="    ", subsequent_indent="        "))
+    return inspect.Signature(params), "\n".join(doc)
+
+
+sft.__signature__, sft.__doc__ = _sft_signature_and_doc()
 
 
 def info():
