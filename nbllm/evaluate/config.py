@@ -100,8 +100,8 @@ class TriadOptions(EndpointOptions):
     """%eval triad: context relevance, groundedness, answer relevance."""
 
     judge: str | None = option(None, "judge model instead of minilm embeddings")
-    threshold: float = option(triad.THRESHOLD, "embedding cosine for a supported sentence (calibrated by "
-                              "benchmarks/triad_threshold.py); its numbers must also be in the contexts")
+    threshold: float = option(triad.THRESHOLD, f"embedding cosine for a supported sentence (default {triad.THRESHOLD}, "
+                              "calibrated by benchmarks/triad_threshold.py); its numbers must also be in the contexts")
 
 
 @dataclass(kw_only=True)
