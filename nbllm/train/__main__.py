@@ -16,6 +16,8 @@ import json
 import os
 import sys
 
+from .trainer import Callback
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
@@ -37,15 +39,44 @@ def main(argv: list[str] | None = None) -> int:
     rank = int(os.environ.get("RANK", "0"))
     extra = {k: options.pop(k) for k in ("save", "resume", "save_every") if k in options}
     data = options.pop("data", None)
+    held = {}
     try:
-        result = sft(data, progress="text" if rank == 0 else "none", samples=0, **extra, **options)
+        result = sft(data, progress="text" if rank == 0 else "none", samples=0, callbacks=[_Held(held)], **extra,
+                     **options)
     except NbllmError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return _end(world, 1)
     if rank == 0:
         print(repr(result))
-        print(json.dumps({"losses": result.history.loss.round(6).tolist()}))
-    return 0
+        print(json.dumps({"losses": result.history.loss.round(6).tolist(), **held}))
+    return _end(world, 0)
+
+
+class _Held(Callback):
+    """What this process holds at the end: its share of the parameters and of the optimizer
+    state (under FSDP2 about 1/N of each), and the totals."""
+
+    def __init__(self, out: dict):
+        self.out = out
+
+    def on_train_end(self, trainer):
+        procs = trainer.processes
+        self.out.update(local_params=procs.local_numel(trainer.params), local_optimizer=procs.local_numel(
+            trainer.optimizer), total_params=trainer.trainable, processes=trainer.world)
+
+
+def _end(world: int, code: int) -> int:
+    """Under several processes: wait for all, leave the process group, and exit at once (gloo's
+    FSDP2 teardown can abort a process after all the work is done, about 1 run in 10)."""
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _init_distributed() -> None:

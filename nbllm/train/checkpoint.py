@@ -6,6 +6,10 @@
     DIR/model/               full: the whole model (safetensors) and tokenizer
     DIR/trainable.safetensors  last-block / bitfit, and every classifier: only the parameters that train
     DIR/optimizer.pt, scheduler.pt, rng.pt (and scaler.pt with fp16)
+    DIR/sharded/             several processes under FSDP2: model and optimizer as a
+                             torch.distributed.checkpoint folder (each process writes its shards;
+                             it loads on any process count, one included), instead of model/ and
+                             optimizer.pt
 
 The folder is written beside DIR and renamed into place, so a crash mid-save leaves the
 previous checkpoint intact.
@@ -46,14 +50,37 @@ def _saves_trainable_only(trainer) -> bool:
 
 
 def save_checkpoint(trainer, directory) -> Path | None:
-    """Write the checkpoint (rank 0 under several processes)."""
+    """Write the checkpoint: rank 0 alone, or every process its shards when the model is sharded."""
+    if trainer.sharded:
+        return _save_sharded(trainer, Path(directory).expanduser())
     if trainer.rank != 0:
         return None
     final = Path(directory).expanduser()
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+    return _publish(trainer, tmp, final)
+
+
+def _save_sharded(trainer, final: Path) -> Path:
+    import torch.distributed as dist
+
+    tmp = final.parent / f".{final.name}.tmp-step{trainer.state.step}"  # the same name on every process
+    if trainer.rank == 0:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    dist.barrier()
+    trainer.processes.save_sharded(trainer.engine, trainer.optimizer, tmp / "sharded")
+    dist.barrier()
+    if trainer.rank == 0:
+        _publish(trainer, tmp, final)
+    dist.barrier()
+    return final
+
+
+def _publish(trainer, tmp: Path, final: Path) -> Path:
+    """Write the rest of the checkpoint into tmp, then rename it into place."""
     try:
-        tmp.mkdir()
+        tmp.mkdir(exist_ok=True)
         _write(trainer, tmp)
         old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
         if final.exists():
@@ -69,9 +96,12 @@ def _write(trainer, out: Path) -> None:
     cfg, model = trainer.config, trainer.model
     (out / "config.json").write_text(cfg.to_json())
     state = asdict(trainer.state)
-    state.update(total_steps=trainer.total_steps, data=data_fingerprint(trainer.data.train + trainer.data.val))
+    state.update(total_steps=trainer.total_steps, data=data_fingerprint(trainer.data.train + trainer.data.val),
+                 processes=trainer.world)
     (out / "trainer_state.json").write_text(json.dumps(state, indent=1, default=float))
-    if _saves_trainable_only(trainer):
+    if trainer.sharded:
+        pass  # weights and optimizer are in sharded/
+    elif _saves_trainable_only(trainer):
         from safetensors.torch import save_file
 
         save_file({n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad},
@@ -81,7 +111,8 @@ def _write(trainer, out: Path) -> None:
     else:  # full
         unwrap(model).save_pretrained(out / "model")
         trainer.tokenizer.save_pretrained(out / "model")
-    torch.save(trainer.optimizer.state_dict(), out / "optimizer.pt")
+    if not trainer.sharded:
+        torch.save(trainer.optimizer.state_dict(), out / "optimizer.pt")
     torch.save(trainer.scheduler.state_dict(), out / "scheduler.pt")
     if trainer.scaler is not None:
         torch.save(trainer.scaler.state_dict(), out / "scaler.pt")
@@ -114,7 +145,13 @@ def load_checkpoint(trainer, directory) -> None:
         raise ConfigError(f"the data differs from the data checkpoint '{directory}' was trained on; "
                           "pass the same --data (and --max-length) to resume")
     cfg, model = trainer.config, trainer.model
-    if _saves_trainable_only(trainer):
+    if (path / "sharded").is_dir():
+        try:
+            trainer.processes.load_sharded(trainer.engine, trainer.optimizer, path / "sharded")
+        except Exception as err:  # noqa: BLE001 - DCP reports a misfit as one of several error types
+            raise ConfigError(f"sharded checkpoint '{directory}' does not fit this model "
+                              f"({str(err).splitlines()[0][:120]}); resume with the same --model") from None
+    elif _saves_trainable_only(trainer):
         from safetensors.torch import load_file
 
         weights = load_file(path / "trainable.safetensors")
@@ -139,7 +176,8 @@ def load_checkpoint(trainer, directory) -> None:
         missing, unexpected = unwrap(model).load_state_dict(weights, strict=False)
         if unexpected or any(not _is_tied(model, m) for m in missing):
             raise ConfigError(f"checkpoint '{directory}' does not fit this model; resume with the same --model")
-    trainer.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
+    if not (path / "sharded").is_dir():
+        trainer.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
     trainer.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
     if trainer.scaler is not None and (path / "scaler.pt").exists():
         trainer.scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=False))

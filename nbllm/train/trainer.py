@@ -110,7 +110,7 @@ class Trainer:
 
     def __init__(self, config: SFTConfig, data, model, tokenizer, device: str | None = None, objective=None,
                  callbacks=()):
-        from ._replicated import Processes
+        from .distributed import Processes
         from .objectives import objective_for
 
         self.config, self.data, self.tokenizer = config, data, tokenizer
@@ -125,9 +125,12 @@ class Trainer:
         set_seed(config.seed)  # fixes LoRA init and dropout
         self.model = self.objective.setup(self, model).train()
         self.trainable, self.total_params = self.objective.parameter_counts(self.model)
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.engine = self.processes.wrap(self.objective.loss_module(self), shard=self.objective.shards(self),
-                                          blocks=self.objective.blocks(self))
+        # one process: the loss module as it is; several: DDP (adapters) or FSDP2 (every weight trains),
+        # which swaps in sharded parameters, so the optimizer is built on the wrapped module's
+        self.sharded = self.world > 1 and self.objective.shards(self)
+        self.engine = self.processes.wrap(self.objective.loss_module(self), shard=self.sharded,
+                                          blocks=self.objective.blocks(self) if self.sharded else ())
+        self.params = [p for p in self.engine.parameters() if p.requires_grad]
         self.optimizer = adamw(self.params, config, self.device)
         self.steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
         self.total_steps = config.max_steps or max(1, math.ceil(config.epochs * self.steps_per_epoch))
@@ -195,8 +198,16 @@ class Trainer:
         return out
 
     def validate(self) -> dict:
-        """The objective's validation metrics ({"val_loss": ..., ...}); NaN without validation data."""
-        return self.objective.validate(self)
+        """The objective's validation metrics ({"val_loss": ..., ...}); NaN without validation data.
+        Under FSDP2 the root's own parameters (embeddings, head) are gathered for it: validation
+        calls the model directly, not through the root module's hooks."""
+        if not self.sharded:
+            return self.objective.validate(self)
+        self.engine.unshard()
+        try:
+            return self.objective.validate(self)
+        finally:
+            self.engine.reshard()
 
     # the loop ------------------------------------------------------------
     def run(self, callbacks=()) -> TrainState:
