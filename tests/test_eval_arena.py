@@ -1,12 +1,14 @@
 """Arena: Elo and Bradley-Terry from pairwise votes, bootstrap intervals, the voting widget."""
 
 import json
+import math
 import random
 
+import numpy as np
 import pytest
 from IPython.core.error import UsageError
 
-from nbllm.errors import DataError
+from nbllm.errors import ConfigError, DataError
 from nbllm.evaluate import arena
 
 
@@ -39,6 +41,147 @@ def test_bradley_terry_is_order_free_and_elo_is_not():
     flipped = list(reversed(votes))
     assert arena.bradley_terry(votes) == pytest.approx(arena.bradley_terry(flipped))
     assert arena.online_elo(votes) != pytest.approx(arena.online_elo(flipped))
+
+
+def with_draws(n=500, seed=0, strengths=None, tie=0.15, both_bad=0.05):
+    """Simulated votes with ties and both-bad votes (every pair met both ways: the MLE exists)."""
+    strengths = strengths or {"strong": 1150, "middle": 1000, "weak": 900, "tiny": 700}
+    rng, names, votes = random.Random(seed), sorted(strengths), []
+    for _ in range(n):
+        a, b = rng.sample(names, 2)
+        u = rng.random()
+        if u < tie:
+            winner = "tie"
+        elif u < tie + both_bad:
+            winner = "both_bad"
+        else:
+            p = 1 / (1 + 10 ** ((strengths[b] - strengths[a]) / 400))
+            winner = "a" if rng.random() < p else "b"
+        votes.append({"model_a": a, "model_b": b, "winner": winner})
+    return votes
+
+
+C = math.log(10) / 400  # natural-log units per rating point
+
+
+def _rows(votes, names, convention):
+    """(i, j, label, weight) rows of a logistic regression, in one of FastChat's two conventions:
+    "half": one row per vote, a draw labelled 0.5 (compute_elo_mle_with_tie);
+    "duplicate": every vote twice, a win is two wins and a draw one win each way (compute_mle_elo)."""
+    index = {m: k for k, m in enumerate(names)}
+    rows = []
+    for v in votes:
+        i, j = index[v["model_a"]], index[v["model_b"]]
+        if convention == "half":
+            rows.append((i, j, {"a": 1.0, "b": 0.0}.get(v["winner"], 0.5), 1.0))
+        else:
+            y = {"a": (1.0, 1.0), "b": (0.0, 0.0)}.get(v["winner"], (1.0, 0.0))
+            rows += [(i, j, y[0], 1.0), (i, j, y[1], 1.0)]
+    return [np.array(col) for col in zip(*rows)]
+
+
+def _centred(beta, names):
+    beta = np.asarray(beta) - np.mean(beta)
+    return {m: 1000 + float(b) / C for m, b in zip(names, beta)}
+
+
+def scipy_fit(votes, names, convention="half"):
+    """The MLE by scipy's L-BFGS-B on the plain negative log-likelihood (FastChat's fit_bt), tight tolerance."""
+    optimize = pytest.importorskip("scipy.optimize")
+    i, j, y, w = _rows(votes, names, convention)
+
+    def loss(beta):
+        d = beta[i] - beta[j]
+        p = 1 / (1 + np.exp(-d))
+        g = w * (p - y)
+        grad = np.bincount(i, g, len(names)) - np.bincount(j, g, len(names))
+        return float(np.sum(w * (np.logaddexp(0, -d) + (1 - y) * d))), grad
+
+    res = optimize.minimize(loss, np.zeros(len(names)), jac=True, method="L-BFGS-B",
+                            options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 10_000})
+    return _centred(res.x, names)
+
+
+def newton_fit(votes, names, convention="duplicate"):
+    """The MLE by a Newton iteration of its own: the last model pinned at 0 (no ridge, no centring trick)."""
+    i, j, y, w = _rows(votes, names, convention)
+    n = len(names)
+    free = np.zeros(n - 1)
+    for _ in range(200):
+        beta = np.append(free, 0.0)
+        p = 1 / (1 + np.exp(-(beta[i] - beta[j])))
+        g = np.bincount(i, w * (y - p), n) - np.bincount(j, w * (y - p), n)
+        h = np.zeros((n, n))
+        for a, b, q in zip(i, j, w * p * (1 - p)):
+            h[a, a] += q
+            h[b, b] += q
+            h[a, b] -= q
+            h[b, a] -= q
+        step = np.linalg.solve(h[:-1, :-1], g[:-1])
+        free += step
+        if np.abs(step).max() < 1e-13:
+            break
+    return _centred(np.append(free, 0.0), names)
+
+
+def _max_diff(x, y):
+    return max(abs(x[m] - y[m]) for m in x)
+
+
+@pytest.mark.parametrize("votes", [simulated(300, seed=2), with_draws(500, seed=3), with_draws(40, seed=4, tie=0.3),
+                                   simulated(12, seed=5)], ids=["no-ties", "ties", "few-votes", "twelve-votes"])
+def test_bradley_terry_is_the_exact_mle(votes):
+    names = sorted({v["model_a"] for v in votes} | {v["model_b"] for v in votes})
+    assert arena.mle_exists(votes, names)
+    bt = arena.bradley_terry(votes)
+    # label 0.5 (what nbllm fits) and duplicated votes (FastChat's older compute_mle_elo): one optimum
+    assert _max_diff(bt, scipy_fit(votes, names, "half")) < 1e-3
+    assert _max_diff(bt, newton_fit(votes, names, "duplicate")) < 1e-3
+    assert _max_diff(bt, newton_fit(votes, names, "half")) < 1e-6
+    assert sum(bt.values()) / len(bt) == pytest.approx(1000)
+
+
+def test_ties_half_or_dropped():
+    votes = with_draws(500, seed=6)
+    decisive = [v for v in votes if v["winner"] in ("a", "b")]
+    half, dropped = arena.bradley_terry(votes), arena.bradley_terry(votes, ties="drop")
+    assert dropped == pytest.approx(arena.bradley_terry(decisive), abs=1e-9)
+    names = sorted(half)
+    assert _max_diff(dropped, newton_fit(decisive, names)) < 1e-3
+    assert _max_diff(half, dropped) > 1  # draws pull the ratings together: the choice matters
+    assert max(half.values()) - min(half.values()) < max(dropped.values()) - min(dropped.values())
+    # a both-bad vote is a tie in both conventions
+    as_ties = [dict(v, winner="tie") if v["winner"] == "both_bad" else v for v in votes]
+    assert arena.bradley_terry(as_ties) == pytest.approx(half, abs=1e-9)
+    assert arena.online_elo(as_ties) == pytest.approx(arena.online_elo(votes), abs=1e-9)
+    assert arena.online_elo(votes, ties="drop") == pytest.approx(arena.online_elo(decisive), abs=1e-9)
+    res = arena.ratings(votes, rounds=5, ties="drop")
+    assert res.n_votes == 500 and res.outcomes["tie"] > 0  # the counts still show the draws
+    assert res.ratings == pytest.approx(dropped, abs=1e-9)
+    assert res.to_pandas().games.sum() == 2 * len(decisive)
+    assert arena.ratings(votes, rounds=5).ratings == pytest.approx(half, abs=1e-9)
+    with pytest.raises(ConfigError, match="ties must be one of half, drop"):
+        arena.ratings(votes, ties="ignore")
+    with pytest.raises(DataError, match="leaves none to rate"):
+        arena.ratings([{"model_a": "x", "model_b": "y", "winner": "tie"}], ties="drop")
+
+
+def test_elo_counts_a_draw_as_half_a_win_each_way():
+    for winner in ("tie", "both_bad"):
+        r = arena.online_elo([{"model_a": "x", "model_b": "y", "winner": "a"},
+                              {"model_a": "x", "model_b": "y", "winner": winner}], k=4)
+        expected = 1 / (1 + 10 ** ((998 - 1002) / 400))
+        assert r["x"] == pytest.approx(1002 + 4 * (0.5 - expected))
+        assert r["y"] == pytest.approx(998 - 4 * (0.5 - expected))
+
+
+def test_without_an_mle_the_ratings_stay_finite():
+    votes = [{"model_a": "x", "model_b": "y", "winner": "a"}] * 3 + [{"model_a": "y", "model_b": "z", "winner": "a"}]
+    assert not arena.mle_exists(votes)  # x never lost: its MLE rating is infinite
+    bt = arena.bradley_terry(votes)
+    assert all(math.isfinite(r) for r in bt.values()) and bt["x"] > bt["y"] > bt["z"]
+    assert arena.mle_exists(votes + [{"model_a": "z", "model_b": "x", "winner": "tie"}])  # a draw links back
+    assert not arena.mle_exists(votes, ["x", "y", "z", "w"])  # w has no votes
 
 
 def test_ratings_table_intervals_and_plot():
