@@ -67,7 +67,8 @@ from _memory import PeakGrowth, in_fresh_process
 from nbllm import models
 from nbllm.config import SFTConfig
 from nbllm.data import load_records
-from nbllm.train.sft import Trainer, evaluate_loss, prepare_data, step_examples
+from nbllm.train.sft import evaluate_loss, prepare_data, step_examples
+from nbllm.train.trainer import Trainer
 
 ATTN_IMPL = "sdpa"
 

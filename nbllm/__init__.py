@@ -25,9 +25,10 @@ def tokenize(example, **kwargs):
 
 
 def sft(data=None, **kwargs):
-    from .api import sft as _sft
+    from .train.run import sft as _sft
+    from .widgets.training import progress_for
 
-    return _sft(data, **kwargs)
+    return _sft(data, **{**kwargs, "progress": progress_for(kwargs.get("progress", "auto"))})
 
 
 def _sft_signature_and_doc():

@@ -47,12 +47,4 @@ def info():
                       smollm2_cached=cached, models=models.status())
 
 
-def sft(data=None, *, progress="auto", **kwargs):
-    """Fine-tune a model (train/run.py's sft); progress "auto" shows the live widget in a notebook."""
-    from .train.run import sft as _sft
-    from .widgets.training import progress_for
-
-    return _sft(data, progress=progress_for(progress), **kwargs)
-
-
-from .train.run import base_name, load, lora, lora_sweep  # noqa: E402,F401 - the %lora API lives with training
+from .train.run import base_name, load, lora, lora_sweep, sft  # noqa: E402,F401 - training's API lives in train/run.py

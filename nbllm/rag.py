@@ -122,22 +122,12 @@ def _metadata(chunk, text_hash: str) -> dict:
 
 
 def _language_model(model):
-    """(model, tokenizer, template, name) from a registry name/path or an object with .model/.tokenizer."""
-    from . import models
+    """(model, tokenizer, template, name) of the generator `model` means (nbllm.lm.resolve): the
+    template it was trained with answers the question."""
+    from .lm import resolve
 
-    if model is None or isinstance(model, str):
-        name = model or "smollm2"
-        if models.model_kind(name) != models.CAUSAL_LM:
-            raise ConfigError(f"'{name}' is an encoder, not a generator; use --model smollm2, a causal LM or "
-                              "an %%sft result")
-        m, tok = models.load_shared(name)
-        return m, tok, "chat", name
-    if not hasattr(model, "tokenizer") or not hasattr(model, "model"):
-        raise ConfigError(f"a {type(model).__name__} is not a model result (no .model/.tokenizer); pass a model "
-                          "name or an %%sft result")
-    from .api import base_name
-
-    return model.model, model.tokenizer, getattr(model, "template", "chat"), base_name(model)
+    lm = resolve(model)
+    return lm.model, lm.tokenizer, lm.template, lm.name
 
 
 @server_errors
@@ -242,14 +232,3 @@ def drop(collection: str, persist: str | None = None, server: str | None = None)
     store.drop(collection, persist, server)
     search.WRITES[0] += 1
     return f"dropped collection '{collection}'"
-
-
-@server_errors
-def explore(collection: str = "default", *, k: int = 4, model=None, persist=None, server=None):
-    """The RAG explorer widget: query box, k, distance, hybrid and rerank toggles, result cards."""
-    from .retrieval import store
-    from .widgets.retrieval import RAGExplorer
-
-    persist, server = store.location(collection, persist, server)
-    store.get_collection(collection, persist, server)
-    return RAGExplorer(collection, k=k, model=model, persist=persist, server=server)

@@ -150,15 +150,16 @@ def test_configs_refuse_non_finite_numbers():
 
 
 def test_only_the_given_flags_reach_the_config(ip, monkeypatch):
-    from nbllm import api
+    from nbllm.train import run
 
     calls = []
-    monkeypatch.setattr(api, "sft", lambda data, **kw: calls.append((data, kw)))
+    monkeypatch.setattr(run, "sft", lambda data, **kw: calls.append((data, kw)))
     ip.user_ns["recs"] = RECS
     ip.run_cell("%sft -d recs -m tiny-llama --lr 0.1 --no-packing --method full -f alpaca --compile --samples 0")
     data, kw = calls[-1]
     assert data is RECS and kw.pop("model") == "tiny-llama"
-    assert kw == {"samples": 0, "save": None, "save_every": None, "resume": None, "progress": "auto",
+    assert callable(kw.pop("progress"))  # auto: a factory of the notebook widget (text outside a kernel)
+    assert kw == {"samples": 0, "save": None, "save_every": None, "resume": None,
                   "lr": 0.1, "packing": False, "method": "full", "format": "alpaca", "compile": True}
     ip.run_cell("%sft --resume ck --max-steps 3")  # resuming: the checkpoint's model and config, plus --max-steps
     data, kw = calls[-1]
@@ -201,18 +202,19 @@ def session_defaults(ip):
 
 
 def test_config_sets_session_defaults(ip, session_defaults, monkeypatch):
-    from nbllm import api
     from nbllm.testing import register_tiny_model
+    from nbllm.train import run
+    from nbllm.train.callbacks import TextProgress
 
     calls = []
-    monkeypatch.setattr(api, "sft", lambda data, **kw: calls.append(kw))
+    monkeypatch.setattr(run, "sft", lambda data, **kw: calls.append(kw))
     register_tiny_model("tiny-default", seed=3)
     ip.user_ns["recs"] = RECS
     ip.run_cell('%config NbllmMagics.progress = "text"')
     ip.run_cell('%config NbllmMagics.default_model = "tiny-default"')
     assert session_defaults.progress == "text" and session_defaults.default_model == "tiny-default"
     ip.run_cell("%sft --data recs")
-    assert calls[-1]["progress"] == "text" and calls[-1]["model"] == "tiny-default"
+    assert isinstance(calls[-1]["progress"]("title"), TextProgress) and calls[-1]["model"] == "tiny-default"
     ip.run_cell("%sft --data recs --progress none -m tiny-llama")  # a flag beats the session default
     assert calls[-1]["progress"] == "none" and calls[-1]["model"] == "tiny-llama"
     assert ip.run_cell("%%tokenize\nabc").result.model == "tiny-default"

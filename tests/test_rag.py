@@ -14,6 +14,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from nbllm import models, rag
+from nbllm.widgets.retrieval import explore
 from nbllm.errors import ConfigError, DataError, ModelError, OfflineError, ServerError
 from nbllm.retrieval import generate, load, search, split, store
 from nbllm.retrieval.embed import EmbeddingCache, get_embedder
@@ -370,7 +371,7 @@ def test_generation_with_a_model_name_or_a_result_variable(corpus, tiny_lm):
 
     res = rag.query("What is LoRA?", "test-corpus", k=2, model=Tuned(), max_new_tokens=8)
     assert "### Instruction" in res.prompt and res.config["model"] == "tiny-rag"
-    with pytest.raises(ConfigError, match="is an encoder, not a generator"):
+    with pytest.raises(ModelError, match="is an encoder .it makes embeddings., not a causal language model"):
         rag.query("What is LoRA?", "test-corpus", k=2, model="minilm")
 
 
@@ -392,7 +393,7 @@ def test_retrieved_html_is_escaped_everywhere():
         page = res._repr_html_()
         assert "<script>" not in page and "<img" not in page and "&lt;<mark>script</mark>&gt;" in page
         assert "nbllm-hit" in page and "<mark>lt</mark>" in page and "&<mark>" not in page  # entities intact
-        explorer = rag.explore("xss-test")
+        explorer = explore("xss-test")
         explorer.search("script alert")
         assert "<script>" not in explorer.results.value and "&lt;<mark>script</mark>&gt;" in explorer.results.value
     finally:
@@ -400,7 +401,7 @@ def test_retrieved_html_is_escaped_everywhere():
 
 
 def test_explorer_searches_when_the_query_changes(corpus):
-    explorer = rag.explore("test-corpus", k=2)
+    explorer = explore("test-corpus", k=2)
     assert "nbllm-rag-explorer" in explorer._dom_classes and "nbllm-rag-query" in explorer.query._dom_classes
     explorer.query.value = "What is the RAG triad?"
     assert explorer.results.value.count('class="nbllm-hit"') == 2 and explorer.result.sources[0] == "rag_triad.md"

@@ -33,23 +33,12 @@ def load_eval_records(source, what: str = "data") -> list[dict]:
 
 
 def resolve_model(model):
-    """(model, tokenizer, name) from a registered name/folder or an object with .model/.tokenizer.
+    """(model, tokenizer, name) of the causal LM `model` means (nbllm.lm.resolve: a name, folder,
+    hub id, LM or result; an encoder or classifier is refused). Named models are shared."""
+    from ..lm import resolve
 
-    Named models are loaded once per process and shared (evaluation only reads them)."""
-    from .. import models
-
-    if model is None:
-        model = "smollm2"
-    if isinstance(model, str):
-        return (*models.load_shared(model), model)  # evaluation never changes weights
-    inner, tok = getattr(model, "model", None), getattr(model, "tokenizer", None)
-    if inner is None or tok is None:
-        raise ModelError(f"a {type(model).__name__} is not a model result (no .model/.tokenizer); "
-                         "pass a model name or an %%sft result")
-    from ..api import base_name
-
-    name = base_name(model)
-    return inner, tok, name if name != "custom" else getattr(inner.config, "name_or_path", "custom") or "custom"
+    lm = resolve(model)
+    return lm.model, lm.tokenizer, lm.name
 
 
 def check_limit(limit) -> None:

@@ -48,7 +48,8 @@ class GenOptions(EvalOptions):
     data: str = option("word-problems", "records with question/prompt and answer/reference")
     metric: Metric = option("em", "how to score: " + " | ".join(METRICS))
     max_new_tokens: int | None = option(None, "generation budget (default: 160 for number, else 48)")
-    template: GenTemplate = option("chat", "prompt template: " + " | ".join(GEN_TEMPLATES))
+    template: GenTemplate | None = option(None, "prompt template: " + " | ".join(GEN_TEMPLATES)
+                                          + " (default: the one the model was trained with; chat for a base model)")
     limit: int | None = option(None, "score only the first N records")
 
 

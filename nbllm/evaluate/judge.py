@@ -57,12 +57,11 @@ class ModelJudge:
             self.id = f"{name}@{_fingerprint(lm)}"  # a trained variable: cache per weights, not per name
 
     def ask(self, prompt: str) -> str:
-        from ..generation import generate
+        from ..lm import resolve
 
         if self._loaded is None:
-            self._loaded = resolve_model(self.model)[:2]
-        lm, tok = self._loaded
-        return generate(lm, tok, prompt, template="chat", max_new_tokens=self.max_new_tokens)
+            self._loaded = resolve(self.model)
+        return self._loaded.generate(prompt, max_new_tokens=self.max_new_tokens)[0]  # under the judge's template
 
 
 def _fingerprint(model) -> str:

@@ -32,7 +32,7 @@ from .common import check_limit, load_eval_records, resolve_model
 LETTERS = "ABCDEFGHIJ"
 # questions per forward pass in `evaluate`: on 2 CPU cores (smollm2, llm-quiz) 4-16 were alike, 1.3x (3 shots)
 # to 1.9x (0 shots) the one-question-at-a-time cached path; benchmarks/eval.py measures it
-BATCH_SIZE = 8
+from ..lm import BATCH_SIZE  # noqa: E402
 # name -> (prompt template, continuation template); {lettered} lists the choices as "A. ..."
 TEMPLATES = {
     "qa": ("Question: {question}\nAnswer:", " {choice}"),
@@ -241,158 +241,9 @@ def build_prompt(rec: dict, pool: list[dict], shots: int, template: str, seed: i
     return pairs[0][0], [cont for _, cont in pairs]
 
 
-def encode(tokenizer, prompt: str, conts: list[str]) -> tuple[list[int], list[list[int]]]:
-    """Token ids of the prompt and of each continuation (trailing prompt spaces move to the choice)."""
-    stripped = prompt.rstrip(" ")
-    moved = prompt[len(stripped):]
-    ctx = tokenizer(stripped).input_ids
-    cont_ids = [tokenizer(moved + c, add_special_tokens=False).input_ids for c in conts]
-    if not ctx:
-        raise DataError("a question renders to an empty prompt; give it some text")
-    if any(not c for c in cont_ids):
-        raise DataError("a choice encodes to no tokens; give every choice some text")
-    return ctx, cont_ids
-
-
-def encode_pairs(tokenizer, pairs: list[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
-    """`encode` for (context, continuation) pairs; a context shared by several pairs is encoded once."""
-    by_ctx: dict[str, list[int]] = {}
-    for j, (ctx, _) in enumerate(pairs):
-        by_ctx.setdefault(ctx, []).append(j)
-    out: list = [None] * len(pairs)
-    for ctx, idx in by_ctx.items():
-        ctx_ids, cont_ids = encode(tokenizer, ctx, [pairs[j][1] for j in idx])
-        for j, ids in zip(idx, cont_ids):
-            out[j] = (ctx_ids, ids)
-    return out
-
-
 # ---------------------------------------------------------------- scoring
-
-def _device(model):
-    return next(model.parameters()).device
-
-
-def _check_batch_size(batch_size) -> None:
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ConfigError(f"batch size must be a positive integer (got {batch_size!r}); try {BATCH_SIZE}")
-
-
-def cached_logliks(model, ctx: list[int], conts: list[list[int]]) -> list[float]:
-    """Summed log-likelihood of each continuation: the prompt runs once, its KV cache is repeated
-    over the choices, and one batched pass (right-padded) scores every continuation."""
-    import torch
-
-    dev = _device(model)
-    with torch.no_grad():
-        out = model(torch.tensor([ctx], device=dev), use_cache=True, logits_to_keep=1)
-        first = out.logits[0, -1].float().log_softmax(-1)
-        sums = [float(first[c[0]]) for c in conts]
-        width = max(len(c) for c in conts) - 1
-        if width > 0:  # the rest of each continuation, predicted from its own earlier tokens
-            cache = out.cache if hasattr(out, "cache") else out.past_key_values  # transformers 5.2x renamed it
-            cache.batch_repeat_interleave(len(conts))
-            rows = torch.tensor([c[:-1] + [c[-1]] * (width - len(c) + 1) for c in conts], device=dev)
-            kw = {"cache": cache} if hasattr(out, "cache") else {"past_key_values": cache}
-            logp = model(rows, use_cache=False, **kw).logits.float().log_softmax(-1)
-            for i, c in enumerate(conts):
-                if len(c) > 1:
-                    target = torch.tensor(c[1:], device=dev)
-                    sums[i] += float(logp[i, :len(c) - 1].gather(-1, target[:, None]).sum())
-    return sums
-
-
-def naive_logliks(model, ctx: list[int], conts: list[list[int]]) -> list[float]:
-    """The reference: one full forward pass over prompt + choice for every choice."""
-    import torch
-
-    dev = _device(model)
-    sums = []
-    with torch.no_grad():
-        for c in conts:
-            ids = torch.tensor([ctx + c], device=dev)
-            # only the logits that predict the choice (a fair baseline: no wasted vocabulary projection)
-            logp = model(ids, logits_to_keep=len(c) + 1).logits[0, :-1].float().log_softmax(-1)
-            sums.append(float(logp[torch.arange(len(c), device=dev), torch.tensor(c, device=dev)].sum()))
-    return sums
-
-
-def _shared_len(seqs: list[list[int]]) -> int:
-    """Length of the longest token prefix all sequences share."""
-    n = min(len(x) for x in seqs)
-    for i in range(n):
-        if any(x[i] != seqs[0][i] for x in seqs[1:]):
-            return i
-    return n
-
-
-def batched_logliks(model, questions: list[list[tuple[list[int], list[int]]]], batch_size: int = BATCH_SIZE,
-                    on_group=None) -> list[list[float]]:
-    """Summed log-likelihood of every (context ids, continuation ids) pair of several questions.
-
-    Per question, the token prefix its contexts share (the whole prompt for question records, the
-    demos and the sentence up to the blank for partial ones) is run once, all but its last token.
-    Questions are sorted by length and taken `batch_size` at a time: their prefixes go through one
-    right-padded forward pass, the KV cache is repeated over each question's choices, and a second
-    pass runs the rest of every choice (last prefix token + context tail + continuation) over the
-    padded cache, with an attention mask hiding the padding and positions counted from each
-    question's own prefix length. Right padding everywhere keeps every attention row non-empty.
-    on_group(n) is called after each group of n questions (a progress bar's update)."""
-    import torch
-
-    _check_batch_size(batch_size)
-    plans = []
-    for pairs in questions:
-        run_once = max(_shared_len([ctx for ctx, _ in pairs]) - 1, 0)
-        plans.append((pairs[0][0][:run_once], [(ctx + cont)[run_once:] for ctx, cont in pairs],
-                      [len(cont) for _, cont in pairs]))
-    order = sorted(range(len(plans)), key=lambda i: (len(plans[i][0]), max(map(len, plans[i][1]))))
-    out: list = [None] * len(plans)
-    with torch.no_grad():
-        for start in range(0, len(order), batch_size):
-            group = order[start:start + batch_size]
-            for i, sums in zip(group, _score_group(model, [plans[i] for i in group])):
-                out[i] = sums
-            if on_group:
-                on_group(len(group))
-    return out
-
-
-def _score_group(model, plans) -> list[list[float]]:
-    import torch
-
-    dev = _device(model)
-    owner = torch.tensor([g for g, (_, rows, _) in enumerate(plans) for _ in rows], device=dev)
-    rows = [r for _, rs, _ in plans for r in rs]
-    prefix_len = torch.tensor([len(p) for p, _, _ in plans], device=dev)
-    width_p, width = int(prefix_len.max()), max(len(r) for r in rows) - 1
-    kw = {}
-    if width_p:
-        ids = torch.tensor([p + [0] * (width_p - len(p)) for p, _, _ in plans], device=dev)
-        seen = torch.arange(width_p, device=dev)[None] < prefix_len[:, None]
-        first = seen.clone()
-        first[:, 0] = True  # an empty prefix attends to one pad here (and never later): no all-masked row
-        out = model(ids, attention_mask=first.long(), use_cache=True, logits_to_keep=1)
-        cache = out.cache if hasattr(out, "cache") else out.past_key_values  # transformers 5.2x renamed it
-        cache.batch_select_indices(owner)
-        kw = {"cache": cache} if hasattr(out, "cache") else {"past_key_values": cache}
-        prefix_mask = seen[owner]
-    else:
-        prefix_mask = torch.zeros(len(rows), 0, dtype=torch.bool, device=dev)
-    inputs = torch.tensor([r[:-1] + [0] * (width - len(r) + 1) for r in rows], device=dev)
-    row_mask = torch.arange(width, device=dev)[None] < torch.tensor([len(r) - 1 for r in rows], device=dev)[:, None]
-    positions = prefix_len[owner][:, None] + torch.arange(width, device=dev)[None]
-    logits = model(inputs, attention_mask=torch.cat([prefix_mask, row_mask], 1).long(), position_ids=positions,
-                   use_cache=False, **kw).logits
-    # only the positions that predict a continuation token: the last n of each row
-    n_scored = [n for _, _, ns in plans for n in ns]
-    row_idx = torch.tensor([i for i, n in enumerate(n_scored) for _ in range(n)], device=dev)
-    pos_idx = torch.tensor([len(r) - 1 - n + t for r, n in zip(rows, n_scored) for t in range(n)], device=dev)
-    targets = torch.tensor([tok for r, n in zip(rows, n_scored) for tok in r[len(r) - n:]], device=dev)
-    logp = logits[row_idx, pos_idx].float().log_softmax(-1).gather(-1, targets[:, None])[:, 0]
-    sums = iter(float(x) for x in torch.zeros(len(rows), device=dev).index_add_(0, row_idx, logp))
-    return [[next(sums) for _ in ns] for _, _, ns in plans]
-
+# the kernels live with the model handle (nbllm/lm.py); mc, perplexity and the LM re-ranker share them
+from ..lm import _check_batch_size, batched_logliks, cached_logliks, encode, encode_pairs, naive_logliks  # noqa: E402,F401,E501
 
 def evaluate(model=None, data="llm-quiz", *, shots: int = 0, template: str = "qa", limit: int | None = None,
              seed: int = 0, method: str = "cached", batch_size: int = BATCH_SIZE, progress: bool = True,

@@ -42,28 +42,7 @@ def texts_from(data) -> list[str]:
     return out
 
 
-def doc_nll(model, ids: list[int], window: int, stride: int) -> tuple[float, int, int]:
-    """(summed NLL, tokens scored, windows) for one token sequence."""
-    import torch
-
-    dev = next(model.parameters()).device
-    nll, scored, windows, prev_end = 0.0, 0, 0, 0
-    with torch.no_grad():
-        for begin in range(0, max(1, len(ids)), stride):
-            end = min(begin + window, len(ids))
-            first_target = max(prev_end, begin + 1)  # new tokens only, and each needs a left neighbour
-            if end > first_target:
-                x = torch.tensor([ids[begin:end]], device=dev)
-                logp = model(x).logits[0, :-1].float().log_softmax(-1)
-                pos = torch.arange(first_target - begin - 1, end - begin - 1, device=dev)
-                targets = torch.tensor(ids[first_target:end], device=dev)
-                nll -= float(logp[pos, targets].sum())
-                scored += end - first_target
-                windows += 1
-            prev_end = end
-            if end == len(ids):
-                break
-    return nll, scored, windows
+from ..lm import rolling_nll as doc_nll  # noqa: E402,F401 - the kernel lives with the model handle
 
 
 def evaluate(model=None, data=None, *, window: int | None = None, stride: int | None = None,

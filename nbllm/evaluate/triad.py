@@ -198,9 +198,9 @@ def minilm_embed(texts: list[str]):
     """Unit-length all-MiniLM-L6-v2 embeddings (mean pooling), as a torch tensor."""
     import torch
 
-    from .common import resolve_model
+    from .. import models
 
-    model, tok, _ = resolve_model("minilm")
+    model, tok = models.load_shared("minilm")
     out = []
     with torch.no_grad():
         for start in range(0, len(texts), 64):

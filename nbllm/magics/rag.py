@@ -39,9 +39,9 @@ def _drop(self, options, words, model):
 
 
 def _explore(self, options, words, model):
-    from .. import rag
+    from ..widgets.retrieval import explore
 
-    return rag.explore(**asdict(options), model=model)
+    return explore(**asdict(options), model=model)
 
 
 def _ask(self, options, question, model):

@@ -24,8 +24,9 @@ def sft_magic(self, line, cell=None):
     unless --train-on-prompt. Ctrl-C or the Stop button ends after the current step and
     keeps the model.
     """
-    from .. import api
     from ..data import parse_jsonl
+    from ..train.run import sft
+    from ..widgets.training import progress_for
 
     args = parse_argstring(sft_magic, line)
     body = (cell or "").strip()
@@ -37,10 +38,10 @@ def sft_magic(self, line, cell=None):
         raise UsageError("the cell has no records; write one JSON object per line")
     if data is None and not args.resume:
         raise UsageError("no data: pass --data PATH|VAR|instructions|lima or write JSONL records in the cell")
-    run = build(RunOptions, args, **({} if args.progress else {"progress": self.progress}))
+    run = vars(build(RunOptions, args, **({} if args.progress else {"progress": self.progress})))
+    run["progress"] = progress_for(run["progress"])  # the live widget in a notebook
     name = args.model or (None if args.resume else self.default_model)  # None: smollm2, or the checkpoint's
-    result = api.sft(data, model=model_value(self.shell, name), **vars(run),
-                     **given(args, SFTConfig, exclude=("model", "data")))
+    result = sft(data, model=model_value(self.shell, name), **run, **given(args, SFTConfig, exclude=("model", "data")))
     if args.out:
         self.shell.user_ns[args.out] = result
     return result

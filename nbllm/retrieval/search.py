@@ -159,34 +159,17 @@ RERANK_PROMPT = "Passage: {passage}\n\nWrite a question that this passage answer
 
 def lm_scores(model, tokenizer, question: str, passages: list[str], batch_size: int = 4) -> list[float]:
     """Mean log-probability of the question's tokens given each passage (a language model as
-    re-ranker: how well does the passage 'explain' the question?)."""
-    import torch
+    re-ranker: how well does the passage 'explain' the question?), scored by the model handle
+    (nbllm.lm: the prompt's shared prefix runs once, several passages per pass)."""
+    from ..lm import LM
 
-    device = next(model.parameters()).device
     q_ids = tokenizer(question.strip(), add_special_tokens=False)["input_ids"]
     if not q_ids:
         raise ConfigError("the question is empty; nothing to re-rank by")
-    scores = []
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(passages), batch_size):
-            rows_, starts = [], []
-            for p in passages[i:i + batch_size]:
-                p_ids = tokenizer(RERANK_PROMPT.format(passage=p.strip()), add_special_tokens=False)["input_ids"]
-                rows_.append(p_ids + q_ids)
-                starts.append(len(p_ids))
-            width = max(map(len, rows_))
-            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-            ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows_], device=device)
-            mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows_], device=device)
-            logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)
-            for row, start, lp in zip(rows_, starts, logp):
-                targets = torch.tensor(row[start:], device=device)
-                picked = lp[start - 1:len(row) - 1].gather(-1, targets[:, None]).squeeze(-1)
-                scores.append(float(picked.mean()))
-    model.train(was_training)
-    return scores
+    requests = [[(tokenizer(RERANK_PROMPT.format(passage=p.strip()), add_special_tokens=False)["input_ids"], q_ids)]
+                for p in passages]
+    sums = LM(model, tokenizer, "reranker").loglikelihood_tokens(requests, batch_size)
+    return [s[0] / len(q_ids) for s in sums]
 
 
 def rerank(question: str, hits: list[dict], k: int, scorer) -> list[dict]:

@@ -219,10 +219,20 @@ def adapter_names(model) -> list[str]:
 
 def counts(model) -> tuple[int, int]:
     """(trainable LoRA parameters of the active adapter, base parameters)."""
-    from .methods import parameter_counts
-
     rows = inspect(model)
     lora = sum(r["lora_params"] for r in rows)
     _, total = parameter_counts(model)
     all_lora = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
     return lora, total - all_lora
+
+
+def parameter_counts(model) -> tuple[int, int]:
+    """(trainable, total) parameters, tied weights counted once."""
+    seen, trainable, total = set(), 0, 0
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return trainable, total

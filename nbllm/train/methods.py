@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ConfigError
-from .adapters import attach, is_prompt_learning, peft_wrap, unwrap
+from .adapters import attach, is_prompt_learning, parameter_counts, peft_wrap, unwrap  # noqa: F401
 
 
 ADAPTER_METHODS = ("lora", "dpo", "prompt-tuning")  # train peft adapters; checkpoints hold only those
@@ -65,15 +65,3 @@ def apply_method(model, config):
     for name, p in model.named_parameters():
         p.requires_grad_(name in chosen)
     return model
-
-
-def parameter_counts(model) -> tuple[int, int]:
-    """(trainable, total) parameters, tied weights counted once."""
-    seen, trainable, total = set(), 0, 0
-    for p in model.parameters():
-        if id(p) in seen:
-            continue
-        seen.add(id(p))
-        total += p.numel()
-        trainable += p.numel() if p.requires_grad else 0
-    return trainable, total

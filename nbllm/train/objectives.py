@@ -35,7 +35,12 @@ class Objective:
     def load_model(self, config, device: str, records):
         """(model, tokenizer) for config.model. LoRA on a bf16 GPU keeps the frozen base in bf16."""
         from .. import models
+        from ..errors import ModelError
 
+        if models.model_kind(config.model) != models.CAUSAL_LM:
+            raise ModelError(f"'{config.model}' is an encoder (it makes embeddings), not a causal language model; "
+                             f"--format {config.format} trains a generator such as smollm2 (encoders train "
+                             "with --format classify)")
         frozen_bf16 = (config.method in ("lora", "dpo") and device.startswith("cuda")
                        and models.pick_dtype(device) == torch.bfloat16)
         return models.load_model(config.model, device=device, dtype=torch.bfloat16 if frozen_bf16 else torch.float32)
@@ -71,8 +76,6 @@ class Objective:
         return max(1, trainer.total_steps // 4)
 
     def step_examples(self, trainer, step: int) -> list[int]:
-        from .sft import step_examples
-
         cfg = trainer.config
         return step_examples(len(trainer.data.train), cfg.batch_size, cfg.seed, step)
 
@@ -102,23 +105,8 @@ class ObjectiveModule(torch.nn.Module):
         return self.objective.loss(self.model, batch)
 
 
-def objective_for(config) -> Objective:
-    if config.format == "classify":
-        from .classify import Classification
-
-        return Classification()
-    if config.format == "preference":
-        from .dpo import Preference
-
-        return Preference()
-    from .sft import CausalLM
-
-    return CausalLM()
-
-
-def refuse_unusable(config, given) -> None:
-    """One ConfigError for an option the user gave that this run cannot honour."""
-    name = objective_for(config).name
+def refuse_unusable(config, given, name: str) -> None:
+    """One ConfigError for an option the user gave that the `name` objective cannot honour."""
     for option in sorted(set(given)):
         flag = "--no-packing" if option == "packing" else "--" + option.replace("_", "-")
         takers = ONLY_FOR.get(option)
@@ -131,5 +119,10 @@ def refuse_unusable(config, given) -> None:
             raise ConfigError("--virtual-tokens sets the soft prompt of --method prompt-tuning; drop it")
 
 
-def finite_mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else math.nan
+def step_examples(n_train: int, batch_size: int, seed: int, step: int) -> list[int]:
+    """Indices of the training examples for global step `step` (0-based): a seeded
+    permutation per epoch, cut into consecutive batches (the last one may be smaller)."""
+    per_epoch = math.ceil(n_train / batch_size)
+    epoch, index = divmod(step, per_epoch)
+    order = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    return order[index * batch_size: (index + 1) * batch_size].tolist()

@@ -33,6 +33,13 @@ class SFTResult(Result):
     def to_pandas(self):
         return self.history
 
+    @property
+    def lm(self):
+        """The trained model as a scoring and generation handle, with the template it was trained with."""
+        from ..lm import LM
+
+        return LM(self.model, self.tokenizer, self.config.model, self.template)
+
     def generate(self, prompt, **kwargs) -> str:
         """Continue `prompt` with the trained model, under the template it was trained with."""
         from ..generation import generate
@@ -68,6 +75,12 @@ class ModelResult(Result):
         from .adapters import adapter_names
 
         return {"model": self.name, "adapters": adapter_names(self.model)}
+
+    @property
+    def lm(self):
+        from ..lm import LM
+
+        return LM(self.model, self.tokenizer, self.name, self.template)
 
     def generate(self, prompt, **kwargs) -> str:
         from ..generation import generate

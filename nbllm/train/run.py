@@ -29,14 +29,14 @@ def sft(data=None, *, model=None, tokenizer=None, save: str | None = None, resum
     from ..generation import generate
     from .callbacks import SaveEvery, StopWhen, TextProgress, title
     from .checkpoint import load_checkpoint, save_checkpoint
-    from .objectives import objective_for, refuse_unusable
+    from .objectives import refuse_unusable
     from .results import ClassifyResult, SFTResult
-    from .trainer import Trainer
+    from .trainer import Trainer, objective_for
 
     given = set(options)
     config, data, model_obj, tokenizer = _config(data, model, tokenizer, resume, options)
-    refuse_unusable(config, given)
     objective = objective_for(config)
+    refuse_unusable(config, given, objective.name)
     records = load_records(data)
     device = config.device or models.pick_device()
     if device == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per process under torchrun/accelerate

@@ -28,8 +28,7 @@ from .dropout import cheapen_lora_dropout
 from .linear_ce import chunk_rows, linear_cross_entropy
 from .adapters import is_prompt_learning, unwrap
 from .methods import apply_method
-from .objectives import Objective
-from .trainer import Trainer  # noqa: F401 - benchmarks/sft.py imports it from here
+from .objectives import Objective, step_examples  # noqa: F401 - step_examples: the data order, shared
 
 
 # ---------------------------------------------------------------- data
@@ -59,15 +58,6 @@ def prepare_data(records: list[dict], tokenizer, config: SFTConfig) -> PreparedD
     train, val = split(usable, config.val_fraction, config.seed)
     return PreparedData([e for _, e in train], [e for _, e in val], [ex for ex, _ in val], len(records),
                         truncated, len(encoded) - len(usable))
-
-
-def step_examples(n_train: int, batch_size: int, seed: int, step: int) -> list[int]:
-    """Indices of the training examples for global step `step` (0-based): a seeded
-    permutation per epoch, cut into consecutive batches (the last one may be smaller)."""
-    per_epoch = math.ceil(n_train / batch_size)
-    epoch, index = divmod(step, per_epoch)
-    order = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-    return order[index * batch_size: (index + 1) * batch_size].tolist()
 
 
 # ---------------------------------------------------------------- loss

@@ -105,13 +105,27 @@ def set_seed(seed: int) -> None:
 
 # ---------------------------------------------------------------- the trainer
 
+def objective_for(config) -> Objective:
+    if config.format == "classify":
+        from .classify import Classification
+
+        return Classification()
+    if config.format == "preference":
+        from .dpo import Preference
+
+        return Preference()
+    from .sft import CausalLM
+
+    return CausalLM()
+
+
+
 class Trainer:
     """Holds what a run needs (model, optimizer, data, state) so it can be saved and resumed."""
 
     def __init__(self, config: SFTConfig, data, model, tokenizer, device: str | None = None, objective=None,
                  callbacks=()):
         from .distributed import Processes
-        from .objectives import objective_for
 
         self.config, self.data, self.tokenizer = config, data, tokenizer
         self.objective = objective or objective_for(config)

@@ -8,6 +8,7 @@ import html
 import ipywidgets as w
 
 from ..errors import NbllmError
+from ..retrieval.store import server_errors
 
 
 class RAGExplorer(w.VBox):
@@ -75,3 +76,13 @@ class RAGExplorer(w.VBox):
 
     def __repr__(self) -> str:  # console / nbval text: stable
         return f"RAGExplorer(collection={self.collection!r}, k={self.k.value}, distance={self.distance.value!r})"
+
+
+@server_errors
+def explore(collection: str = "default", *, k: int = 4, model=None, persist=None, server=None) -> RAGExplorer:
+    """The RAG explorer widget over a collection (what %rag explore shows)."""
+    from ..retrieval import store
+
+    persist, server = store.location(collection, persist, server)
+    store.get_collection(collection, persist, server)
+    return RAGExplorer(collection, k=k, model=model, persist=persist, server=server)
