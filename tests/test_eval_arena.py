@@ -198,6 +198,9 @@ def test_shipped_votes_rank_the_hidden_strengths(ip):
     res = ip.run_cell("%eval arena --rounds 20 --out ar").result
     assert res.n_votes == 600 and ip.user_ns["ar"] is res
     assert res.to_pandas().model.tolist() == ["cat-13b", "owl-7b", "fox-3b", "bee-1b", "ant-0.5b"]
+    dropped = ip.run_cell("%eval arena --rounds 0 --ties drop").result  # the flag reaches the fit
+    assert dropped.to_pandas().equals(arena.ratings("arena-votes", rounds=0, ties="drop").to_pandas())
+    assert not dropped.to_pandas().equals(ip.run_cell("%eval arena --rounds 0").result.to_pandas())
 
 
 @pytest.mark.parametrize("votes, flags, message", [

@@ -184,8 +184,8 @@ def test_checkpoint_configs_written_before_still_load():
 def test_script_signature_is_the_dataclass_fields():
     sig = inspect.signature(nbllm.sft)
     fields = [f for cls in (RunOptions, SFTConfig) for f in dataclasses.fields(cls) if f.name not in ("model", "data")]
-    assert set(sig.parameters) == {"data", "model", "tokenizer", "stop_when"} | {f.name for f in fields}
-    assert len(sig.parameters) == 4 + len(fields)
+    assert set(sig.parameters) == {"data", "model", "tokenizer", "stop_when", "callbacks"} | {f.name for f in fields}
+    assert len(sig.parameters) == 5 + len(fields)
     assert list(sig.parameters)[0] == "data"
     for f in fields:
         p = sig.parameters[f.name]

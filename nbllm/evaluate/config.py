@@ -113,6 +113,8 @@ class ArenaOptions(EvalOptions):
                         "arena-votes); with --widget, the file new votes are appended to")
     models: str | None = option(None, "comma list of allowed model names (votes naming others are an error)")
     k: float = option(arena.K, "Elo K factor (as LMSYS)")
+    ties: Literal["half", "drop"] = option("half", "a tie or both-bad vote: half a win each way (FastChat) | "
+                                                   "drop (left out, FastChat's --exclude-tie)")
     rounds: int = option(200, "bootstrap rounds for the 95% intervals")
     seed: int = option(0, "bootstrap and widget seed")
     widget: bool = option(False, "open the voting widget instead of computing ratings")

@@ -24,7 +24,8 @@ def eval_arena(self, line):
             raise UsageError("--widget needs --battles PATH|VAR and --votes FILE.jsonl to append votes to")
         return bind(self.shell, a.out, ArenaWidget(data_arg(self.shell, o.battles), o.votes, seed=o.seed))
     models = [m.strip() for m in o.models.split(",") if m.strip()] if o.models else None
-    result = arena.ratings(data_arg(self.shell, o.votes), models=models, k=o.k, rounds=o.rounds, seed=o.seed)
+    result = arena.ratings(data_arg(self.shell, o.votes), models=models, k=o.k, rounds=o.rounds, seed=o.seed,
+                           ties=o.ties)
     return bind(self.shell, a.out, result)
 
 
