@@ -10,6 +10,11 @@ from pathlib import Path
 
 import pytest
 
+import nbllm
+from nbllm import models
+from nbllm.errors import ConfigError
+from nbllm.train.results import ModelResult
+
 CONFIG = {"model": "tiny-llama", "data": "instructions", "method": "full", "max_steps": 4, "batch_size": 6,
           "lr": 0.001, "max_length": 256, "val_fraction": 0.05, "schedule": "constant", "warmup_ratio": 0.0}
 TORCHRUN = Path(sys.executable).parent / "torchrun"
@@ -45,6 +50,10 @@ def test_two_sharded_processes_match_one_and_resume_on_one(tmp_path):
     assert close(half["losses"], one["losses"][:2])
     resumed = launch(tmp_path, "resumed", max_steps=4, resume=str(tmp_path / "ck_half"))
     assert close(resumed["losses"], one["losses"])  # steps 1-2 from the checkpoint, 3-4 trained on one process
+    other = ModelResult(*models.tiny_llama(hidden=32), "tiny-llama")
+    with pytest.raises(ConfigError, match="sharded checkpoint .* does not fit this model"):
+        nbllm.sft("instructions", model=other, resume=str(tmp_path / "ck_half"), progress="none", samples=0)
+    assert (tmp_path / "ck_half" / "sharded").is_dir()  # nothing saved is lost
 
 
 def test_lora_on_two_processes_replicates_and_matches_one(tmp_path):

@@ -130,6 +130,11 @@ def test_lora_options_with_a_method_that_trains_no_adapters_are_refused(objectiv
         train(objective, method=OBJECTIVES[objective][3], lora_r=4)
 
 
+def test_an_option_that_does_not_exist_is_one_error():
+    with pytest.raises(ConfigError, match="unknown SFTConfig field.s.: learning_rate"):
+        train("causal-lm", learning_rate=0.1)
+
+
 def test_the_magic_refuses_in_one_line(ip):
     ip.user_ns["cls_records"] = CLS
     with pytest.raises(UsageError, match="ConfigError: --beta does not apply to --format classify"):

@@ -146,11 +146,15 @@ def load_checkpoint(trainer, directory) -> None:
                           "pass the same --data (and --max-length) to resume")
     cfg, model = trainer.config, trainer.model
     if (path / "sharded").is_dir():
+        from torch.distributed.checkpoint.api import CheckpointException  # a BaseException, not an Exception
+
         try:
             trainer.processes.load_sharded(trainer.engine, trainer.optimizer, path / "sharded")
-        except Exception as err:  # noqa: BLE001 - DCP reports a misfit as one of several error types
-            raise ConfigError(f"sharded checkpoint '{directory}' does not fit this model "
-                              f"({str(err).splitlines()[0][:120]}); resume with the same --model") from None
+        except (Exception, CheckpointException) as err:  # noqa: BLE001 - DCP reports a misfit several ways
+            reason = next((line.strip() for line in str(err).splitlines() if "mismatch" in line.lower()),
+                          str(err).splitlines()[0] if str(err) else type(err).__name__)
+            raise ConfigError(f"sharded checkpoint '{directory}' does not fit this model ({reason[:160]}); "
+                              "resume with the same --model") from None
     elif _saves_trainable_only(trainer):
         from safetensors.torch import load_file
 

@@ -94,7 +94,7 @@ def _config(data, model, tokenizer, resume, options):
     if isinstance(data, str) and "data" not in options:
         options["data"] = data
     if not resume:
-        return SFTConfig(**options), data, model_obj, tokenizer
+        return SFTConfig.from_dict(options), data, model_obj, tokenizer  # an unknown option: one ConfigError
     saved = read_config(resume)
     for key in ("model", "method", "format"):
         if key in options and options[key] != getattr(saved, key) and model_obj is None:
