@@ -139,3 +139,37 @@ def test_the_magic_refuses_in_one_line(ip):
     ip.user_ns["cls_records"] = CLS
     with pytest.raises(UsageError, match="ConfigError: --beta does not apply to --format classify"):
         ip.run_cell("%sft --model tiny-llama --format classify --data cls_records --beta 0.3 --progress none")
+
+
+# ---------------------------------------------------------------- nothing lost at --save
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: (d / "notes.txt").write_text("mine") and d / "notes.txt", "is an existing file"),
+    (lambda d: (d / "f").write_text("x") and d / "f" / "ck", "lies under .* which is a file"),
+    (lambda d: (d / "other").mkdir() or (d / "other" / "a.txt").write_text("x") and d / "other",
+     "not an nbllm checkpoint"),
+    (lambda d: d / ("x" * 240), "pick a shorter name"),
+])
+def test_a_bad_save_destination_is_refused_before_training(tmp_path, make, message):
+    dest = make(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match=message):
+        train("causal-lm", save=str(dest))
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before  # the user's files unchanged
+
+
+def test_a_save_that_fails_after_training_keeps_the_result(tmp_path, monkeypatch, capsys):
+    def broken(trainer, directory):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("nbllm.train.checkpoint.save_checkpoint", broken)
+    result = train("causal-lm", save=str(tmp_path / "ck"))
+    assert len(result.history) == 4 and "failed (Permission denied)" in result.save_error
+    assert "warning: the run finished but --save" in capsys.readouterr().out
+
+
+def test_leftovers_of_an_interrupted_save_are_cleared(tmp_path):
+    (tmp_path / ".ck.tmp-dead").mkdir()
+    (tmp_path / ".ck.old-dead").mkdir()
+    train("causal-lm", save=str(tmp_path / "ck"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]

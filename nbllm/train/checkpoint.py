@@ -45,6 +45,30 @@ def data_fingerprint(examples) -> str:
     return h.hexdigest()[:16]
 
 
+def check_destination(directory) -> Path:
+    """Refuse a --save destination before any training: a file, a folder that holds something
+    other than an nbllm checkpoint, a path under a file, an unwritable folder, a name too long."""
+    path = Path(directory).expanduser()
+    if len(path.name.encode()) > 200:
+        raise ConfigError(f"--save folder name is {len(path.name.encode())} bytes; the file system takes about "
+                          "255 and the save adds a prefix: pick a shorter name")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--save '{directory}' is an existing file; a checkpoint is a folder: give a new folder "
+                          "name (your file stays as it is)")
+    if path.is_dir() and any(path.iterdir()) and not (path / "trainer_state.json").exists():
+        raise ConfigError(f"--save '{directory}' is a folder that is not an nbllm checkpoint; give a new or empty "
+                          "folder (nothing in it was changed)")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"--save '{directory}' lies under '{parent}', which is a file; give a folder path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--save '{directory}': cannot write in '{parent}' (permission denied); pick a folder you "
+                          "can write to")
+    return path
+
+
 def _saves_trainable_only(trainer) -> bool:
     return trainer.config.format == "classify" or trainer.config.method not in ADAPTER_METHODS + ("full",)
 
@@ -78,7 +102,11 @@ def _save_sharded(trainer, final: Path) -> Path:
 
 
 def _publish(trainer, tmp: Path, final: Path) -> Path:
-    """Write the rest of the checkpoint into tmp, then rename it into place."""
+    """Write the rest of the checkpoint into tmp, then rename it into place (first clearing what
+    an interrupted earlier save of the same folder left beside it)."""
+    for stale in (*final.parent.glob(f".{final.name}.tmp-*"), *final.parent.glob(f".{final.name}.old-*")):
+        if stale != tmp:
+            shutil.rmtree(stale, ignore_errors=True)
     try:
         tmp.mkdir(exist_ok=True)
         _write(trainer, tmp)

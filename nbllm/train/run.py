@@ -28,12 +28,14 @@ def sft(data=None, *, model=None, tokenizer=None, save: str | None = None, resum
     from ..data import TEMPLATE_OF, load_records
     from ..generation import generate
     from .callbacks import SaveEvery, StopWhen, TextProgress, title
-    from .checkpoint import load_checkpoint, save_checkpoint
+    from .checkpoint import check_destination, load_checkpoint, save_checkpoint
     from .objectives import refuse_unusable
     from .results import ClassifyResult, SFTResult
     from .trainer import Trainer, objective_for
 
     given = set(options)
+    if save:
+        check_destination(save)  # before any training: a run is never lost to a bad destination
     config, data, model_obj, tokenizer = _config(data, model, tokenizer, resume, options)
     objective = objective_for(config)
     refuse_unusable(config, given, objective.name)
@@ -63,14 +65,28 @@ def sft(data=None, *, model=None, tokenizer=None, save: str | None = None, resum
     around = [cb for cb in (monitor, StopWhen(stop_when) if stop_when else None,
                             SaveEvery(save, save_every) if save and save_every else None) if cb]
     state = trainer.run(around + list(callbacks))
+    save_error = None
     if save:
-        save_checkpoint(trainer, save)
+        try:
+            save_checkpoint(trainer, save)
+        except OSError as err:  # the trained model is still returned (and bound by the magic)
+            save_error = f"the run finished but --save '{save}' failed ({err.strerror or err}); the result keeps " \
+                         "the trained model: save it again with a writable --save"
+            print(f"warning: {save_error}")
     if config.format == "classify":
-        return ClassifyResult(trainer, config)
-    after = [generate(trainer.model, tokenizer, p, template, max_new_tokens=48) for p in prompts]
-    return SFTResult(trainer.model, tokenizer, config, state.history, _stats(trainer, state, prepared, device),
-                     [{"prompt": _prompt_text(p), "before": b, "after": a} for p, b, a in zip(prompts, before, after)],
-                     template)
+        result = ClassifyResult(trainer, config)
+    else:
+        result = SFTResult(trainer.model, tokenizer, config, state.history, _stats(trainer, state, prepared, device),
+                           [], template)
+        try:  # after the model is in the result: a Ctrl-C here costs the samples, not the run
+            after = [generate(trainer.model, tokenizer, p, template, max_new_tokens=48) for p in prompts]
+        except KeyboardInterrupt:
+            after = ["(interrupted)"] * len(prompts)
+            print("samples interrupted; the trained model is kept")
+        result._samples = [{"prompt": _prompt_text(p), "before": b, "after": a}
+                           for p, b, a in zip(prompts, before, after)]
+    result.save_error = save_error
+    return result
 
 
 def _config(data, model, tokenizer, resume, options):
