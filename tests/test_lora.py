@@ -90,7 +90,7 @@ def test_adapter_for_another_base_is_refused(ip, m, tmp_path):
     try:
         with pytest.raises(UsageError, match="made for base model 'tiny-llama', not 'tiny-wide'"):
             ip.run_cell(f"%lora wide --base tiny-wide --load {tmp_path}/a")
-        assert not hasattr(ip.user_ns["wide"].model, "peft_config")  # left as it was
+        assert "wide" not in ip.user_ns  # a failed line binds nothing
     finally:
         models.unregister("tiny-wide")
 
@@ -108,11 +108,12 @@ def test_adapter_for_another_base_is_refused(ip, m, tmp_path):
     ("%lora m --base tiny-llama --sweep 0,2", "positive ranks"),
 ])
 def test_bad_input(ip, line, message):
+    before = ip.user_ns.get("m")
+    adapters = sorted(getattr(before.model, "peft_config", {})) if before is not None else None
     with pytest.raises(UsageError, match=message):
         ip.run_cell(line)
-    model = ip.user_ns.get("m")
-    if model is not None and "--base" in line and "--merge --unmerge" not in line and "sweep" not in line:
-        assert not hasattr(model.model, "peft_config")  # the failed line left no adapter behind
+    if before is not None:  # the failed line left m as it was: no fresh base bound, no adapter added
+        assert ip.user_ns["m"] is before and sorted(getattr(before.model, "peft_config", {})) == adapters
 
 
 def test_sft_trains_an_attached_adapter(ip):
@@ -133,3 +134,25 @@ def test_rank_sweep(ip):
     assert df.val_loss.notna().all() and "r" in repr(sweep) and "<img" in sweep._repr_html_()
     slower = ip.run_cell("%lora base --sweep 1 --data recs --max-steps 2 --batch-size 4 --lr 1e-9").result
     assert slower.rows[0]["final_loss"] != df.final_loss.iloc[0]  # --lr reaches the runs
+
+
+@pytest.mark.parametrize("line", ["%lora keep --base tiny-llama --r 0", "%lora keep --base tiny-llama --merge",
+                                  "%lora keep --base tiny-llama --targets nope"])
+def test_a_failed_line_leaves_the_variable_as_it_was(ip, line):
+    ip.run_cell("%lora keep --base tiny-llama --r 4")
+    before = ip.user_ns["keep"]
+    with pytest.raises(UsageError):
+        ip.run_cell(line)
+    assert ip.user_ns["keep"] is before and ip.run_cell("%lora keep --inspect").result.rows
+
+
+def test_a_damaged_adapter_is_named_and_rolled_back(ip, m, tmp_path):
+    ip.run_cell(f"%lora m --save {tmp_path}/good")
+    (tmp_path / "good" / "adapter_model.safetensors").rename(tmp_path / "weights.bak")
+    with pytest.raises(UsageError, match="incomplete: adapter_model.safetensors is missing"):
+        ip.run_cell(f"%lora m --load {tmp_path}/good --name broken")
+    (tmp_path / "good" / "adapter_model.safetensors").write_bytes(b"\x00garbage")
+    names = sorted(ip.user_ns["m"].model.peft_config)
+    with pytest.raises(UsageError, match="could not be loaded"):
+        ip.run_cell(f"%lora m --load {tmp_path}/good --name broken")
+    assert sorted(ip.user_ns["m"].model.peft_config) == names  # no half-registered adapter left

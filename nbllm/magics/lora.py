@@ -33,15 +33,13 @@ def lora_magic(self, line):
         raise UsageError(f"choose one action per line (got --{' --'.join(chosen)})")
     action = chosen[0] if chosen else "attach"
     ns = self.shell.user_ns
-    if args.base:
-        ns[args.var] = api.load(args.base)
-    holder = ns.get(args.var)
+    adapter = build(LoraOptions, args)  # bad numbers are refused before anything is loaded or bound
+    holder = api.load(args.base) if args.base else ns.get(args.var)
     if holder is None:
         raise UsageError(f"no variable '{args.var}'; create it with %lora {args.var} --base smollm2 "
                          f"or train one with %%sft --out {args.var}")
     if not hasattr(holder, "model") or not hasattr(holder, "tokenizer"):
         raise UsageError(f"'{args.var}' is not a model result (no .model/.tokenizer)")
-    adapter = build(LoraOptions, args)
     if action == "sweep":
         ranks = [r for r in args.sweep.split(",") if r.strip()]
         if not all(r.strip().lstrip("-").isdigit() for r in ranks):
@@ -56,6 +54,8 @@ def lora_magic(self, line):
         result = api.lora(holder, action, r=adapter.r, alpha=adapter.scale_alpha, dropout=adapter.dropout,
                           targets=adapter.targets, name=args.use if action == "use" else adapter.name,
                           path=args.save or args.load)
+    if args.base:  # bound only once the action worked: a failed line leaves VAR as it was
+        ns[args.var] = holder
     if args.out:
         ns[args.out] = result
     return result

@@ -177,6 +177,9 @@ def load(model, directory, name: str, base_name: str):
     path = Path(directory).expanduser()
     if not (path / "adapter_config.json").exists():
         raise ModelError(f"'{directory}' holds no adapter (no adapter_config.json); give a folder %lora --save wrote")
+    if not any((path / f).is_file() for f in ("adapter_model.safetensors", "adapter_model.bin")):
+        raise ModelError(f"adapter '{directory}' is incomplete: adapter_model.safetensors is missing; save it again "
+                         "with %lora VAR --save DIR")
     meta_file = path / META
     if meta_file.exists():
         meta = json.loads(meta_file.read_text())
@@ -193,14 +196,19 @@ def load(model, directory, name: str, base_name: str):
         raise ConfigError(f"an adapter named '{name}' is already loaded; pick another --name")
     from peft import PeftModel
 
+    wrapped = has_adapters(model)
     try:
         with quiet_peft():
-            if has_adapters(model):
+            if wrapped:
                 model.load_adapter(str(path), adapter_name=name)
             else:
                 model = PeftModel.from_pretrained(model, str(path), adapter_name=name, is_trainable=True)
-    except (RuntimeError, ValueError, KeyError) as err:
-        raise ModelError(f"adapter '{directory}' does not fit this model: {str(err).splitlines()[0][:160]}") from None
+    except Exception as err:  # noqa: BLE001 - a damaged file surfaces as safetensors', torch's or peft's error
+        if wrapped and name in model.peft_config:  # roll back the half-registered adapter
+            model.delete_adapter(name)
+        first = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+        raise ModelError(f"adapter '{directory}' could not be loaded ({first}); it does not fit this model or its "
+                         "files are damaged") from None
     model.set_adapter(name)
     return model
 
