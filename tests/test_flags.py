@@ -2,6 +2,7 @@
 
 import dataclasses
 import inspect
+import json
 import logging
 import math
 import re
@@ -270,3 +271,16 @@ def test_every_lab_magic_line_parses(name, magic, rest):
     args = func.parser.parse_argstring(rest)
     if magic == "rag":  # and every flag applies to its command
         command_options(args, args.words[0] if args.words and args.words[0] in RAG_COMMANDS else "ask")
+
+
+@pytest.mark.parametrize("form", ['--data "{p}"', "--data '{p}'", '--data="{p}"', "-d '{p}'"])
+def test_a_quoted_path_with_spaces_is_one_value(ip, tmp_path, form):
+    folder = tmp_path / "My Drive"  # Colab's /content/drive/My Drive/...
+    folder.mkdir(exist_ok=True)
+    path = folder / "train.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in RECS[:4]))
+    args = NbllmMagics.sft_magic.parser.parse_argstring(form.format(p=path) + " --lr 0.1")
+    assert args.data == str(path) and args.lr == 0.1
+    res = ip.run_cell(f"%sft -m tiny-llama {form.format(p=path)} --max-steps 1 --batch-size 2 --samples 0 "
+                      "--progress none").result
+    assert res.stats["n_train"] + res.stats["n_val"] == 4

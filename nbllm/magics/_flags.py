@@ -16,6 +16,8 @@ ones into a saved config). A field without a default is a required flag.
 
 from __future__ import annotations
 
+import re
+
 import argparse
 import dataclasses
 import math
@@ -113,9 +115,33 @@ def flags(*classes, extra=(), after=(OUT,), aliases: dict | None = None, exclude
     def decorate(func):
         for deco in reversed([*extra, *generated, *after]):  # magic_arguments reads them bottom-up
             func = deco(func)
-        return magic_arguments(name)(func)
+        func = magic_arguments(name)(func)
+        func.parser.parse_argstring = _unquoting(func.parser)
+        return func
 
     return decorate
+
+
+def unquote(token: str) -> str:
+    """'a b' or "a b" -> a b, also after --flag=; anything else as it is (Windows backslashes too)."""
+    flag, eq, value = token.partition("=") if token.startswith("-") else ("", "", token)
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1]
+    return f"{flag}{eq}{value}"
+
+
+def _unquoting(parser):
+    """IPython splits a magic's line non-POSIX, so a quoted value keeps its quotes: `--data
+    "/content/drive/My Drive/x.jsonl"` (Colab's Drive) would name a file with quotes in its
+    name. Split the same way, then take the quotes off each value."""
+    from IPython.utils.process import arg_split
+
+    def parse_argstring(argstring, *, partial=False):
+        argstring = re.sub(r"(^|\s)(--?[\w-]+)=([\"'])", r"\1\2 \3", argstring)  # --data="a b" as --data "a b"
+        argv = [unquote(t) for t in arg_split(argstring, posix=False, strict=not partial)]
+        return parser.parse_known_args(argv) if partial else parser.parse_args(argv)
+
+    return parse_argstring
 
 
 def given(args, *classes, exclude=()) -> dict:
