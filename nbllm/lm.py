@@ -128,6 +128,43 @@ class LM:
                             "shorten it (fewer shots, shorter passages)")
 
 
+def mean_pool(states, attention_mask):
+    """The mean of each row's token states over its real tokens (as sentence-transformers pools)."""
+    mask = attention_mask.unsqueeze(-1).to(states.dtype)
+    return (states * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+class Encoder:
+    """A sentence encoder (a transformers encoder model and its tokenizer): mean-pooled, unit-length
+    embeddings. Retrieval, the triad and encoder classifiers all pool through mean_pool."""
+
+    def __init__(self, model, tokenizer, name: str = "custom", max_length: int = 256, batch_size: int = 64):
+        self.model, self.tokenizer, self.name = model, tokenizer, name
+        self.max_length, self.batch_size = max_length, batch_size
+
+    def encode(self, texts: list[str], normalize: bool = True):
+        import torch
+
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(texts), self.batch_size):
+                batch = self.tokenizer(texts[start:start + self.batch_size], padding=True, truncation=True,
+                                       max_length=self.max_length, return_tensors="pt")
+                batch = batch.to(next(self.model.parameters()).device)
+                pooled = mean_pool(self.model(**batch).last_hidden_state, batch["attention_mask"]).float()
+                out.append((torch.nn.functional.normalize(pooled, dim=-1) if normalize else pooled).cpu())
+        return torch.cat(out)
+
+
+def encoder(name: str = "minilm", max_length: int = 256) -> Encoder:
+    """The registered encoder `name` (loaded once per process) as an Encoder."""
+    from . import models
+
+    if models.model_kind(name) != models.ENCODER:
+        raise ModelError(f"'{name}' is a causal language model, not an encoder; pass minilm or another encoder")
+    return Encoder(*models.load_shared(name), name=name, max_length=max_length)
+
+
 def resolve(model=None, *, default: str = "smollm2") -> LM:
     """The LM a flag or argument means: None (the default model), a registry name, folder or hub
     id, an LM, or a result that carries one (.lm, or .model and .tokenizer). Named models are

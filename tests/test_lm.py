@@ -111,3 +111,24 @@ def test_an_encoder_or_a_classifier_is_refused():
 def test_the_magics_refuse_an_encoder_in_one_line(ip, line):
     with pytest.raises(UsageError, match="ModelError: 'minilm' is an encoder"):
         ip.run_cell(line)
+
+
+def test_one_mean_pooling_for_retrieval_the_triad_and_classifiers():
+    from nbllm.evaluate import triad
+    from nbllm.lm import encoder, mean_pool
+    from nbllm.retrieval.embed import get_embedder
+    from nbllm.text import sentences
+
+    states = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
+    assert mean_pool(states, torch.tensor([[1, 1, 0]])).tolist() == [[2.0, 3.0]]  # padding never counts
+    texts = ["LoRA trains two small matrices.", "RAG retrieves chunks before it answers."]
+    ours = encoder("minilm").encode(texts)
+    torch.testing.assert_close(triad.minilm_embed(texts), ours)
+    torch.testing.assert_close(torch.tensor(get_embedder("minilm").embed(texts)), ours, atol=1e-5, rtol=0)
+    with pytest.raises(ModelError, match="not an encoder"):
+        encoder("tiny-llama")
+    from nbllm.retrieval import generate
+
+    assert generate.sentences is triad.sentences is sentences  # one splitter for citations and the triad
+    assert sentences("It works. 1. First point.\n2. Second point.") == [
+        "It works.", "1. First point.", "2. Second point."]

@@ -34,6 +34,7 @@ import re
 from decimal import Decimal
 
 from ..errors import ConfigError, DataError
+from ..text import sentences  # noqa: F401 - the one sentence splitter
 
 # minilm cosine at which a sentence counts as supported by a context sentence. Calibrated with
 # benchmarks/triad_threshold.py on nbllm/data/eval_groundedness.jsonl (80 labeled rows, balanced),
@@ -41,10 +42,8 @@ from ..errors import ConfigError, DataError
 # cosine alone: 0.637), against 0.762 at the old 0.6 and 0.69 leave-one-context-out (chance: 0.5);
 # any value from 0.30 to 0.65 is within 3 rows.
 THRESHOLD = 0.45
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=\S)")
 _CITATIONS = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")  # [1], [2, 3]; [1][2] is two of them
 _LEADING_CITATIONS = re.compile(r"(?:\[\d+(?:\s*,\s*\d+)*\]\s*)+")
-_MARKER_AT_END = re.compile(r"(?:^|\n)[ \t]*\(?\d{1,2}[.)]$")  # a list marker the split left behind
 _ORDINAL = re.compile(r"^\s*\(?\d{1,2}[.)]\s+")  # "1. ", "2) ", "(3) " opening a sentence
 _SOURCE_REF = re.compile(r"\bsources?\s+\d+(?:\s*(?:,|and)\s*\d+)*", re.IGNORECASE)  # "source 2": not a figure
 _NUMBER_WORDS = {w: i for i, w in enumerate(
@@ -63,22 +62,6 @@ GROUNDED_PROMPT = ("Given the context `{context}`, score how well the statement 
                    "context on a scale from 0 to 100, where 100 is fully supported. Respond with the number only.")
 ANSWER_PROMPT = ("Given the question `{question}`, score how relevant the answer `{answer}` is on a scale from 0 "
                  "to 100, where 100 answers the question fully. Respond with the number only.")
-
-
-def sentences(text: str) -> list[str]:
-    """Split after . ! ? A list marker ("1." on its own, or "2." after a line break) opens the
-    next sentence instead of ending up as a sentence of its own."""
-    out, carry = [], ""
-    for piece in _SENTENCE.split(str(text).strip()):
-        piece = f"{carry} {piece}".strip()
-        marker = _MARKER_AT_END.search(piece)
-        carry = marker.group().strip() if marker else ""
-        piece = piece[:marker.start()].strip() if marker else piece
-        if piece:
-            out.append(piece)
-    if carry:  # the text ended in "...\n2.": keep it with the sentence before
-        out[-1:] = [f"{out[-1]} {carry}" if out else carry]
-    return out
 
 
 def numbers(text: str, context: bool = False) -> list[tuple[str, list[tuple[Decimal, ...]]]]:
@@ -196,20 +179,9 @@ class _Labelled:
 
 def minilm_embed(texts: list[str]):
     """Unit-length all-MiniLM-L6-v2 embeddings (mean pooling), as a torch tensor."""
-    import torch
+    from ..lm import encoder
 
-    from .. import models
-
-    model, tok = models.load_shared("minilm")
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(texts), 64):
-            batch = tok(texts[start:start + 64], padding=True, truncation=True, max_length=256, return_tensors="pt")
-            hidden = model(**batch.to(next(model.parameters()).device)).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-            out.append(torch.nn.functional.normalize(pooled.float(), dim=-1).cpu())
-    return torch.cat(out)
+    return encoder("minilm").encode(texts)
 
 
 def _embedding_scores(res, embed, threshold: float) -> dict:

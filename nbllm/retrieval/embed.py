@@ -127,15 +127,15 @@ class Embedder:
     def _mean_pool(self, texts: list[str]) -> np.ndarray:
         import torch
 
+        from ..lm import mean_pool
+
         model, tok = self._hf
         out = []
         with torch.no_grad():
             for i in range(0, len(texts), self.batch_size):
                 enc = tok(texts[i:i + self.batch_size], padding=True, truncation=True, max_length=self.max_tokens,
                           return_tensors="pt").to(model.device)
-                hidden = model(**enc).last_hidden_state
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+                vec = mean_pool(model(**enc).last_hidden_state, enc["attention_mask"])
                 out.append(torch.nn.functional.normalize(vec, dim=-1).float().cpu().numpy())
         return np.concatenate(out)
 

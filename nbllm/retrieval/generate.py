@@ -13,10 +13,11 @@ import re
 
 import numpy as np
 
+from ..text import sentences
+
 INSTRUCTION = ("Answer the user's question in one or two sentences using only the numbered sources. End each "
                "sentence with the number of its source in brackets, for example: Paris is the capital of France [2].")
 CITE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-SENTENCE = re.compile(r"(?<=[.!?])\s+")
 SIMILARITY_THRESHOLD = 0.5
 
 
@@ -42,10 +43,6 @@ def model_citations(answer: str, n_contexts: int) -> list[dict]:
                 if 1 <= n <= n_contexts and not any(r["n"] == n and r["sentence"] == sentence for r in rows):
                     rows.append({"sentence": sentence, "n": n, "similarity": None, "by": "model"})
     return rows
-
-
-def sentences(text: str) -> list[str]:
-    return [s.strip() for s in SENTENCE.split(text.strip()) if s.strip()]
 
 
 def similarity_citations(answer: str, contexts: list[str], embed, threshold: float = SIMILARITY_THRESHOLD):

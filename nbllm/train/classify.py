@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import models
+from ..lm import mean_pool
 from ..config import SFTConfig
 from ..errors import ConfigError, DataError
 from .dropout import cheapen_lora_dropout
@@ -61,9 +62,8 @@ class Classifier(torch.nn.Module):
 
     def forward(self, input_ids, attention_mask):
         states = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(states.dtype)
         if self.pooling == "mean":
-            pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1)
+            pooled = mean_pool(states, attention_mask)
         else:  # last real token (right padding)
             last = attention_mask.sum(1) - 1
             pooled = states[torch.arange(states.shape[0], device=states.device), last]
