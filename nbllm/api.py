@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from . import models
 from .config import TokenizeConfig
 from .display import TokenizeResult

@@ -90,13 +90,7 @@ class LM:
                               stride: int | None = None) -> list[dict]:
         """Per text: summed NLL over every token after the first, windows of `window` tokens
         `stride` apart (defaults: min(context, 512), half of it); as in perplexity.py."""
-        context = self.context or 1024
-        window = window or min(context, 512)
-        stride = stride or max(1, window // 2)
-        if window < 2 or window > context:
-            raise ConfigError(f"window must be between 2 and the model's context {context} (got {window})")
-        if not 1 <= stride <= window:
-            raise ConfigError(f"stride must be between 1 and the window {window} (got {stride})")
+        window, stride = self.windows(window, stride)
         out = []
         with self.reading():
             for text in texts:
@@ -104,6 +98,17 @@ class LM:
                 nll, scored, windows = rolling_nll(self.model, ids, window, stride)
                 out.append({"tokens": len(ids), "tokens_scored": scored, "windows": windows, "nll_sum": nll})
         return out
+
+    def windows(self, window: int | None = None, stride: int | None = None) -> tuple[int, int]:
+        """(window, stride) for rolling scores, checked against the model's context."""
+        context = self.context or 1024
+        window = window or min(context, 512)
+        stride = stride or max(1, window // 2)
+        if window < 2 or window > context:
+            raise ConfigError(f"window must be between 2 and the model's context {context} (got {window})")
+        if not 1 <= stride <= window:
+            raise ConfigError(f"stride must be between 1 and the window {window} (got {stride})")
+        return window, stride
 
     # generation --------------------------------------------------------------
     def generate(self, prompts, *, template: str | None = None, max_new_tokens: int = 64,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..errors import ConfigError, DataError, ModelError
+from ..errors import ConfigError, DataError
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 EVAL_SETS = {

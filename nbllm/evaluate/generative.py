@@ -59,7 +59,7 @@ import string
 from collections import Counter
 
 from ..errors import ConfigError, DataError
-from .common import check_limit, load_eval_records, resolve_model
+from .common import check_limit, load_eval_records
 from .results import GenResult, _r, _row
 
 METRICS = ("em", "f1", "rougeL", "number", "strict", "flexible")

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ConfigError, DataError
-from .common import check_limit, load_eval_records, resolve_model
+from ..errors import DataError
+from ..lm import resolve
+from .common import check_limit, load_eval_records
 
 TEXT_KEYS = ("text", "content", "document", "output")
 
@@ -61,22 +62,13 @@ def evaluate(model=None, data=None, *, window: int | None = None, stride: int | 
     if not texts:
         raise DataError("the text is empty; give some text to score")
     texts = texts[:limit] if limit else texts
-    lm, tok, model_name = resolve_model(model)
-    context = getattr(lm.config, "max_position_embeddings", None) or 1024
-    window = window or min(context, 512)
-    stride = stride or max(1, window // 2)
-    if window < 2 or window > context:
-        raise ConfigError(f"window must be between 2 and the model's context {context} (got {window})")
-    if not 1 <= stride <= window:
-        raise ConfigError(f"stride must be between 1 and the window {window} (got {stride})")
-    docs = []
-    for i, text in enumerate(tqdm(texts, desc=f"ppl {model_name}", disable=not progress, leave=False)):
-        ids = tok(text).input_ids
-        nll, scored, windows = doc_nll(lm, ids, window, stride)
-        docs.append({"doc": i, "tokens": len(ids), "tokens_scored": scored, "windows": windows, "nll_sum": nll})
+    handle = resolve(model)
+    window, stride = handle.windows(window, stride)
+    docs = [{"doc": i, **handle.loglikelihood_rolling([text], window, stride)[0]}
+            for i, text in enumerate(tqdm(texts, desc=f"ppl {handle.name}", disable=not progress, leave=False))]
     if not sum(d["tokens_scored"] for d in docs):
         raise DataError("every text is a single token; perplexity needs at least two tokens")
     label = label or (data if isinstance(data, str) and len(data) < 60 and "\n" not in data else "text")
-    result = PerplexityResult(name or model_name, label, docs, window, stride)
+    result = PerplexityResult(name or handle.name, label, docs, window, stride)
     record(result)
     return result

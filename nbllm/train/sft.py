@@ -10,7 +10,6 @@ The loop itself is trainer.py.
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass, field
 
 import torch

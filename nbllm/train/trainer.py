@@ -105,7 +105,8 @@ def set_seed(seed: int) -> None:
 
 # ---------------------------------------------------------------- the trainer
 
-def objective_for(config) -> Objective:
+def objective_for(config):
+    """The objective a config trains with: --format classify, preference, or the causal LM."""
     if config.format == "classify":
         from .classify import Classification
 
