@@ -173,3 +173,45 @@ def test_leftovers_of_an_interrupted_save_are_cleared(tmp_path):
     (tmp_path / ".ck.old-dead").mkdir()
     train("causal-lm", save=str(tmp_path / "ck"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]
+
+
+class Seen(Callback):
+    """Keeps the trainer, to look at what an option did."""
+
+    def on_train_end(self, trainer):
+        self.trainer = trainer
+
+
+def seen(objective, **kw):
+    cb = Seen()
+    result = train(objective, callbacks=[cb], **kw)
+    return result, cb.trainer
+
+
+def lengths(trainer):
+    items = trainer.data.train
+    if trainer.objective.name == "classification":
+        return [len(ids) for ids, _ in items]
+    return [len(e) for item in items for e in (item if isinstance(item, tuple) else (item,))]
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_every_general_option_takes_effect(objective):
+    base, t0 = seen(objective)
+    assert t0.device == "cpu" and seen(objective, device="cpu")[1].device == "cpu"
+    assert losses(seen(objective, seed=1)[0]) != losses(base)  # data order, init and dropout move with the seed
+    assert [r["lr"] for r in rows(seen(objective, lr=3e-3, schedule="constant")[0])] == [3e-3] * 4
+    assert seen(objective, weight_decay=0.1)[1].optimizer.param_groups[0]["weight_decay"] == 0.1
+    assert losses(seen(objective, max_grad_norm=1e-9)[0])[1:] != losses(base)[1:]  # clipped to almost nothing
+    _, two = seen(objective, batch_size=2)
+    assert two.steps_per_epoch == math.ceil(len(two.data.train) / 2)
+    _, epochs = seen(objective, max_steps=None, epochs=2)
+    assert epochs.state.step == 2 * epochs.steps_per_epoch
+    _, held_out = seen(objective, val_fraction=0.5)
+    assert len(held_out.data.val) > len(t0.data.val)
+    longest = max(lengths(t0))
+    _, short = seen(objective, max_length=longest - 1)
+    assert max(lengths(short)) == longest - 1  # the longest items were cut to --max-length
+    checkpointed, _ = seen(objective, method=OBJECTIVES[objective][3], grad_checkpointing=True)
+    plain, _ = seen(objective, method=OBJECTIVES[objective][3])
+    torch.testing.assert_close(torch.tensor(losses(checkpointed)), torch.tensor(losses(plain)), atol=1e-5, rtol=0)
