@@ -112,10 +112,11 @@ class LM:
 
     # generation --------------------------------------------------------------
     def generate(self, prompts, *, template: str | None = None, max_new_tokens: int = 64,
-                 temperature: float = 0.0, top_p: float = 0.95, seed: int = 0) -> list[str]:
+                 temperature: float = 0.0, top_p: float = 0.95, seed: int = 0, batch_size: int = 8) -> list[str]:
         """The continuation of each prompt (a string, an alpaca dict or a list of messages) under
-        `template` (default: the model's own); greedy at temperature 0, else sampling seeded per prompt."""
-        from .generation import generate
+        `template` (default: the model's own): greedy at temperature 0, else sampling seeded by
+        `seed`. Up to `batch_size` prompts go through one left-padded generate call."""
+        from .generation import generate, render_prompt
 
         if isinstance(prompts, (str, dict)):
             prompts = [prompts]
@@ -124,8 +125,43 @@ class LM:
         template = template or self.template
         if template not in TEMPLATES:
             raise ConfigError(f"template {template!r} does not exist; choose one of {', '.join(TEMPLATES)}")
-        return [generate(self.model, self.tokenizer, p, template=template, max_new_tokens=max_new_tokens,
-                         temperature=temperature, top_p=top_p, seed=seed) for p in prompts]
+        kw = dict(template=template, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
+        if len(prompts) == 1 or batch_size <= 1:
+            return [generate(self.model, self.tokenizer, p, **kw) for p in prompts]
+        out = []
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start:start + batch_size]
+            for p in chunk:  # the one-prompt checks (empty prompt, context, numbers) for every prompt
+                text, _ = render_prompt(self.tokenizer, p, template)
+                if not text.strip():
+                    raise DataError("a prompt is empty; give some text to continue")
+            out += self._generate_batch([render_prompt(self.tokenizer, p, template) for p in chunk], **kw)
+        return out
+
+    def _generate_batch(self, rendered, *, template, max_new_tokens, temperature, top_p, seed) -> list[str]:
+        import torch
+
+        tok = self.tokenizer
+        side, pad = tok.padding_side, tok.pad_token
+        tok.padding_side = "left"  # the new tokens follow every prompt directly
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        try:
+            enc = tok([t for t, _ in rendered], return_tensors="pt", padding=True,
+                      add_special_tokens=rendered[0][1]).to(self.device)
+        finally:
+            tok.padding_side, tok.pad_token = side, pad
+        width = enc["input_ids"].shape[1]
+        self._check_fits(width + max_new_tokens)
+        sampling = temperature > 0
+        extra = {"temperature": temperature, "top_p": top_p} if sampling else {"temperature": None, "top_p": None,
+                                                                                  "top_k": None}
+        with self.reading(), torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            ids = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=sampling,
+                                      pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else
+                                      tok.eos_token_id, eos_token_id=tok.eos_token_id, **extra)
+        return [tok.decode(row[width:], skip_special_tokens=True).strip() for row in ids]
 
     def _check_fits(self, n_tokens: int) -> None:
         if self.context and n_tokens > self.context:

@@ -69,6 +69,13 @@ def test_rolling_loglikelihood_equals_perplexitys_windows(tuned):
     assert doc["windows"] == windows > 1
 
 
+def test_batched_greedy_generation_equals_one_prompt_at_a_time(tuned):
+    handle = resolve(tuned)
+    prompts = ["Add 1 and 2.", "Add three and four, then say the sum twice.", "Hi"]
+    one_by_one = [handle.generate(p, max_new_tokens=6)[0] for p in prompts]
+    assert handle.generate(prompts, max_new_tokens=6, batch_size=3) == one_by_one
+
+
 def test_generate_is_seeded_and_leaves_the_mode_alone(tuned):
     handle = resolve(tuned)
     handle.model.train()
