@@ -40,6 +40,11 @@ def losses(result):
     return [r["loss"] for r in rows(result)]
 
 
+def test_a_classifier_keeps_a_constant_learning_rate_unless_told():
+    assert [r["lr"] for r in rows(train("classification"))] == [1e-3] * 4
+    assert [r["lr"] for r in rows(train("causal-lm"))][-1] < 1e-3  # the others decay linearly by default
+
+
 @pytest.mark.parametrize("objective", OBJECTIVES)
 def test_schedule_and_warmup_shape_the_learning_rate(objective):
     const = [r["lr"] for r in rows(train(objective, schedule="constant", warmup_ratio=0.0))]

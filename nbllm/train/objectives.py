@@ -31,6 +31,14 @@ ADAPTER_OPTIONS = ("lora_r", "lora_alpha", "lora_dropout", "lora_targets")
 class Objective:
     name = "objective"
     unit = "tokens"  # what TrainState.tokens counts: "tokens" or "examples"
+    defaults: dict = {}  # this objective's own defaults for options the user did not give
+
+    def configured(self, config, given):
+        """The config with this objective's defaults for the options not given."""
+        import dataclasses
+
+        own = {k: v for k, v in self.defaults.items() if k not in given}
+        return dataclasses.replace(config, **own) if own else config
 
     def load_model(self, config, device: str, records):
         """(model, tokenizer) for config.model. LoRA on a bf16 GPU keeps the frozen base in bf16."""

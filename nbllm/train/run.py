@@ -39,6 +39,8 @@ def sft(data=None, *, model=None, tokenizer=None, save: str | None = None, resum
     config, data, model_obj, tokenizer = _config(data, model, tokenizer, resume, options)
     objective = objective_for(config)
     refuse_unusable(config, given, objective.name)
+    if not resume:  # a resumed run keeps the config it was saved with
+        config = objective.configured(config, given)
     records = load_records(data)
     device = config.device or models.pick_device()
     if device == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per process under torchrun/accelerate
