@@ -136,12 +136,9 @@ def run_nbllm(cfg: SFTConfig, device: str):
 
 # ---------------------------------------------------------------- HF Trainer + PEFT baseline
 
-def run_trainer(cfg: SFTConfig, device: str, prepared, tok, between_steps=None):
-    """Trainer + PEFT on the same examples per step. Returns each step's (seconds, real tokens)
-    and the final val loss. between_steps() runs after each step, outside the timed intervals."""
-    from datasets import Dataset
+def baseline_model(cfg: SFTConfig, device: str):
+    """SmolLM2 for a baseline: with cfg's LoRA adapter through PEFT, or whole for full fine-tuning."""
     from peft import LoraConfig, get_peft_model
-    from transformers import DataCollatorForSeq2Seq, Trainer as HFTrainer, TrainerCallback, TrainingArguments
 
     dtype = torch.bfloat16 if device.startswith("cuda") and cfg.method == "lora" else torch.float32
     model, _ = models.load_model("smollm2", device=device, dtype=dtype)
@@ -149,6 +146,16 @@ def run_trainer(cfg: SFTConfig, device: str, prepared, tok, between_steps=None):
     if cfg.method == "lora":
         model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                                  target_modules=cfg.lora_targets.split(","), task_type="CAUSAL_LM"))
+    return model
+
+
+def run_trainer(cfg: SFTConfig, device: str, prepared, tok, between_steps=None):
+    """Trainer + PEFT on the same examples per step. Returns each step's (seconds, real tokens)
+    and the final val loss. between_steps() runs after each step, outside the timed intervals."""
+    from datasets import Dataset
+    from transformers import DataCollatorForSeq2Seq, Trainer as HFTrainer, TrainerCallback, TrainingArguments
+
+    model = baseline_model(cfg, device)
     # HF models shift labels inside: give unshifted labels with the same prompt mask
     rows = []
     for step in range(cfg.max_steps):
@@ -230,18 +237,12 @@ def run_trl(cfg: SFTConfig, device: str, prepared, tok, baseline: str, between_s
     tokens) and the final val loss, as run_trainer does."""
     import datasets
     from datasets import Dataset
-    from peft import LoraConfig, get_peft_model
     from transformers import TrainerCallback
     from trl import SFTConfig as TRLConfig, SFTTrainer
 
     datasets.disable_progress_bars()
     packing = baseline == "trl-packing"
-    dtype = torch.bfloat16 if device.startswith("cuda") and cfg.method == "lora" else torch.float32
-    model, _ = models.load_model("smollm2", device=device, dtype=dtype)
-    model.config.use_cache = False
-    if cfg.method == "lora":
-        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                                                 target_modules=cfg.lora_targets.split(","), task_type="CAUSAL_LM"))
+    model = baseline_model(cfg, device)
     stream = step_stream(cfg, prepared)
     # TRL's pre-tokenized prompt/completion form: completion_mask marks the tokens that count
     # (unshifted, as nbllm's loss_mask); TRL turns it into labels and shifts inside its head
