@@ -22,17 +22,27 @@ def render_prompt(tokenizer, prompt, template: str) -> tuple[str, bool]:
     return str(prompt), True
 
 
-@torch.no_grad()
-def generate(model, tokenizer, prompt, template: str = "chat", max_new_tokens: int = 64,
-             temperature: float = 0.0, top_p: float = 0.95, seed: int = 0) -> str:
-    """The model's continuation of `prompt` (greedy when temperature is 0, else seeded sampling)."""
+def check_settings(max_new_tokens: int, temperature: float) -> None:
     if max_new_tokens <= 0:
         raise ConfigError(f"max_new_tokens must be > 0 (got {max_new_tokens})")
     if temperature < 0:
         raise ConfigError(f"temperature must be >= 0 (got {temperature})")
+
+
+def rendered(tokenizer, prompt, template: str) -> tuple[str, bool]:
+    """render_prompt, refusing a prompt with no text."""
     text, special = render_prompt(tokenizer, prompt, template)
     if not text.strip():
         raise DataError("the prompt is empty; give some text to continue")
+    return text, special
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompt, template: str = "chat", max_new_tokens: int = 64,
+             temperature: float = 0.0, top_p: float = 0.95, seed: int = 0) -> str:
+    """The model's continuation of `prompt` (greedy when temperature is 0, else seeded sampling)."""
+    check_settings(max_new_tokens, temperature)
+    text, special = rendered(tokenizer, prompt, template)
     device = next(model.parameters()).device
     inputs = tokenizer(text, return_tensors="pt", add_special_tokens=special).to(device)
     n_prompt = inputs["input_ids"].shape[1]

@@ -116,7 +116,7 @@ class LM:
         """The continuation of each prompt (a string, an alpaca dict or a list of messages) under
         `template` (default: the model's own): greedy at temperature 0, else sampling seeded by
         `seed`. Up to `batch_size` prompts go through one left-padded generate call."""
-        from .generation import generate, render_prompt
+        from .generation import check_settings, generate, rendered
 
         if isinstance(prompts, (str, dict)):
             prompts = [prompts]
@@ -128,14 +128,11 @@ class LM:
         kw = dict(template=template, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
         if len(prompts) == 1 or batch_size <= 1:
             return [generate(self.model, self.tokenizer, p, **kw) for p in prompts]
+        check_settings(max_new_tokens, temperature)  # the one-prompt path's checks; the context is checked per batch
         out = []
         for start in range(0, len(prompts), batch_size):
-            chunk = prompts[start:start + batch_size]
-            for p in chunk:  # the one-prompt checks (empty prompt, context, numbers) for every prompt
-                text, _ = render_prompt(self.tokenizer, p, template)
-                if not text.strip():
-                    raise DataError("a prompt is empty; give some text to continue")
-            out += self._generate_batch([render_prompt(self.tokenizer, p, template) for p in chunk], **kw)
+            out += self._generate_batch([rendered(self.tokenizer, p, template) for p in prompts[start:start + batch_size]],
+                                        **kw)
         return out
 
     def _generate_batch(self, rendered, *, template, max_new_tokens, temperature, top_p, seed) -> list[str]:
@@ -206,6 +203,14 @@ def encoder(name: str = "minilm", max_length: int = 256) -> Encoder:
     return Encoder(*models.load_shared(name), name=name, max_length=max_length)
 
 
+def require_causal(name: str, fix: str) -> None:
+    """One ModelError when the registered model `name` is an encoder, not a generator."""
+    from . import models
+
+    if models.model_kind(name) != models.CAUSAL_LM:
+        raise ModelError(f"'{name}' is an encoder (it makes embeddings), not a causal language model; {fix}")
+
+
 def resolve(model=None, *, default: str = "smollm2") -> LM:
     """The LM a flag or argument means: None (the default model), a registry name, folder or hub
     id, an LM, or a result that carries one (.lm, or .model and .tokenizer). Named models are
@@ -217,9 +222,7 @@ def resolve(model=None, *, default: str = "smollm2") -> LM:
         return model
     if model is None or isinstance(model, str):
         name = model or default
-        if models.model_kind(name) != models.CAUSAL_LM:
-            raise ModelError(f"'{name}' is an encoder (it makes embeddings), not a causal language model; pass "
-                             "smollm2, another causal LM or an %%sft result")
+        require_causal(name, "pass smollm2, another causal LM or an %%sft result")
         return LM(*models.load_shared(name), name=name, template="chat")
     carried = getattr(model, "lm", None)
     if isinstance(carried, LM):

@@ -89,6 +89,8 @@ def test_generate_is_seeded_and_leaves_the_mode_alone(tuned):
     (lambda h: h.generate("hi", template="fancy"), ConfigError, "template 'fancy' does not exist"),
     (lambda h: h.generate("x " * 5000, max_new_tokens=4), DataError, "exceeds the model's context"),
     (lambda h: h.loglikelihood([]), DataError, "no .context, continuation. pairs"),
+    (lambda h: h.generate(["a", "b"], max_new_tokens=0), ConfigError, "max_new_tokens must be > 0"),
+    (lambda h: h.generate(["a", "  "], template="none"), DataError, "the prompt is empty"),
 ])
 def test_bad_requests_are_one_clear_error(tuned, call, error, message):
     with pytest.raises(error, match=message):

@@ -1,4 +1,4 @@
-"""What a training objective says, and which objective a config trains with.
+"""What a training objective says (trainer.objective_for picks one for a config).
 
     causal LM       sft.py        next-token loss on response tokens (incl. prompt tuning)
     preference      dpo.py        DPO against the adapters-off model or a frozen copy
@@ -43,12 +43,10 @@ class Objective:
     def load_model(self, config, device: str, records):
         """(model, tokenizer) for config.model. LoRA on a bf16 GPU keeps the frozen base in bf16."""
         from .. import models
-        from ..errors import ModelError
+        from ..lm import require_causal
 
-        if models.model_kind(config.model) != models.CAUSAL_LM:
-            raise ModelError(f"'{config.model}' is an encoder (it makes embeddings), not a causal language model; "
-                             f"--format {config.format} trains a generator such as smollm2 (encoders train "
-                             "with --format classify)")
+        require_causal(config.model, f"--format {config.format} trains a generator such as smollm2 (encoders "
+                                     "train with --format classify)")
         frozen_bf16 = (config.method in ("lora", "dpo") and device.startswith("cuda")
                        and models.pick_dtype(device) == torch.bfloat16)
         return models.load_model(config.model, device=device, dtype=torch.bfloat16 if frozen_bf16 else torch.float32)
