@@ -27,15 +27,19 @@ TEMPLATES = ("alpaca", "chat", "none")
 
 
 class LM:
-    """A causal language model, its tokenizer, the name it goes by and the template it was trained with."""
+    """A causal language model, its tokenizer, the name it goes by and the template it was trained with.
 
-    def __init__(self, model, tokenizer, name: str = "custom", template: str = "chat"):
+    `trained` says the template came from training (an %%sft result): consumers whose own convention
+    differs for an untrained model (few-shot tasks continue the raw prompt) still follow it."""
+
+    def __init__(self, model, tokenizer, name: str = "custom", template: str = "chat", *, trained: bool = False):
         if not callable(getattr(model, "generate", None)) or not hasattr(model, "config"):
             raise ModelError(f"'{name}' is a {type(model).__name__}, not a causal language model (it cannot "
                              "generate); pass smollm2, another causal LM or an %%sft result")
         if template not in TEMPLATES:
             raise ConfigError(f"template {template!r} does not exist; choose one of {', '.join(TEMPLATES)}")
         self.model, self.tokenizer, self.name, self.template = model, tokenizer, name, template
+        self.trained = trained
 
     def __repr__(self) -> str:
         return f"LM(name={self.name!r}, template={self.template!r})"
@@ -236,7 +240,8 @@ def resolve(model=None, *, default: str = "smollm2") -> LM:
                          "name or an %%sft result")
     name = getattr(getattr(model, "config", None), "model", None) or getattr(model, "name", None)
     name = name or getattr(inner.config, "name_or_path", "custom") or "custom"
-    return LM(inner, tok, name=name, template=getattr(model, "template", "chat"))
+    template = getattr(model, "template", None)
+    return LM(inner, tok, name=name, template=template or "chat", trained=template is not None)
 
 
 # ---------------------------------------------------------------- kernels

@@ -48,6 +48,14 @@ def test_every_generating_consumer_uses_the_models_template(tuned, monkeypatch):
     from nbllm.rag import _language_model
 
     assert _language_model(tuned)[2] == "alpaca"
+    from nbllm.evaluate import synthetic
+
+    synthetic.evaluate(tuned, "mqar", [2], n=1, shots=1, queries=1, progress=False)
+    assert seen[-1] == "alpaca"  # trained with Alpaca: asked through it
+    synthetic.evaluate("tiny-llama", "mqar", [2], n=1, shots=1, queries=1, progress=False)
+    assert seen[-1] == "none"  # not trained here: the raw few-shot prompt, as the harness does
+    synthetic.evaluate(tuned, "mqar", [2], n=1, shots=1, queries=1, progress=False, template="chat")
+    assert seen[-1] == "chat"
 
 
 def test_loglikelihood_equals_one_full_pass_per_pair(tuned):

@@ -193,20 +193,25 @@ def score_generations(records: list[dict], outputs: list[str]) -> dict:
 # ---------------------------------------------------------------- with a model
 
 def evaluate(model=None, task: str = "mqar", context_lengths=(8,), n: int = 16, *, seed: int = 0, shots: int = 2,
-             queries: int = 4, template: str = "none", progress: bool = True, name: str | None = None):
+             queries: int = 4, template: str | None = None, progress: bool = True, name: str | None = None):
     """Generate greedily for make_task records at each context length and score exact match;
-    a SyntheticResult (.by_length(), .plot()). `template="none"` continues the raw prompt, which
-    suits few-shot prompts; "chat" wraps it in the model's chat template."""
+    a SyntheticResult (.by_length(), .plot()). `template` defaults to the one a trained result was
+    trained with (an %%sft --format alpaca result answers through the Alpaca template); a model
+    that was not trained here continues the raw few-shot prompt ("none", as lm-evaluation-harness
+    does without --apply_chat_template)."""
     from tqdm.auto import tqdm
 
     from ..generation import generate
-    from .common import resolve_model
     from .leaderboard import record
     from .results import SyntheticResult
 
     lengths = [context_lengths] if isinstance(context_lengths, int) else list(context_lengths)
     records = make_sweep(task, lengths, n=n, seed=seed, queries=queries, shots=shots)
-    lm, tok, model_name = resolve_model(model)
+    from ..lm import resolve
+
+    handle = resolve(model)
+    lm, tok, model_name = handle.model, handle.tokenizer, handle.name
+    template = template or (handle.template if handle.trained else "none")
     rows = []
     for rec in tqdm(records, desc=f"{canonical(task)} {model_name}", disable=not progress, leave=False):
         budget = len(tok(" " + rec["answer"], add_special_tokens=False).input_ids) + 4

@@ -38,7 +38,7 @@ class SFTResult(Result):
         """The trained model as a scoring and generation handle, with the template it was trained with."""
         from ..lm import LM
 
-        return LM(self.model, self.tokenizer, self.config.model, self.template)
+        return LM(self.model, self.tokenizer, self.config.model, self.template, trained=True)
 
     def generate(self, prompt, **kwargs) -> str:
         """Continue `prompt` with the trained model, under the template it was trained with."""

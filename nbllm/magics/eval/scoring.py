@@ -64,5 +64,5 @@ def eval_synthetic(self, line):
     except ValueError:
         raise ConfigError(f"--context-length takes integers like 8 or 4,16,64 (got {o.context_length})") from None
     result = synthetic.evaluate(model_of(self, a.model), o.task, lengths, o.n, seed=o.seed, shots=o.shots,
-                                queries=o.queries, progress=progress(self))
+                                queries=o.queries, template=o.template, progress=progress(self))
     return bind(self.shell, a.out, result)
