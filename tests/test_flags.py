@@ -244,7 +244,7 @@ MAGIC_LINE = re.compile(r"^\s*(?:\w+ = )?(%%?)(sft|lora|rag|eval|tokenize)\b(.*)
 
 
 def _lab_lines():
-    for path in sorted((Path(__file__).parent.parent / "notebooks" / "_build").glob("*.py")):
+    for path in sorted((Path(__file__).parent.parent / "notebooks").glob("[0-9][0-9]_*.md")):
         for line in path.read_text().splitlines():
             m = MAGIC_LINE.match(line)
             rest = re.sub(r"\{[^{}]*\}", "1", m.group(3)).strip() if m else ""

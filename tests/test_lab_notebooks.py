@@ -1,4 +1,9 @@
-"""Every lab opens with its Colab badge and the Colab-only install cell, and has a parameters cell."""
+"""The labs: each is a MyST markdown file paired with its notebook (jupytext), the two agree, and every
+lab opens with the same Colab badge and Colab-only install cell, pointing at the repository that
+pyproject.toml names, and has a parameters cell.
+
+Edit a lab in its .md, then `jupytext --sync notebooks/NN_name.md` (or open the .md in JupyterLab with
+jupytext installed, which saves both)."""
 
 import sys
 from pathlib import Path
@@ -6,26 +11,85 @@ from pathlib import Path
 import nbformat
 import pytest
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-sys.path.insert(0, str(NOTEBOOKS / "_build"))
-from _labs import GITHUB_REPO  # noqa: E402
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
 LABS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+TEXTS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.md"))
+
+# The GitHub repository the badges and the install cells point to: pyproject.toml's
+# [project.urls] Repository, the one place a fork changes it (then update the labs' first two cells).
+REPO_URL = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"].rstrip("/")
+GITHUB_REPO = REPO_URL.removeprefix("https://github.com/")
+
+# What nbval and the labs' tooling read from a cell's metadata: a difference here changes a run.
+METADATA_THAT_MATTERS = ("tags",)
+NBVAL_TAGS = {"nbval-ignore-output", "nbval-check-output", "nbval-skip", "raises-exception",
+              "nbval-raises-exception", "nbval-sanitize", "parameters"}
+
+
+def _ids(paths):
+    return [p.stem for p in paths]
 
 
 def test_there_are_labs():
     assert len(LABS) >= 3
+    assert REPO_URL.startswith("https://github.com/") and GITHUB_REPO.count("/") == 1
 
 
-@pytest.mark.parametrize("path", LABS, ids=[p.stem for p in LABS])
+def test_every_lab_is_a_pair():
+    assert [p.stem for p in LABS] == [p.stem for p in TEXTS], "each notebooks/NN_name.ipynb needs its NN_name.md"
+
+
+@pytest.mark.parametrize("path", LABS, ids=_ids(LABS))
+def test_markdown_and_notebook_agree(path):
+    import jupytext
+
+    nb = nbformat.read(path, as_version=4)
+    text = path.with_suffix(".md")
+    fmt = jupytext.formats.read_format_from_metadata(text.read_text(), ".md")
+    assert fmt == "myst", f"{text.name} is not MyST markdown (jupytext format md:myst)"
+    md = jupytext.read(text)
+    hint = f"run `jupytext --sync notebooks/{text.name}`"
+    for pairing in (nb.metadata, md.metadata):
+        assert pairing.get("jupytext", {}).get("formats") == "ipynb,md:myst", f"{path.name} is not paired: {hint}"
+    assert [c.cell_type for c in md.cells] == [c.cell_type for c in nb.cells], f"cells differ: {hint}"
+    for n, (ours, theirs) in enumerate(zip(md.cells, nb.cells)):
+        assert ours.source == theirs.source, f"cell {n} ({theirs.get('id')}) differs: {hint}"
+        for key in METADATA_THAT_MATTERS:
+            assert ours.metadata.get(key) == theirs.metadata.get(key), f"cell {n} {key} differ: {hint}"
+        assert set(ours.metadata.get("tags", [])) & NBVAL_TAGS == set(theirs.metadata.get("tags", [])) & NBVAL_TAGS
+
+
+@pytest.mark.parametrize("path", LABS, ids=_ids(LABS))
+def test_cell_ids_are_unique(path):
+    ids = [c.get("id") for c in nbformat.read(path, as_version=4).cells]
+    assert all(ids) and len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize("path", LABS, ids=_ids(LABS))
 def test_lab_starts_with_colab_badge_and_setup_and_has_parameters(path):
     nb = nbformat.read(path, as_version=4)
     badge, setup = nb.cells[0], nb.cells[1]
     url = f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/main/notebooks/{path.name}"
-    assert badge.cell_type == "markdown" and f"({url})" in badge.source, f"rerun notebooks/_build for {path.name}"
+    assert badge.cell_type == "markdown" and f"({url})" in badge.source, f"{path.name}'s badge must open {url}"
     assert setup.cell_type == "code" and 'if "google.colab" in sys.modules:' in setup.source
     assert f"git+https://github.com/{GITHUB_REPO}" in setup.source and "enable_custom_widget_manager()" in setup.source
     assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), f"{path.name} has no parameters cell"
+
+
+@pytest.mark.parametrize("path", LABS[1:], ids=_ids(LABS[1:]))
+def test_badge_and_colab_cell_are_the_same_in_every_lab(path):
+    first, nb = nbformat.read(LABS[0], as_version=4), nbformat.read(path, as_version=4)
+    assert nb.cells[0].source.replace(path.name, "{lab}") == first.cells[0].source.replace(LABS[0].name, "{lab}"), \
+        f"{path.name}'s badge differs from {LABS[0].name}'s"
+    assert nb.cells[0].metadata == first.cells[0].metadata
+    assert nb.cells[1].source == first.cells[1].source, f"{path.name}'s Colab cell differs from {LABS[0].name}'s"
+    assert nb.cells[1].metadata == first.cells[1].metadata
 
 
 def test_colab_cell_does_nothing_visible_off_colab(ip, capsys):

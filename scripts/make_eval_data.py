@@ -1,7 +1,7 @@
 """Writes nbllm/data/eval_arena_votes.jsonl: 600 simulated pairwise votes among five fictional
 models with hidden Bradley-Terry strengths (seeded, so the file is reproducible).
 
-    .venv/bin/python notebooks/_build/make_eval_data.py
+    .venv/bin/python scripts/make_eval_data.py
 """
 
 import json
@@ -14,7 +14,7 @@ TRUE = {"cat-13b": 1150, "owl-7b": 1080, "fox-3b": 1000, "bee-1b": 930, "ant-0.5
 def main() -> None:
     rng = random.Random(2024)
     names = sorted(TRUE)
-    out = Path(__file__).resolve().parents[2] / "nbllm" / "data" / "eval_arena_votes.jsonl"
+    out = Path(__file__).resolve().parents[1] / "nbllm" / "data" / "eval_arena_votes.jsonl"
     with out.open("w", encoding="utf-8") as f:
         for _ in range(600):
             a, b = rng.sample(names, 2)
