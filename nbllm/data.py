@@ -18,6 +18,7 @@ SHIPPED = {
     "lima": DATA_DIR / "lima.jsonl",  # 40 original LIMA-style conversations
     "sms": DATA_DIR / "sms.jsonl",  # 360 original spam/ham text messages (classify)
     "preferences": DATA_DIR / "preferences.jsonl",  # 120 original prompt/chosen/rejected (preference)
+    "toxicity": DATA_DIR / "toxicity_train.jsonl",  # 209 original short lines, toxic | ok (classify)
 }
 SUFFIXES = (".json", ".jsonl", ".csv", ".parquet")
 FORMATS = ("alpaca", "chat", "lima", "text")

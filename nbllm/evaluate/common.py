@@ -13,6 +13,8 @@ EVAL_SETS = {
     "word-problems": DATA_DIR / "eval_word_problems.jsonl",  # 24 original GSM8K-style problems
     "arena-votes": DATA_DIR / "eval_arena_votes.jsonl",  # 600 original pairwise votes among 5 models
     "judge-responses": DATA_DIR / "eval_judge_responses.jsonl",  # original prompts, references, 2 models
+    "bias-pairs": DATA_DIR / "eval_bias_pairs.jsonl",  # original CrowS-Pairs-style minimal pairs, 7 categories
+    "toxicity-prompts": DATA_DIR / "eval_toxicity_prompts.jsonl",  # original prompts that invite a rude reply
 }
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..config import JsonConfig, option
-from . import arena, mc, synthetic, triad
+from . import arena, bias, diversity, mc, synthetic, toxicity, triad
 from .generative import METRICS
 
 Metric = Literal[METRICS]
@@ -142,3 +142,65 @@ class LeaderboardOptions(EvalOptions):
     markdown: str | None = option(None, "also write the table to this markdown file")
     task: str | None = option(None, "only rows of this task")
     clear: bool = option(False, "forget every recorded result")
+
+
+@dataclass(kw_only=True)
+class DiversityOptions(EvalOptions):
+    """%eval diversity: how different N samples per prompt are (distinct-n, self-BLEU, embeddings, repeats)."""
+
+    data: str = option(help="prompts: records with prompt/question/instruction, a list of strings (variable) or "
+                       "a shipped set (toxicity-prompts, instructions)")
+    samples: int = option(5, "samples per prompt (at least 2)")
+    temperature: str = option("0.7", "sampling temperature (> 0); a comma list compares settings, one row each "
+                              "(e.g. 0.3,0.7,1.0)")
+    top_p: float = option(0.95, "nucleus sampling: keep the smallest set of tokens with this much probability")
+    max_new_tokens: int = option(32, "tokens per sample")
+    seed: int = option(0, "sampling and bootstrap seed")
+    template: GenTemplate | None = option(None, "prompt template: " + " | ".join(GEN_TEMPLATES)
+                                          + " (default: the one the model was trained with; chat for a base model)")
+    limit: int | None = option(None, "only the first N prompts")
+    embedder: str = option("minilm", "encoder for the embedding distance (none: skip it)")
+    rounds: int = option(diversity.ROUNDS, "bootstrap rounds for the 95% intervals")
+    batch_size: int = option(8, "samples per generate call")
+
+    def __post_init__(self):
+        super().__post_init__()
+        for t in diversity.temperatures(self.temperature):
+            diversity.check_sampling(self.samples, t, at_least=2)
+
+
+@dataclass(kw_only=True)
+class BiasOptions(EvalOptions):
+    """%eval bias: CrowS-Pairs-style minimal pairs scored by log-likelihood."""
+
+    data: str = option(bias.DEFAULT_DATA, "pairs {sent_more, sent_less, category}: a file, a variable or the "
+                       f"shipped {bias.DEFAULT_DATA}")
+    limit: int | None = option(None, "only the first N pairs")
+    batch_size: int = option(8, "sentences per forward pass")
+
+
+@dataclass(kw_only=True)
+class ToxicityOptions(EvalOptions):
+    """%eval toxicity: generate, then score each output with a sequence classifier."""
+
+    data: str = option(help="prompts: records with prompt/question/instruction, a list of strings (variable) or "
+                       "the shipped toxicity-prompts")
+    classifier: str = option(help="an %%sft --format classify result (variable), a folder of a transformers "
+                             "sequence-classification model, or a hub id (online)")
+    threshold: float = option(toxicity.THRESHOLD, "an output is toxic when its score is above this probability")
+    label: str | None = option(None, f"the classifier's label for a harmful output (default: {toxicity.DEFAULT_LABEL})")
+    samples: int = option(1, "outputs per prompt (more than 1 needs --temperature > 0)")
+    temperature: float = option(0.0, "0: greedy; > 0: sampling")
+    top_p: float = option(0.95, "nucleus sampling when --temperature > 0")
+    max_new_tokens: int = option(48, "tokens per output")
+    seed: int = option(0, "sampling seed")
+    template: GenTemplate | None = option(None, "prompt template: " + " | ".join(GEN_TEMPLATES)
+                                          + " (default: the one the model was trained with; chat for a base model)")
+    limit: int | None = option(None, "only the first N prompts")
+    batch_size: int = option(8, "prompts per generate call")
+    worst: int = option(10, "how many of the highest-scoring outputs to show")
+
+    def __post_init__(self):
+        super().__post_init__()
+        toxicity.check_threshold(self.threshold)
+        diversity.check_sampling(self.samples, self.temperature)

@@ -494,6 +494,239 @@ class SyntheticResult(EvalResult):
         return _box("synthetic", repr(self), _table(self.by_length()), plot, _table(self.to_pandas(), 20))
 
 
+# ---------------------------------------------------------------- diversity
+
+DIVERSITY = ("distinct_1", "distinct_2", "self_bleu", "embedding_distance", "exact_repeats")
+
+
+class DiversityResult(EvalResult):
+    """%eval diversity: distinct-1/2, self-BLEU, embedding distance and exact repeats per
+    (model, temperature) setting, each the mean over prompts with a bootstrap 95% interval."""
+
+    def __init__(self, data: str, samples: int, settings: list[dict], rows: list[dict], top_p: float = 0.95,
+                 seed: int = 0, embedder: str | None = "minilm"):
+        self.data, self.samples_per_prompt, self.settings, self.rows = data, samples, settings, rows
+        self.top_p, self.seed, self.embedder = top_p, seed, embedder
+
+    @property
+    def n_prompts(self) -> int:
+        return self.settings[0]["prompts"] if self.settings else 0
+
+    def summary(self) -> dict:
+        return {"data": self.data, "prompts": self.n_prompts, "samples": self.samples_per_prompt,
+                "settings": len(self.settings), "embedder": self.embedder}
+
+    def __repr__(self) -> str:
+        lines = [super().__repr__(), f"  {'model':<16} {'T':>5} " + " ".join(f"{m:>18}" for m in DIVERSITY)]
+        for s in self.settings:
+            cells = []
+            for m in DIVERSITY:
+                digits = 2 if m == "self_bleu" else 3
+                low, high = s[f"{m}_low"], s[f"{m}_high"]
+                ci = "" if low != low else f" [{low:.{digits}f},{high:.{digits}f}]"
+                cells.append(f"{s[m]:.{digits}f}{ci}" if s[m] == s[m] else "nan")
+            lines.append(f"  {s['model'][:16]:<16} {s['temperature']:>5g} " + " ".join(f"{c:>18}" for c in cells))
+        return "\n".join(lines)
+
+    def to_pandas(self):
+        """One row per setting: model, temperature, prompts, each metric with ci_low/ci_high columns."""
+        import pandas as pd
+
+        cols = ["model", "temperature", "prompts"] + [c for m in DIVERSITY for c in (m, f"{m}_low", f"{m}_high")]
+        return pd.DataFrame(self.settings, columns=cols)
+
+    def by_prompt(self):
+        """One row per (setting, prompt) with its metrics."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=["model", "temperature", "prompt_id", "prompt", *DIVERSITY])
+
+    @property
+    def samples(self):
+        """One row per sample: model, temperature, prompt_id, sample, text."""
+        import pandas as pd
+
+        return pd.DataFrame([{"model": r["model"], "temperature": r["temperature"], "prompt_id": r["prompt_id"],
+                              "sample": j, "text": t} for r in self.rows for j, t in enumerate(r["samples"])],
+                            columns=["model", "temperature", "prompt_id", "sample", "text"])
+
+    def leaderboard_rows(self) -> list[dict]:
+        return [_row(s["model"], f"diversity {self.data} T={s['temperature']:g}", m, s[m], s["prompts"],
+                     s[f"{m}_low"], s[f"{m}_high"]) for s in self.settings for m in DIVERSITY if s[m] == s[m]]
+
+    def _repr_html_(self) -> str:
+        note = ("<p>distinct-n: unique n-grams / all n-grams of a prompt's samples (higher = more varied); "
+                "self-BLEU 0-100 of each sample against the others (higher = more alike); embedding distance: "
+                "mean pairwise cosine distance; exact repeats: share of samples that repeat an earlier one. "
+                "Means over prompts, bootstrap 95% intervals.</p>")
+        first = self.rows[0] if self.rows else None
+        shown = "".join(f"<li>{html.escape(t)}</li>" for t in (first["samples"] if first else []))
+        example = (f"<details><summary>samples of the first prompt ({html.escape(first['model'])}, T="
+                   f"{first['temperature']:g}): {html.escape(first['prompt'][:80])}</summary><ol>{shown}</ol>"
+                   "</details>") if first else ""
+        return _box("diversity", repr(self).splitlines()[0], note, _table(self.to_pandas()),
+                    f"<details><summary>per prompt</summary>{_table(self.by_prompt(), 100)}</details>", example)
+
+
+# ---------------------------------------------------------------- bias
+
+class BiasResult(EvalResult):
+    """%eval bias: the share of minimal pairs where the model scores the stereotyping sentence
+    higher (0.5 = no preference), overall and per category, with Wilson 95% intervals."""
+
+    COLUMNS = ["id", "category", "sent_more", "sent_less", "score_more", "score_less", "margin",
+               "prefers_stereotype", "tie", "scored_more", "scored_less"]
+
+    def __init__(self, model: str, data: str, rows: list[dict]):
+        self.model, self.data, self.rows = model, data, rows
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+    @property
+    def score(self) -> float:
+        return sum(r["prefers_stereotype"] for r in self.rows) / self.n
+
+    @property
+    def ties(self) -> int:
+        return sum(r["tie"] for r in self.rows)
+
+    def ci(self) -> tuple[float, float]:
+        from .common import wilson
+
+        return wilson(self.score * self.n, self.n)
+
+    def by_category(self):
+        """Per category: n, share preferring the stereotype, its Wilson interval, mean margin."""
+        import pandas as pd
+
+        from .common import wilson
+
+        out = []
+        for cat in sorted({r["category"] for r in self.rows}):
+            rows = [r for r in self.rows if r["category"] == cat]
+            k = sum(r["prefers_stereotype"] for r in rows)
+            out.append({"category": cat, "n": len(rows), "stereotype_share": k / len(rows),
+                        **dict(zip(("ci_low", "ci_high"), wilson(k, len(rows)))),
+                        "mean_margin": sum(r["margin"] for r in rows) / len(rows)})
+        return pd.DataFrame(out, columns=["category", "n", "stereotype_share", "ci_low", "ci_high", "mean_margin"])
+
+    def drivers(self, k: int = 10):
+        """The k pairs with the largest margin for the stereotype (score_more - score_less)."""
+        frame = self.to_pandas()
+        return frame.sort_values(["margin", "id"], ascending=[False, True], kind="stable").head(k).reset_index(
+            drop=True)
+
+    def summary(self) -> dict:
+        low, high = self.ci()
+        return {"model": self.model, "data": self.data, "pairs": self.n, "stereotype_share": _r(self.score, 3),
+                "ci": [_r(low, 3), _r(high, 3)], "ties": self.ties}
+
+    def __repr__(self) -> str:
+        lines = [super().__repr__()]
+        for r in self.by_category().to_dict("records"):
+            lines.append(f"  {r['category']:<16} n={r['n']:<4} stereotype_share={r['stereotype_share']:.3f} "
+                         f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
+        return "\n".join(lines)
+
+    def to_pandas(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=self.COLUMNS)
+
+    def leaderboard_rows(self) -> list[dict]:
+        task = f"bias {self.data}"
+        rows = [_row(self.model, task, "stereotype_share", self.score, self.n, *self.ci())]
+        rows += [_row(self.model, task, f"stereotype_share:{r['category']}", r["stereotype_share"], r["n"],
+                      r["ci_low"], r["ci_high"]) for r in self.by_category().to_dict("records")]
+        return rows
+
+    def _repr_html_(self) -> str:
+        low, high = self.ci()
+        facts = (f"<p>The model scores the stereotyping sentence higher in {self.score:.1%} of {self.n} pairs "
+                 f"(95% CI {low:.1%}-{high:.1%}; 50% = no preference; {self.ties} ties). Score: summed "
+                 "log-likelihood of the words both sentences share, after the group word.</p>")
+        return _box("bias", repr(self).splitlines()[0], facts, _table(self.by_category()),
+                    "<p>pairs with the largest margin for the stereotype</p>", _table(self.drivers()))
+
+
+# ---------------------------------------------------------------- toxicity
+
+class ToxicityResult(EvalResult):
+    """%eval toxicity: the share of generated outputs a classifier scores above a threshold."""
+
+    COLUMNS = ["prompt_id", "sample", "prompt", "output", "score", "toxic", "empty"]
+
+    def __init__(self, model: str, data: str, classifier: str, label: str, threshold: float, samples: int,
+                 rows: list[dict], worst: int = 10):
+        self.model, self.data, self.classifier, self.label = model, data, classifier, label
+        self.threshold, self.samples, self.rows, self.n_worst = threshold, samples, rows, worst
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+    @property
+    def rate(self) -> float:
+        return sum(r["toxic"] for r in self.rows) / self.n
+
+    @property
+    def mean_score(self) -> float:
+        return sum(r["score"] for r in self.rows) / self.n
+
+    def ci(self) -> tuple[float, float]:
+        from .common import wilson
+
+        return wilson(self.rate * self.n, self.n)
+
+    def by_prompt(self):
+        """Per prompt: its worst score and whether any of its outputs is above the threshold."""
+        frame = self.to_pandas()
+        return frame.groupby("prompt_id", sort=True).agg(prompt=("prompt", "first"), max_score=("score", "max"),
+                                                          any_toxic=("toxic", "any")).reset_index()
+
+    def worst(self, k: int | None = None):
+        """The k outputs with the highest score."""
+        frame = self.to_pandas()
+        return frame.sort_values(["score", "prompt_id", "sample"], ascending=[False, True, True],
+                                 kind="stable").head(self.n_worst if k is None else k).reset_index(drop=True)
+
+    def summary(self) -> dict:
+        low, high = self.ci()
+        out = {"model": self.model, "data": self.data, "classifier": self.classifier, "label": self.label,
+               "threshold": self.threshold, "outputs": self.n, "toxic": sum(r["toxic"] for r in self.rows),
+               "rate": _r(self.rate, 3), "ci": [_r(low, 3), _r(high, 3)], "mean_score": _r(self.mean_score, 3)}
+        if self.samples > 1:
+            prompts = self.by_prompt()
+            out.update({"toxicity_probability": _r(float(prompts.any_toxic.mean()), 3),
+                        "expected_max": _r(float(prompts.max_score.mean()), 3)})
+        return out
+
+    def to_pandas(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=self.COLUMNS)
+
+    def leaderboard_rows(self) -> list[dict]:
+        from .common import mean_ci
+
+        task = f"toxicity {self.data} ({self.classifier} > {self.threshold:g})"
+        return [_row(self.model, task, "toxic_rate", self.rate, self.n, *self.ci()),
+                _row(self.model, task, f"mean_p_{self.label}", self.mean_score, self.n,
+                     *mean_ci([r["score"] for r in self.rows])[1:])]
+
+    def _repr_html_(self) -> str:
+        low, high = self.ci()
+        facts = (f"<p>{self.rate:.1%} of {self.n} outputs score above {self.threshold:g} for "
+                 f"'{html.escape(self.label)}' by {html.escape(self.classifier)} (95% CI {low:.1%}-{high:.1%}). "
+                 "One classifier's reading: read the worst outputs yourself.</p>")
+        items = "".join(f"<li><b>{r['score']:.3f}</b> <small>{html.escape(r['prompt'][:80])}</small><br>"
+                        f"{html.escape(r['output'])}</li>" for r in self.worst().to_dict("records"))
+        return _box("toxicity", repr(self), facts, f"<p>worst outputs</p><ol>{items}</ol>",
+                    f"<details><summary>every output</summary>{_table(self.to_pandas(), 200)}</details>")
+
+
 # ---------------------------------------------------------------- leaderboard
 
 class LeaderboardResult(EvalResult):
