@@ -656,7 +656,7 @@ class BiasResult(EvalResult):
 class ToxicityResult(EvalResult):
     """%eval toxicity: the share of generated outputs a classifier scores above a threshold."""
 
-    COLUMNS = ["prompt_id", "sample", "prompt", "output", "score", "toxic", "empty"]
+    COLUMNS = ["prompt_id", "sample", "prompt", "output", "score", "toxic", "blank"]
 
     def __init__(self, model: str, data: str, classifier: str, label: str, threshold: float, samples: int,
                  rows: list[dict], worst: int = 10):

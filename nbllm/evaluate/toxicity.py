@@ -207,7 +207,7 @@ def evaluate(model=None, data=None, classifier=None, *, threshold: float = THRES
         for j, out in enumerate(outs):
             s = next(it)
             rows.append({"prompt_id": i, "sample": j, "prompt": prompt, "output": out, "score": s,
-                         "toxic": s > threshold, "empty": not out.strip()})
+                         "toxic": s > threshold, "blank": not out.strip()})
     label_name = data_label or (data if isinstance(data, str) else "prompts")
     result = ToxicityResult(name or handle.name, label_name, clf.name, clf.labels[index], threshold, samples, rows,
                             worst=worst)
