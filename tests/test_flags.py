@@ -35,6 +35,8 @@ MAGICS = {
     ROUTES["judge"]: ((E.JudgeOptions,), set()), ROUTES["triad"]: ((E.TriadOptions,), set()),
     ROUTES["arena"]: ((E.ArenaOptions,), set()), ROUTES["contamination"]: ((E.ContaminationOptions,), set()),
     ROUTES["leaderboard"]: ((E.LeaderboardOptions,), set()),
+    ROUTES["diversity"]: ((E.DiversityOptions,), set()), ROUTES["bias"]: ((E.BiasOptions,), set()),
+    ROUTES["toxicity"]: ((E.ToxicityOptions,), set()),
 }
 CASES = [(magic, cls, hand) for magic, (classes, hand) in MAGICS.items() for cls in classes]
 IDS = [f"{magic.parser.prog}-{cls.__name__}" for magic, cls, _ in CASES]
