@@ -37,7 +37,11 @@ lab: setup
 demo: setup
 	mkdir -p build
 	$(BIN)/jupyter nbconvert --to notebook --execute $(DEMO) --output-dir build/ --ExecutePreprocessor.timeout=1800
-	@echo "executed copy: build/$(notdir $(DEMO))"
+	@echo ""
+	@echo "make demo ran $(DEMO) top to bottom in a fresh kernel (every cell, its own checks included)."
+	@echo "The executed copy, with all its outputs: build/$(notdir $(DEMO))"
+	@echo "Open it in JupyterLab:  $(BIN)/jupyter lab build/$(notdir $(DEMO))"
+	@echo "(the lab itself, to edit and rerun: $(BIN)/jupyter lab $(DEMO), or make lab)"
 
 bench: setup
 	@for script in benchmarks/[!_]*.py; do $(BIN)/python $$script || exit 1; done
