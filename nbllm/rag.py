@@ -2,6 +2,7 @@
 
     import nbllm.rag as rag
     rag.index("nbllm/data/corpus")                       # load, split, embed, store (Chroma)
+    rag.index("nbllm/data/corpus", store="faiss", persist="vectors/")  # or FAISS / LanceDB
     res = rag.query("How is LoRA's B initialised?", k=3)  # retrieve, then answer citing [n]
     res.hits, res.contexts, res.answer, res.citations
 
@@ -56,15 +57,19 @@ def _where(where):
 @server_errors
 def index(source, collection: str = "default", *, chunk_size: int | None = None, overlap: int | None = None,
           unit: str = "tokens", embedder: str = "minilm", distance: str = "l2", text_field: str | None = None,
-          persist: str | None = None, server: str | None = None):
-    """Load, split, embed and store `source` (path, folder, glob, list or DataFrame) in a Chroma
-    collection; returns an IndexReport. Re-indexing an unchanged corpus adds nothing."""
+          persist: str | None = None, server: str | None = None, store: str | None = None, index: str = "auto"):
+    """Load, split, embed and store `source` (path, folder, glob, list or DataFrame) in a collection
+    of `store` (chroma, faiss or lancedb; `index`: flat, ann or auto on faiss/lancedb); returns an
+    IndexReport. Re-indexing an unchanged corpus adds nothing."""
+    store_name = store  # the keyword; `store` below is the module
     from .retrieval import load, search, split, store
     from .retrieval.embed import get_embedder
     from .retrieval.results import IndexReport
 
     store.check_name(collection)
     store.check_distance(distance)
+    kind = store.resolve(store_name, persist, server)
+    store.check_index(index, kind)
     chunk_size = chunk_size if chunk_size is not None else (DEFAULTS["chunk_size"] if unit == "tokens" else 512)
     overlap = overlap if overlap is not None else (DEFAULTS["overlap"] if unit == "tokens" else 64)
     split.check_sizes(chunk_size, overlap, unit=unit)
@@ -79,15 +84,11 @@ def index(source, collection: str = "default", *, chunk_size: int | None = None,
     chunks = list({c.id: c for c in chunks}.values())
     hashes = {c.id: split.text_hash(c.text) for c in chunks}
 
-    chroma = store.client(persist, server)
+    made = store.client(persist, server, kind)
     existing = {}
-    if collection in store.names(chroma):  # read-only checks before anything is written
-        col = store.get_collection(collection, persist, server)
-        store.check_embedder(col, embedder, emb.dim)
-        built = store.info(col).get("distance")
-        if built and built != distance:
-            raise ConfigError(f"collection '{collection}' uses distance {built}, not {distance} (fixed when it was "
-                              f"created); use --distance {built}, or a new --collection")
+    if collection in store.names(made):  # read-only checks before anything is written
+        col = store.get_collection(collection, persist, server, kind)
+        store.check_built(col, embedder, emb.dim, distance, index)
         sources = sorted({c.source for c in chunks})
         for i in range(0, len(sources), 100):
             got = col.get(where={"source": {"$in": sources[i:i + 100]}}, include=["metadatas"])
@@ -99,20 +100,17 @@ def index(source, collection: str = "default", *, chunk_size: int | None = None,
     embedded = emb.stats["embedded"] - before
 
     col = store.open_for_write(collection, embedder, emb.dim, distance,
-                               {"chunk_size": chunk_size, "overlap": overlap, "unit": unit}, persist, server)
-    batch = chroma.get_max_batch_size() if hasattr(chroma, "get_max_batch_size") else 5000
-    for i in range(0, len(todo), batch):
-        part = todo[i:i + batch]
-        col.upsert(ids=[c.id for c in part], embeddings=vectors[i:i + batch], documents=[c.text for c in part],
-                   metadatas=[_metadata(c, hashes[c.id]) for c in part])
-    if stale:
-        col.delete(ids=stale)
-    store.remember(collection, persist, server)
+                               {"chunk_size": chunk_size, "overlap": overlap, "unit": unit}, persist, server, kind,
+                               index)
+    batch = made.get_max_batch_size() if hasattr(made, "get_max_batch_size") else None
+    store.write(col, [c.id for c in todo], vectors, [c.text for c in todo],
+                [_metadata(c, hashes[c.id]) for c in todo], stale, batch)
+    store.remember(collection, persist, server, kind)
     search.WRITES[0] += 1
     updated = sum(1 for c in todo if c.id in existing)
     return IndexReport(collection, len(loaded.documents), len(chunks), len(todo) - updated, updated,
                        len(chunks) - len(todo), len(stale), loaded.skipped, embedded, embedder, distance,
-                       store.where_text(persist, server), col.count())
+                       store.where_text(persist, server, kind), col.count())
 
 
 def _metadata(chunk, text_hash: str) -> dict:
@@ -134,12 +132,14 @@ def _language_model(model):
 def query(question: str, collection: str = "default", *, k: int = 4, model=None, generate: bool = True,
           hybrid: bool = False, rerank: bool = False, exact: bool = False, where=None, embedder: str | None = None,
           reranker: str | None = None, distance: str | None = None, candidates: int | None = None,
-          max_new_tokens: int = 64, persist: str | None = None, server: str | None = None):
+          max_new_tokens: int = 64, persist: str | None = None, server: str | None = None,
+          store: str | None = None):
     """Retrieve the top-k chunks for `question` and (unless generate=False) answer citing them.
 
     hybrid: fuse BM25 with dense results by reciprocal rank; rerank: re-score the top
     candidates (a cross-encoder named by `reranker`, else the language model's likelihood);
     exact: brute-force search with all three distances side by side (and HNSW's ranks)."""
+    store_name = store  # the keyword; `store` below is the module
     from .retrieval import generate as gen
     from .retrieval import search, store
     from .retrieval.embed import get_embedder
@@ -153,8 +153,8 @@ def query(question: str, collection: str = "default", *, k: int = 4, model=None,
     if distance is not None:
         store.check_distance(distance)
     where = _where(where)
-    persist, server = store.location(collection, persist, server)
-    col = store.get_collection(collection, persist, server)
+    persist, server, kind = store.location(collection, persist, server, store_name)
+    col = store.get_collection(collection, persist, server, kind)
     total = col.count()
     if total == 0:
         raise DataError(f"collection '{collection}' is empty; add documents with %rag index PATH --collection "
@@ -208,27 +208,30 @@ def query(question: str, collection: str = "default", *, k: int = 4, model=None,
 
 
 @server_errors
-def collections(persist: str | None = None, server: str | None = None):
-    """The collections of a client, with chunk counts, embedder and distance."""
+def collections(persist: str | None = None, server: str | None = None, store: str | None = None):
+    """The collections of a store (Chroma's unless --store or the folder says otherwise), with
+    chunk counts, embedder and distance."""
+    store_name = store  # the keyword; `store` below is the module
     from .retrieval import store
     from .retrieval.results import CollectionsResult
 
-    chroma = store.client(persist, server)
+    made = store.client(persist, server, store_name)
     rows = []
-    for name in store.names(chroma):
-        col = chroma.get_collection(name)
+    for name in store.names(made):
+        col = made.get_collection(name)
         meta = store.info(col)
         rows.append({"collection": name, "chunks": col.count(), "embedder": meta.get("embedder", "?"),
                      "dim": meta.get("dim"), "distance": meta.get("distance", "?"),
                      "chunk_size": meta.get("chunk_size"), "overlap": meta.get("overlap"), "unit": meta.get("unit")})
-    return CollectionsResult(rows, store.where_text(persist, server))
+    return CollectionsResult(rows, store.where_text(persist, server, store_name))
 
 
 @server_errors
-def drop(collection: str, persist: str | None = None, server: str | None = None) -> str:
+def drop(collection: str, persist: str | None = None, server: str | None = None, store: str | None = None) -> str:
+    store_name = store  # the keyword; `store` below is the module
     from .retrieval import search, store
 
-    persist, server = store.location(collection, persist, server)
-    store.drop(collection, persist, server)
+    persist, server, kind = store.location(collection, persist, server, store_name)
+    store.drop(collection, persist, server, kind)
     search.WRITES[0] += 1
     return f"dropped collection '{collection}'"

@@ -1,4 +1,4 @@
-"""%rag / %%rag: index documents into Chroma, then retrieve and answer with citations.
+"""%rag / %%rag: index documents into a vector store (Chroma, FAISS, LanceDB), then retrieve and answer with citations.
 Its flags are the fields of the options in nbllm/retrieval/config.py, one class per command."""
 
 from dataclasses import asdict, fields
@@ -72,10 +72,11 @@ ROUTES = {"index": _index, "list": _list, "drop": _drop, "explore": _explore}
                     "%%%%sft result (default: %%config NbllmMagics.default_model, else smollm2)")])
 @usage_errors
 def rag_magic(self, line, cell=None):
-    """Retrieval-augmented generation on Chroma.
+    """Retrieval-augmented generation on Chroma, FAISS or LanceDB.
 
         %rag index PATH|GLOB|VAR [--collection NAME] [--chunk-size N] [--overlap N] [--embedder NAME]
-                  [--distance l2|ip|cosine] [--persist DIR | --server URL]
+                  [--distance l2|ip|cosine] [--persist DIR | --server URL] [--store chroma|faiss|lancedb]
+                  [--index auto|flat|ann]
         %%rag [--collection NAME] [--k N] [--model NAME|VAR] [--hybrid] [--rerank] [--exact] [--no-generate]
         <question>
         %rag list | %rag drop NAME | %rag explore [--collection NAME]

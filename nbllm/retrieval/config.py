@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..config import JsonConfig, option
+from .stores import STORES, check_store
 
 DISTANCES = ("l2", "ip", "cosine")
 Distance = Literal[DISTANCES]
+INDEXES = ("auto", "flat", "ann")
+Index = Literal[INDEXES]
 UNITS = ("tokens", "chars")
 Unit = Literal[UNITS]
 
@@ -21,11 +24,15 @@ Unit = Literal[UNITS]
 class Location(JsonConfig):
     """Where the collections live (default: in memory); %rag list and drop take only this."""
 
-    persist: str | None = option(None, "a folder for a persistent Chroma store")
+    persist: str | None = option(None, "a folder for a persistent store (Chroma, FAISS or LanceDB)")
     server: str | None = option(None, "a running Chroma server, e.g. http://127.0.0.1:8000")
+    store: str | None = option(None, "the vector store: " + " | ".join(STORES) + " (default: the --persist "
+                                     "folder's own, else the one last used for the collection, else chroma)")
 
     def __post_init__(self):
         self._check_numbers()
+        if self.store is not None:
+            check_store(self.store)
 
 
 @dataclass
@@ -42,6 +49,8 @@ class IndexOptions(CollectionOptions):
     unit: Unit = option("tokens", "sizes in embedder tokens or characters: " + " | ".join(UNITS))
     embedder: str = option("minilm", "minilm, an encoder folder or a hub id")
     distance: Distance = option("l2", "the collection's distance: " + " | ".join(DISTANCES))
+    index: Index = option("auto", "faiss/lancedb search: flat (exact) | ann (FAISS HNSW, LanceDB IVF) | auto (flat "
+                                  "below 20000 chunks, ann above); Chroma is always HNSW")
     text_field: str | None = option(None, "the field holding the text in csv/json/jsonl/records")
 
 

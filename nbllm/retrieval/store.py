@@ -1,75 +1,31 @@
-"""Chroma clients (in memory, persistent folder, or a running server) and collections that
-remember the embedder they were built with.
+"""The collections nbllm reads and writes, whichever store holds them: Chroma (memory, a
+persistent folder or a server; the default), FAISS or LanceDB (memory or a folder). Each
+collection remembers the embedder, dimension and distance it was built with.
 
-Chroma's default embedding function downloads a model on first use and fails offline, so
-every collection gets nbllm's own (NbllmEmbeddingFunction), and nbllm passes vectors itself.
+The store is --store, else the one that wrote the --persist folder, else the one this process
+last used for the collection, else Chroma. Everything here goes through the interface of
+stores/base.py, so the callers (nbllm.rag, search, the explorer) never ask which store it is.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import math
-import os
 import re
 import sys
-from urllib.parse import urlparse
 
-from ..errors import ConfigError, DataError, NbllmError, ServerError
+from ..errors import ConfigError, DataError, NbllmError
+from . import stores
+from .stores.base import folder_store
+from .stores.chroma import (HNSW, SERVER_TIMEOUT_ENV, SERVER_TIMEOUT_S, _CLIENTS, _connection_failure,  # noqa: F401
+                            embedding_function, server_timeout, unreachable)
 
 DISTANCES = ("l2", "ip", "cosine")
+INDEXES = ("auto", "flat", "ann")
 DEFAULT_COLLECTION = "default"
-# HNSW settings: measured with benchmarks/rag.py to keep recall@10 >= 0.98 against exact search
-HNSW = {"ef_construction": 200, "ef_search": 128, "max_neighbors": 32}
 META_PREFIX = "nbllm_"
 
-# chromadb 1.5's HttpClient builds its httpx session with timeout=None and has no setting for it
-# (chroma_query_request_timeout_seconds is the server's own limit on its query nodes), so a stopped
-# or stalled server would hang the cell forever; nbllm sets this limit on every request instead.
-# 60 s: one upsert batch of chromadb's maximum (5461 chunks, 384-d) took 6-10 s on a busy 2-core
-# machine, so a slow server has ample room, yet a stuck one is reported within a minute.
-SERVER_TIMEOUT_ENV = "NBLLM_CHROMA_TIMEOUT"
-SERVER_TIMEOUT_S = 60.0
-
-_CLIENTS: dict[tuple, object] = {}
-_WHERE: dict[str, tuple] = {}  # collection name -> (persist, server) it was last indexed or queried at
-
-
-def _embedding_function_class():
-    from chromadb.api.types import Documents, EmbeddingFunction
-    from chromadb.utils.embedding_functions import register_embedding_function, known_embedding_functions
-
-    if "nbllm" in known_embedding_functions:
-        return known_embedding_functions["nbllm"]
-
-    class NbllmEmbeddingFunction(EmbeddingFunction[Documents]):
-        """Embeds with nbllm's Embedder (offline, cached), never Chroma's downloading default."""
-
-        def __init__(self, embedder: str = "minilm"):
-            self.embedder = embedder
-
-        def __call__(self, input: Documents):
-            from .embed import get_embedder
-
-            return list(get_embedder(self.embedder).embed(list(input)))
-
-        @staticmethod
-        def name() -> str:
-            return "nbllm"
-
-        def get_config(self) -> dict:
-            return {"embedder": self.embedder}
-
-        @staticmethod
-        def build_from_config(config: dict) -> "NbllmEmbeddingFunction":
-            return NbllmEmbeddingFunction(config.get("embedder", "minilm"))
-
-    register_embedding_function(NbllmEmbeddingFunction)
-    return NbllmEmbeddingFunction
-
-
-def embedding_function(embedder: str):
-    return _embedding_function_class()(embedder)
+_WHERE: dict[str, tuple] = {}  # collection name -> (persist, server, store) it was last indexed or queried at
 
 
 def check_name(name: str) -> str:
@@ -85,82 +41,34 @@ def check_distance(distance: str) -> str:
     return distance
 
 
-def client(persist: str | None = None, server: str | None = None):
-    """A cached Chroma client: in memory (default), a persistent folder, or an HTTP server."""
+def resolve(store: str | None = None, persist=None, server=None) -> str:
+    """Which store: --store (checked against the folder), else the folder's own, else Chroma."""
+    if store is not None:
+        stores.check_store(store)
     if persist and server:
         raise ConfigError("use either --persist DIR or --server URL, not both")
-    key = ("persist", str(persist)) if persist else ("server", server) if server else ("memory",)
-    if key in _CLIENTS:
-        return _CLIENTS[key]
-    import chromadb
-    from chromadb.config import Settings
-
-    settings = Settings(anonymized_telemetry=False, allow_reset=False)
+    if server:
+        if store not in (None, "chroma"):
+            raise ConfigError(f"--server is a Chroma server; --store {store} keeps collections in memory or a "
+                              f"--persist folder: drop --server, or use --store chroma")
+        return "chroma"
     if persist:
-        made = chromadb.PersistentClient(path=str(persist), settings=settings)
-    elif server:
-        url = urlparse(server if "://" in server else f"http://{server}")
-        if not url.hostname:
-            raise ConfigError(f"--server {server!r} is not a URL; use e.g. http://127.0.0.1:8000")
-        import httpx
-        from chromadb.api.fastapi import FastAPI
-
-        seconds = server_timeout()
-        host, port, ssl = url.hostname, url.port or 8000, url.scheme == "https"
-        api = FastAPI.resolve_url(chroma_server_host=host, chroma_server_http_port=port, chroma_server_ssl_enabled=ssl,
-                                  default_api_path=settings.chroma_server_api_default_path)
-        try:
-            # HttpClient() itself asks the server twice with no timeout: check it answers in time first
-            httpx.get(f"{api}/heartbeat", timeout=seconds).raise_for_status()
-            made = chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
-        except Exception as err:  # noqa: BLE001 - chromadb raises several types for a dead server
-            raise unreachable(server, _connection_failure(err) or err, seconds) from None
-        made._server._session.timeout = httpx.Timeout(seconds)  # no public way in chromadb 1.5 (see above)
-    else:
-        made = chromadb.EphemeralClient(settings=settings)
-    _CLIENTS[key] = made
-    return made
+        found = folder_store(persist)
+        if found and store and found != store:
+            raise ConfigError(f"the folder {persist} holds a {found} store, not {store}; open it with --store {found}, "
+                              f"or give --store {store} another --persist folder")
+        return store or found or stores.DEFAULT
+    return store or stores.DEFAULT
 
 
-def server_timeout() -> float:
-    """Seconds to wait for each answer of a Chroma server: NBLLM_CHROMA_TIMEOUT, else 60."""
-    raw = os.environ.get(SERVER_TIMEOUT_ENV, "").strip()
-    if not raw:
-        return SERVER_TIMEOUT_S
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = math.nan
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise ConfigError(f"{SERVER_TIMEOUT_ENV}={raw!r} is not a number of seconds; set it to a positive number "
-                          f"(e.g. {SERVER_TIMEOUT_ENV}=120), or unset it for the default {SERVER_TIMEOUT_S:g} s")
-    return seconds
+def client(persist: str | None = None, server: str | None = None, store: str | None = None):
+    """The store object (cached): Chroma's client, or a FAISS / LanceDB store in memory or a folder."""
+    name = resolve(store, persist, server)
+    if name == "chroma":
+        from .stores import chroma
 
-
-def unreachable(server: str, err: BaseException, seconds: float | None = None) -> ServerError:
-    url = urlparse(server if "://" in server else f"http://{server}")
-    run = f"`chroma run --path DIR --host {url.hostname} --port {url.port or 8000}`"
-    httpx = sys.modules.get("httpx")
-    if isinstance(err, TimeoutError) or (httpx and isinstance(err, httpx.TimeoutException)):
-        waited = f"within {seconds:g} s" if seconds else "in time"
-        return ServerError(f"the Chroma server at {server} did not answer {waited}; check that it is running and "
-                           f"not stopped or stuck (restart {run}), or raise {SERVER_TIMEOUT_ENV} (seconds) for "
-                           "slow requests")
-    return ServerError(f"cannot reach the Chroma server at {server} ({type(err).__name__}); start it (again) with "
-                       f"{run}, or fix or drop --server")
-
-
-def _connection_failure(err: BaseException) -> BaseException | None:
-    """The connection failure (refused, reset, timed out) behind `err`, following its causes."""
-    httpx = sys.modules.get("httpx")  # loaded if chromadb's client raised it
-    kinds = (ConnectionError, TimeoutError) + ((httpx.TransportError,) if httpx else ())
-    seen = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, kinds):
-            return err
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return None
+        return chroma.client(persist, server)
+    return stores.backend(name).connect(persist)
 
 
 def server_errors(func):
@@ -197,37 +105,50 @@ def server_errors(func):
     return wrapper
 
 
-def remember(name: str, persist, server) -> None:
-    _WHERE[name] = (persist, server)
+def remember(name: str, persist, server, store=None) -> None:
+    _WHERE[name] = (persist, server, store)
 
 
-def location(name: str, persist=None, server=None) -> tuple:
-    """Where a collection lives: the flags given, else where this process last used it."""
+def location(name: str, persist=None, server=None, store=None) -> tuple:
+    """Where a collection lives, (persist, server, store): the flags given, else where this
+    process last used it."""
     if persist or server:
-        return persist, server
-    return _WHERE.get(name, (None, None))
+        return persist, server, store
+    if store is not None:
+        was = _WHERE.get(name, (None, None, None))
+        return (was[0], None, store) if was[2] == store and was[0] else (None, None, store)
+    return _WHERE.get(name, (None, None, None))
 
 
-def where_text(persist, server) -> str:
-    return f"persistent folder {persist}" if persist else f"server {server}" if server else "memory"
+def where_text(persist, server, store=None) -> str:
+    kind = "" if resolve(store, persist, server) == "chroma" else f"{resolve(store, persist, server)} "
+    return f"{kind}persistent folder {persist}" if persist else f"server {server}" if server else f"{kind}memory"
 
 
 def names(chroma) -> list[str]:
     return sorted(c.name if hasattr(c, "name") else str(c) for c in chroma.list_collections())
 
 
-def get_collection(name: str, persist=None, server=None):
-    """An existing collection with nbllm's embedding function, or DataError naming the fix."""
+def get_collection(name: str, persist=None, server=None, store=None):
+    """An existing collection (with nbllm's embedding function on Chroma), or DataError naming the fix."""
     check_name(name)
-    chroma = client(persist, server)
-    existing = names(chroma)
+    kind = resolve(store, persist, server)
+    made = client(persist, server, kind)
+    existing = names(made)
     if name not in existing:
         have = f"collections here: {', '.join(existing)}" if existing else "no collections yet"
-        raise DataError(f"no collection '{name}' in {where_text(persist, server)} ({have}); "
-                        f"run %rag index PATH --collection {name} first")
-    raw = chroma.get_collection(name)
+        flag = "" if kind == "chroma" else f" --store {kind}"
+        raise DataError(f"no collection '{name}' in {where_text(persist, server, kind)} ({have}); "
+                        f"run %rag index PATH --collection {name}{flag} first")
+    if kind != "chroma":
+        return made.get_collection(name)
+    raw = made.get_collection(name)
     meta = raw.metadata or {}
-    return chroma.get_collection(name, embedding_function=embedding_function(meta.get("nbllm_embedder", "minilm")))
+    return made.get_collection(name, embedding_function=embedding_function(meta.get("nbllm_embedder", "minilm")))
+
+
+def exists(name: str, persist=None, server=None, store=None) -> bool:
+    return name in names(client(persist, server, store))
 
 
 def info(collection) -> dict:
@@ -243,28 +164,65 @@ def check_embedder(collection, embedder: str, dim: int | None = None) -> None:
                           f"{built.get('embedder')}, or a new --collection for this embedder")
 
 
-def open_for_write(name: str, embedder: str, dim: int, distance: str, extra: dict, persist=None, server=None):
+def check_built(col, embedder: str, dim: int, distance: str, index: str | None = None) -> None:
+    """The embedder, dimension and distance (fixed when the collection was created) must match."""
+    check_embedder(col, embedder, dim)
+    built = info(col)
+    if built.get("distance") and built["distance"] != distance:
+        raise ConfigError(f"collection '{col.name}' uses distance {built['distance']}, not {distance} (fixed when it "
+                          f"was created); use --distance {built['distance']}, or a new --collection")
+    if index not in (None, "auto") and built.get("index", "auto") != index:
+        raise ConfigError(f"collection '{col.name}' was created with --index {built.get('index', 'auto')}, not "
+                          f"{index}; use --index {built.get('index', 'auto')}, or a new --collection")
+
+
+def check_index(index: str, store: str) -> str:
+    if index not in INDEXES:
+        raise ConfigError(f"unknown --index {index!r}; use auto, flat or ann")
+    if store == "chroma" and index == "flat":
+        raise ConfigError("Chroma always builds an HNSW index; use --store faiss or --store lancedb for --index flat "
+                          "(exact search), or --exact at query time")
+    return index
+
+
+def open_for_write(name: str, embedder: str, dim: int, distance: str, extra: dict, persist=None, server=None,
+                   store=None, index: str = "auto"):
     """Get or create the collection; the embedder and distance must match what it was built with."""
     check_name(name)
     check_distance(distance)
-    chroma = client(persist, server)
-    if name in names(chroma):
-        col = get_collection(name, persist, server)
-        check_embedder(col, embedder, dim)
-        built = info(col).get("distance")
-        if built and built != distance:
-            raise ConfigError(f"collection '{name}' uses distance {built}, not {distance} (fixed when it was "
-                              f"created); use --distance {built}, or a new --collection")
+    kind = resolve(store, persist, server)
+    check_index(index, kind)
+    made = client(persist, server, kind)
+    if name in names(made):
+        col = get_collection(name, persist, server, kind)
+        check_built(col, embedder, dim, distance, index)
         return col
     meta = {f"{META_PREFIX}embedder": embedder, f"{META_PREFIX}dim": dim, f"{META_PREFIX}distance": distance,
+            **({f"{META_PREFIX}index": index} if kind != "chroma" else {}),
             **{f"{META_PREFIX}{k}": v for k, v in extra.items() if v is not None}}
-    return chroma.create_collection(name, metadata=meta, embedding_function=embedding_function(embedder),
-                                    configuration={"hnsw": {"space": distance, **HNSW}})
+    if kind == "chroma":
+        from .stores import chroma
+
+        return chroma.create(made, name, meta, distance, embedder)
+    return made.create_collection(name, metadata=meta)
 
 
-def drop(name: str, persist=None, server=None) -> None:
-    get_collection(name, persist, server)  # a clear error if it is not there
-    client(persist, server).delete_collection(name)
+def write(col, ids, vectors, documents, metadatas, delete=(), batch: int | None = None) -> None:
+    """Upsert and delete: one transaction on stores that offer it (write()), Chroma's batches else."""
+    if hasattr(col, "write"):
+        col.write(ids, vectors, documents, metadatas, delete=list(delete))
+        return
+    batch = batch or 5000
+    for i in range(0, len(ids), batch):
+        col.upsert(ids=ids[i:i + batch], embeddings=vectors[i:i + batch], documents=documents[i:i + batch],
+                   metadatas=metadatas[i:i + batch])
+    if delete:
+        col.delete(ids=list(delete))
+
+
+def drop(name: str, persist=None, server=None, store=None) -> None:
+    get_collection(name, persist, server, store)  # a clear error if it is not there
+    client(persist, server, store).delete_collection(name)
     _WHERE.pop(name, None)
 
 

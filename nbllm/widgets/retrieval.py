@@ -17,12 +17,14 @@ class RAGExplorer(w.VBox):
     Searches when the query is submitted (Enter) or any control changes; `search()` does the
     same from code and returns the RAGResult."""
 
-    def __init__(self, collection: str = "default", k: int = 4, model=None, persist=None, server=None):
+    def __init__(self, collection: str = "default", k: int = 4, model=None, persist=None, server=None,
+                 store=None):
+        kind = store
         from ..retrieval import store
 
-        col = store.get_collection(collection, persist, server)
+        col = store.get_collection(collection, persist, server, kind)
         total, built = col.count(), store.info(col).get("distance", "l2")
-        self.collection, self.model, self.persist, self.server = collection, model, persist, server
+        self.collection, self.model, self.persist, self.server, self.store = collection, model, persist, server, kind
         self.query = w.Text(placeholder="ask a question and press Enter", description="question",
                             continuous_update=False, layout=w.Layout(width="100%"))
         self.query.add_class("nbllm-rag-query")
@@ -60,7 +62,7 @@ class RAGExplorer(w.VBox):
         try:
             res = rag.query(text, self.collection, k=self.k.value, model=self.model, generate=self.answer.value,
                             hybrid=self.hybrid.value, rerank=self.rerank.value, distance=self.distance.value,
-                            persist=self.persist, server=self.server)
+                            persist=self.persist, server=self.server, store=self.store)
         except NbllmError as err:
             self.results.value = f"<p style='color:#b00'>{html.escape(f'{type(err).__name__}: {err}')}</p>"
             return None
@@ -79,10 +81,12 @@ class RAGExplorer(w.VBox):
 
 
 @server_errors
-def explore(collection: str = "default", *, k: int = 4, model=None, persist=None, server=None) -> RAGExplorer:
-    """The RAG explorer widget over a collection (what %rag explore shows)."""
+def explore(collection: str = "default", *, k: int = 4, model=None, persist=None, server=None,
+            store=None) -> RAGExplorer:
+    """The RAG explorer widget over a collection (what %rag explore shows), on any store."""
+    kind = store
     from ..retrieval import store
 
-    persist, server = store.location(collection, persist, server)
-    store.get_collection(collection, persist, server)
-    return RAGExplorer(collection, k=k, model=model, persist=persist, server=server)
+    persist, server, kind = store.location(collection, persist, server, kind)
+    store.get_collection(collection, persist, server, kind)
+    return RAGExplorer(collection, k=k, model=model, persist=persist, server=server, store=kind)
