@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -188,6 +189,9 @@ class SFTConfig(JsonConfig):
         _check_choice("schedule", self.schedule, SCHEDULES)
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must be >= 0 (got {self.weight_decay})")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            raise ConfigError(f"max_grad_norm must be > 0 (got {self.max_grad_norm}); it is the gradient norm "
+                              "clipping keeps, e.g. 1.0")
         _check_positive("epochs", self.epochs)
         _check_positive("max_steps", self.max_steps, allow_none=True)
         _check_positive("lr", self.lr, allow_none=True)
@@ -242,6 +246,9 @@ class LoraOptions(JsonConfig):
 
     def __post_init__(self):
         self._check_numbers()
+        if self.name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]{0,63}", self.name):
+            raise ConfigError(f"adapter name {self.name!r} is not usable: peft names modules with it and saves "
+                              "it as a folder; use letters, digits, _ or - (e.g. math_v2)")
 
     @property
     def scale_alpha(self) -> float:

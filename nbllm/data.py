@@ -11,6 +11,7 @@ import random
 from pathlib import Path
 
 from .errors import DataError
+from .paths import GZIP_MAGIC, read_text
 
 DATA_DIR = Path(__file__).parent / "data"
 SHIPPED = {
@@ -35,6 +36,9 @@ def parse_jsonl(text: str, where: str = "the cell") -> list[dict]:
             records = json.loads(text)
         except json.JSONDecodeError as err:
             raise DataError(f"{where}: invalid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
+        except RecursionError:
+            raise DataError(f"{where}: the JSON is nested too deeply to read; records are flat objects "
+                            "(one per line, or a list of them)") from None
         return _check_records(records, where)
     records = []
     for lineno, line in enumerate(text.splitlines(), 1):
@@ -45,6 +49,9 @@ def parse_jsonl(text: str, where: str = "the cell") -> list[dict]:
         except json.JSONDecodeError as err:
             raise DataError(f"{where}: line {lineno} is not valid JSON ({err.msg} at column {err.colno}); "
                             "write one JSON object per line") from None
+        except RecursionError:
+            raise DataError(f"{where}: line {lineno} is JSON nested too deeply to read; records are flat "
+                            "objects") from None
     return _check_records(records, where)
 
 
@@ -85,11 +92,15 @@ def load_records(source, split: str = "train") -> list[dict]:
 
 def _load_file(path: Path) -> list[dict]:
     suffix = path.suffix.lower()
-    if path.is_dir() or suffix not in SUFFIXES:
+    if path.is_dir():
+        raise DataError(f"'{path}' is a folder, not a data file; give one .json/.jsonl/.csv/.parquet file in it")
+    if suffix not in SUFFIXES:
         raise DataError(f"'{path}' is not a data file; use one of {', '.join(SUFFIXES)}")
     try:
         if suffix in (".json", ".jsonl"):
-            return parse_jsonl(path.read_text(encoding="utf-8"), str(path))
+            return parse_jsonl(read_text(path, "data file"), str(path))
+        if path.read_bytes()[:2] == GZIP_MAGIC and suffix == ".csv":
+            read_text(path, "data file")  # names the gzip data
         import pandas as pd
 
         frame = pd.read_csv(path, keep_default_na=False) if suffix == ".csv" else pd.read_parquet(path)

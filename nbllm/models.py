@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ModelError, OfflineError
+from .errors import ConfigError, ModelError, OfflineError
 
 CAUSAL_LM = "causal-lm"
 ENCODER = "encoder"
@@ -78,6 +78,35 @@ def pick_device() -> str:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return "mps"
     return "cpu"
+
+
+def check_device(device: str | None) -> str:
+    """The device a --device value names, or one ConfigError saying what this machine has."""
+    import torch
+
+    if device is None:
+        return pick_device()
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device '{device}' is not one nbllm can train on; use cpu, cuda, cuda:N or mps "
+                          f"(this machine: {pick_device()})") from None
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: this PyTorch sees no CUDA GPU (torch {torch.__version__}); "
+                              "drop --device to use the CPU, or install a CUDA build on a machine with a GPU")
+        index = torch.device(device).index
+        if index is not None and index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {device}: only {torch.cuda.device_count()} CUDA GPU(s) here; "
+                              f"use cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    elif kind == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ConfigError(f"--device {device}: MPS (Apple GPUs) is not available here; drop --device to use "
+                              f"{pick_device()}")
+    elif kind != "cpu":
+        raise ConfigError(f"device '{device}' is not one nbllm can train on; use cpu, cuda, cuda:N or mps "
+                          f"(this machine: {pick_device()})")
+    return device
 
 
 def pick_dtype(device: str):

@@ -124,6 +124,9 @@ def mle_exists(votes: list[dict], models: list[str] | None = None) -> bool:
     return bool(names) and reach(beats) == len(names) and reach(lost_to) == len(names)
 
 
+MIN_GAMES = 2  # counted games a model needs before ratings() rates it
+
+
 def bradley_terry(votes: list[dict], models: list[str] | None = None, init: float = INIT,
                   ridge: float | None = None, iters: int = 100, ties: str = "half") -> dict[str, float]:
     """Maximum-likelihood Bradley-Terry ratings (Newton's method), centred on `init`.
@@ -190,6 +193,11 @@ def ratings(votes, *, models=None, k: float = K, rounds: int = 200, seed: int = 
     votes = counted(given, ties)
     if not votes:
         raise DataError("every vote is a tie or both-bad, and ties='drop' leaves none to rate")
+    played = {m: sum(m in (v["model_a"], v["model_b"]) for v in votes) for m in names}
+    few = sorted(m for m, n in played.items() if n < MIN_GAMES)
+    if few:  # one game: its rating is a ridge artefact and every bootstrap resample repeats it
+        raise DataError(f"too few votes to rate {', '.join(few)} ({', '.join(str(played[m]) for m in few)} "
+                        f"counted game(s); at least {MIN_GAMES} per model): collect more votes or leave it out")
     elo, bt = online_elo(votes, k), bradley_terry(votes, names)
     rng = random.Random(seed)
     samples_elo, samples_bt = {m: [] for m in names}, {m: [] for m in names}

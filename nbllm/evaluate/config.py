@@ -73,8 +73,8 @@ class SyntheticOptions(EvalOptions):
     shots: int = option(2, "solved examples in each prompt")
     queries: int = option(4, "mqar: keys asked per prompt")
     seed: int = option(0, "which items")
-    template: GenTemplate | None = option(None, "prompt template (default: the one a trained result was trained "
-                                          "with, else none: the raw few-shot prompt)")
+    template: GenTemplate | None = option(None, "prompt template: " + " | ".join(GEN_TEMPLATES) + " (default: the "
+                                          "one a trained result was trained with, else none: the raw prompt)")
 
 
 @dataclass(kw_only=True)

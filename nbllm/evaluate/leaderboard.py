@@ -5,6 +5,8 @@ the old row instead of adding a duplicate, so re-executing a notebook cell keeps
 
 from __future__ import annotations
 
+from pathlib import Path
+
 _ROWS: dict[tuple, dict] = {}
 
 
@@ -25,8 +27,21 @@ def leaderboard(csv: str | None = None, markdown: str | None = None, task: str |
     optionally written to CSV and/or markdown files."""
     from .results import LeaderboardResult
 
+    from ..errors import DataError
+    from ..paths import check_destination
+
     rows = [dict(r) for r in _ROWS.values() if task is None or r["task"] == task]
     board = LeaderboardResult(rows)
+    exports = [(flag, path) for flag, path in (("--csv", csv), ("--markdown", markdown)) if path]
+    for flag, path in exports:
+        check_destination(path, flag, kind="file")
+    if exports and not rows:
+        which = f"of task '{task}' " if task else ""
+        tasks = sorted({r["task"] for r in _ROWS.values()})
+        raise DataError(f"no results {which}to export (nothing was written); run an %eval first"
+                        + (f", or pick a task: {', '.join(tasks)}" if task and tasks else ""))
+    for _, path in exports:
+        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
     if csv:
         board.to_csv(csv)
     if markdown:

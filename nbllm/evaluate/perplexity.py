@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..lm import resolve
+from ..paths import read_text
 from .common import check_limit, load_eval_records
 
 TEXT_KEYS = ("text", "content", "document", "output")
@@ -25,7 +26,7 @@ def texts_from(data) -> list[str]:
             return [data]  # text, not a path
         path = Path(data).expanduser()
         if path.suffix.lower() in (".txt", ".md") and path.is_file():
-            return [path.read_text(encoding="utf-8")]
+            return [read_text(path, "text file")]
         if path.exists() or data.endswith((".json", ".jsonl", ".csv", ".parquet")):
             return texts_from(load_eval_records(data))
         if "/" in data or path.suffix:

@@ -762,7 +762,7 @@ class LeaderboardResult(EvalResult):
         def cell(v):
             if isinstance(v, float):
                 return "" if v != v else f"{v:.4f}"
-            return str(v).replace("|", "\\|")
+            return html.escape(str(v), quote=False).replace("|", "\\|")  # markdown renders raw HTML
 
         lines = ["| " + " | ".join(self.COLUMNS) + " |", "|" + "---|" * len(self.COLUMNS)]
         lines += ["| " + " | ".join(cell(r[c]) for c in self.COLUMNS) + " |" for r in self.rows]

@@ -34,9 +34,12 @@ def user_value(shell, name: str | None):
 def model_value(shell, name: str | None):
     """What --model NAME|VAR means: a variable holding a model result (.model/.tokenizer), else the
     name itself (registered model, folder or hub id; None stays None)."""
+    if name and name.isidentifier() and shell is not None and shell.user_ns.get(name, "") is None:
+        raise UsageError(f"variable '{name}' is None, not a model; run the cell that makes it, or pass a model name")
     value = user_value(shell, name)
     if value is not None and not hasattr(value, "tokenizer"):
-        raise UsageError(f"variable '{name}' is not a model result (no .model/.tokenizer); pass a model name")
+        raise UsageError(f"variable '{name}' holds a {type(value).__name__}, not a model result (no .model/"
+                         ".tokenizer); pass a model name or an %%sft result")
     return value if value is not None else name
 
 

@@ -27,7 +27,18 @@ from typing import Literal
 
 from IPython.core.magic_arguments import argument, magic_arguments
 
-OUT = argument("--out", "-o", default=None, help="bind the result to this variable")
+def variable_name(text: str) -> str:
+    """--out's value: a name a result can be bound to (checked before anything runs)."""
+    import keyword
+
+    text = unquote(text)
+    if not text.isidentifier() or keyword.iskeyword(text):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a valid variable name (letters, digits and _, not "
+                                         "starting with a digit)")
+    return text
+
+
+OUT = argument("--out", "-o", default=None, type=variable_name, help="bind the result to this variable")
 
 
 def finite_float(text: str) -> float:

@@ -39,7 +39,8 @@ def lora_magic(self, line):
         raise UsageError(f"no variable '{args.var}'; create it with %lora {args.var} --base smollm2 "
                          f"or train one with %%sft --out {args.var}")
     if not hasattr(holder, "model") or not hasattr(holder, "tokenizer"):
-        raise UsageError(f"'{args.var}' is not a model result (no .model/.tokenizer)")
+        raise UsageError(f"'{args.var}' holds a {type(holder).__name__}, not a model result (no .model/.tokenizer); "
+                         f"make one with %lora {args.var} --base smollm2 or %%sft --out {args.var}")
     if action == "sweep":
         ranks = [r for r in args.sweep.split(",") if r.strip()]
         if not all(r.strip().lstrip("-").isdigit() for r in ranks):

@@ -5,11 +5,11 @@ from IPython.core.magic_arguments import argument, parse_argstring
 
 from ..config import TokenizeConfig
 from ._common import parse_json_cell, usage_errors, user_value
-from ._flags import build, flags
+from ._flags import build, flags, variable_name
 
 
 @flags(TokenizeConfig, name="tokenize", exclude=("model",), aliases={"template": "-t"}, after=[
-    argument("--out", "-o", default=None, help="also bind the result to this variable")], extra=[
+    argument("--out", "-o", default=None, type=variable_name, help="also bind the result to this variable")], extra=[
     argument("--model", "-m", default=None, help="registered model, local folder, hub id, or a variable holding "
              "a result with a .tokenizer (default: %%config NbllmMagics.default_model, else smollm2)")])
 @usage_errors

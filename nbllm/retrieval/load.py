@@ -118,8 +118,15 @@ def records_to_documents(records, source: str, text_field: str | None) -> list[D
 
 # ---------------------------------------------------------------- files
 
+class GzipData(ValueError):
+    """A text file that holds gzip-compressed bytes (e.g. a .txt.gz renamed .txt)."""
+
+
 def _read_text(path: Path) -> str:
-    return path.read_bytes().decode("utf-8")
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raise GzipData(path)
+    return raw.decode("utf-8")
 
 
 def load_file(path: Path, source: str, text_field: str | None = None) -> list[Document]:
@@ -153,6 +160,8 @@ def load_file(path: Path, source: str, text_field: str | None = None) -> list[Do
 def _why(err: Exception) -> str:
     if isinstance(err, UnicodeDecodeError):
         return "not UTF-8 text"
+    if isinstance(err, GzipData):
+        return "gzip-compressed, not text; decompress it first"
     if isinstance(err, json.JSONDecodeError):
         return f"invalid JSON ({err.msg}, line {err.lineno})"
     if isinstance(err, OSError):

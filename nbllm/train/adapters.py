@@ -162,13 +162,32 @@ def _base_signature(model, base_name: str) -> dict:
 
 def save(model, directory, base_name: str, adapter: str | None = None) -> Path:
     """Write the adapter alone (safetensors, never the base weights)."""
+    import shutil
+    import uuid
+
+    from ..paths import check_destination
+
     require_adapters(model, "save an adapter")
     adapter = adapter or model.active_adapter
-    path = Path(directory).expanduser()
-    model.save_pretrained(path, selected_adapters=[adapter], safe_serialization=True)
-    out = path if adapter == "default" else path / adapter  # peft puts named adapters in a subfolder
-    (out / META).write_text(json.dumps(_base_signature(model, base_name), indent=1))
-    return out
+    path = check_destination(directory, "--save")
+    if path.is_dir() and any(path.iterdir()) and not any(path.glob("**/adapter_config.json")):
+        raise ConfigError(f"--save '{directory}' is a folder that holds no adapter; give a new or empty folder "
+                          "(nothing in it was changed)")
+    # written beside, then swapped in: an interrupted save never leaves a half adapter at `path`
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        model.save_pretrained(tmp, selected_adapters=[adapter], safe_serialization=True)
+        written = tmp if adapter == "default" else tmp / adapter  # peft puts named adapters in a subfolder
+        (written / META).write_text(json.dumps(_base_signature(model, base_name), indent=1))
+        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+        if path.exists():
+            path.rename(old)
+        tmp.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path if adapter == "default" else path / adapter
 
 
 def load(model, directory, name: str, base_name: str):

@@ -30,6 +30,7 @@ import torch
 
 from ..config import SFTConfig
 from ..errors import ConfigError
+from ..paths import check_destination as check_path
 from .adapters import unwrap
 from .methods import ADAPTER_METHODS
 
@@ -46,26 +47,12 @@ def data_fingerprint(examples) -> str:
 
 
 def check_destination(directory) -> Path:
-    """Refuse a --save destination before any training: a file, a folder that holds something
-    other than an nbllm checkpoint, a path under a file, an unwritable folder, a name too long."""
-    path = Path(directory).expanduser()
-    if len(path.name.encode()) > 200:
-        raise ConfigError(f"--save folder name is {len(path.name.encode())} bytes; the file system takes about "
-                          "255 and the save adds a prefix: pick a shorter name")
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"--save '{directory}' is an existing file; a checkpoint is a folder: give a new folder "
-                          "name (your file stays as it is)")
+    """Refuse a --save destination before any training: what nbllm.paths refuses, and a folder
+    that holds something other than an nbllm checkpoint (it would be replaced)."""
+    path = check_path(directory, "--save")
     if path.is_dir() and any(path.iterdir()) and not (path / "trainer_state.json").exists():
         raise ConfigError(f"--save '{directory}' is a folder that is not an nbllm checkpoint; give a new or empty "
                           "folder (nothing in it was changed)")
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ConfigError(f"--save '{directory}' lies under '{parent}', which is a file; give a folder path")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"--save '{directory}': cannot write in '{parent}' (permission denied); pick a folder you "
-                          "can write to")
     return path
 
 

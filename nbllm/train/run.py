@@ -36,13 +36,15 @@ def sft(data=None, *, model=None, tokenizer=None, save: str | None = None, resum
     given = set(options)
     if save:
         check_destination(save)  # before any training: a run is never lost to a bad destination
+    elif save_every:
+        raise ConfigError(f"--save-every {save_every} writes checkpoints into the --save folder; give --save DIR too")
     config, data, model_obj, tokenizer = _config(data, model, tokenizer, resume, options)
     objective = objective_for(config)
     refuse_unusable(config, given, objective.name)
     if not resume:  # a resumed run keeps the config it was saved with
         config = objective.configured(config, given)
     records = load_records(data)
-    device = config.device or models.pick_device()
+    device = models.check_device(config.device)
     if device == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per process under torchrun/accelerate
         device = f"cuda:{os.environ['LOCAL_RANK']}"
     if model_obj is None:
@@ -101,6 +103,9 @@ def _config(data, model, tokenizer, resume, options):
     if model is None:
         model = None if resume else "smollm2"  # resuming: the checkpoint's model
     if model is not None and not isinstance(model, str):
+        if hasattr(model, "classes") and hasattr(model, "predict"):
+            raise ConfigError(f"a {type(model).__name__} is a trained classifier; %%sft starts from a model name "
+                              "(--model smollm2) or a generator's result, not a classifier")
         model_obj, tokenizer = getattr(model, "model", model), getattr(model, "tokenizer", tokenizer)
         if tokenizer is None:
             raise ConfigError("a model object needs its tokenizer: pass tokenizer=... or an SFTResult")
