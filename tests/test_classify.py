@@ -16,6 +16,7 @@ def fit(model="tiny-llama", method="head", **kw):
 
 
 @pytest.mark.parametrize("method", ["head", "last-block", "lora", "full"])
+@pytest.mark.slow
 def test_decoder_classifier_learns_and_predicts(method):
     result = fit(method=method, epochs=6)
     assert result.classes == ["ham", "spam"]
@@ -34,6 +35,7 @@ def test_decoder_classifier_learns_and_predicts(method):
     assert result.accuracy * 8 == round(result.accuracy * 8)  # an exact fraction of the 8 examples
 
 
+@pytest.mark.slow
 def test_only_the_head_changes_with_head_method():
     from nbllm import models
 
@@ -43,6 +45,7 @@ def test_only_the_head_changes_with_head_method():
         assert torch.equal(p, q), name
 
 
+@pytest.mark.slow
 def test_encoder_classifier_on_minilm_is_seeded():
     a = fit(model="minilm", method="head", epochs=2)
     b = fit(model="minilm", method="head", epochs=2)
@@ -80,6 +83,7 @@ def test_bad_input(ip, line, message):
         ip.run_cell(line)
 
 
+@pytest.mark.slow
 def test_magic_binds_a_classifier(ip):
     ip.user_ns["recs"] = RECS
     res = ip.run_cell("%sft --model tiny-llama --format classify --method head --data recs --epochs 1 "

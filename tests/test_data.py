@@ -60,6 +60,7 @@ def test_bad_sources(tmp_path):
         load_records(None)
 
 
+@pytest.mark.slow
 def test_hub_dataset_while_offline_is_a_clear_error():
     code = "from nbllm.data import load_records; load_records('someone/some-dataset')"
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")

@@ -36,6 +36,7 @@ def close(a, b):
     return len(a) == len(b) and max(abs(x - y) for x, y in zip(a, b)) < 1e-5
 
 
+@pytest.mark.slow
 def test_two_sharded_processes_match_one_and_resume_on_one(tmp_path):
     if not TORCHRUN.exists():
         pytest.skip("torchrun not installed")
@@ -56,6 +57,7 @@ def test_two_sharded_processes_match_one_and_resume_on_one(tmp_path):
     assert (tmp_path / "ck_half" / "sharded").is_dir()  # nothing saved is lost
 
 
+@pytest.mark.slow
 def test_lora_on_two_processes_replicates_and_matches_one(tmp_path):
     if not TORCHRUN.exists():
         pytest.skip("torchrun not installed")
@@ -66,6 +68,7 @@ def test_lora_on_two_processes_replicates_and_matches_one(tmp_path):
     assert close(one["losses"], two["losses"]) and two["local_params"] == two["total_params"]  # DDP: replicated
 
 
+@pytest.mark.slow
 def test_cli_usage_and_bad_config(tmp_path):
     usage = subprocess.run([sys.executable, "-m", "nbllm.train"], capture_output=True, text=True)
     assert usage.returncode == 2 and "torchrun" in usage.stdout

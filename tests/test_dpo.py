@@ -23,6 +23,7 @@ def dpo(method="dpo", **kw):
 
 
 @pytest.mark.parametrize("method", ["dpo", "dpo-full"])
+@pytest.mark.slow
 def test_dpo_starts_at_log2_and_learns_the_preference(method):
     result = dpo(method)
     h = result.history
@@ -43,6 +44,7 @@ def test_lora_dpo_keeps_no_reference_copy():
     assert full.reference is not None and not any(p.requires_grad for p in full.reference.parameters())
 
 
+@pytest.mark.slow
 def test_sequence_logps_equal_a_naive_pass_per_sequence():
     model, tok = models.tiny_llama()
     cfg = SFTConfig(model="tiny-llama", format="preference", method="dpo")

@@ -46,6 +46,7 @@ def test_identity_without_dropout_or_in_eval(p, training):
     assert torch.equal(CheapDropout(p).train(training)(x), x)
 
 
+@pytest.mark.slow
 def test_lora_adapters_get_the_cheap_dropout_with_their_p():
     model, _ = models.tiny_llama()
     model = apply_method(model, SFTConfig(model="tiny-llama", method="lora", lora_dropout=0.2))
@@ -57,6 +58,7 @@ def test_lora_adapters_get_the_cheap_dropout_with_their_p():
     assert cheapen_lora_dropout(model) == 0  # already swapped
 
 
+@pytest.mark.slow
 def test_lora_runs_with_dropout_repeat_exactly():
     records = [{"instruction": f"Add {a} and {b}.", "input": "", "output": f"{a + b}"} for a in range(6) for b in range(4)]
     kw = dict(model="tiny-llama", batch_size=4, samples=0, progress="none", max_steps=4, method="lora",

@@ -87,6 +87,7 @@ def test_endpoint_errors_are_one_line(endpoint, monkeypatch, ip, tmp_path):
     assert ip.user_ns["jr"] is res and res.n_unparsable == 1
 
 
+@pytest.mark.slow
 def test_model_judge_reruns_from_cache_without_loading(tmp_path):
     loads = []
 

@@ -26,6 +26,7 @@ def tiny():
 
 
 @pytest.mark.parametrize("shots, template", [(0, "qa"), (2, "qa"), (1, "letters"), (0, "plain")])
+@pytest.mark.slow
 def test_cached_prefix_equals_naive_per_choice(tiny, shots, template):
     lm, tok, _ = tiny
     records = mc.load_mc(QUESTIONS)
@@ -53,6 +54,7 @@ def test_scores_follow_from_the_details(tiny):
     assert "acc_norm" in res._repr_html_() and repr(res).startswith("MCResult(model='tiny-eval'")
 
 
+@pytest.mark.slow
 def test_naive_method_gives_the_same_result(tiny):
     fast = mc.evaluate("tiny-eval", QUESTIONS, shots=1, progress=False).details
     slow = mc.evaluate("tiny-eval", QUESTIONS, shots=1, method="naive", progress=False).details
@@ -136,6 +138,7 @@ def test_malformed_records_are_one_usage_error(ip, tiny, records, message):
     assert ip.run_cell("1 + 1").result == 2
 
 
+@pytest.mark.slow
 def test_magic_binds_result_and_takes_a_model_variable(ip, tiny):
     from nbllm.train.results import ModelResult
 
@@ -200,6 +203,7 @@ def reference_partial(lm, tok, sentence, options, demo=""):
     return sums
 
 
+@pytest.mark.slow
 def test_winogrande_is_scored_by_partial_evaluation(tiny):
     lm, tok, _ = tiny
     res = mc.evaluate("tiny-eval", [mc.from_winogrande(r) for r in WINOGRANDE], progress=False)
@@ -243,6 +247,7 @@ def test_malformed_partial_records_are_one_usage_error(ip, tiny, records, messag
         ip.run_cell("%eval mc --model tiny-eval --data bad_wg")
 
 
+@pytest.mark.slow
 def test_partial_records_refuse_a_question_template(ip, tiny):
     ip.user_ns["wg"] = [mc.from_winogrande(r) for r in WINOGRANDE]
     with pytest.raises(UsageError, match="template 'letters' needs question records"):
@@ -258,6 +263,7 @@ def _mixed(tok, shots):
 
 
 @pytest.mark.parametrize("shots", [0, 2])
+@pytest.mark.slow
 def test_batched_questions_equal_one_at_a_time(tiny, shots):
     lm, tok, _ = tiny
     questions = _mixed(tok, shots)
@@ -272,6 +278,7 @@ def test_batched_questions_equal_one_at_a_time(tiny, shots):
     assert done == [1] * 7 + [3, 3, 1] + [7]  # progress: questions per group
 
 
+@pytest.mark.slow
 def test_batch_size_flag(ip, tiny):
     ip.user_ns["quiz"] = QUESTIONS
     one = ip.run_cell("%eval mc --model tiny-eval --data quiz --shots 1 --batch-size 1").result

@@ -149,6 +149,7 @@ def _full_nll(lm, ids):
     return -float(logp[torch.arange(len(ids) - 1), torch.tensor(ids[1:])].sum())
 
 
+@pytest.mark.slow
 def test_sliding_window_scores_every_token_once(tiny):
     lm, tok, _ = tiny
     ids = tok("The quick brown fox jumps over the lazy dog. " * 3).input_ids
@@ -162,6 +163,7 @@ def test_sliding_window_scores_every_token_once(tiny):
         assert windows == math.ceil((len(ids) - window) / stride) + 1
 
 
+@pytest.mark.slow
 def test_ppl_result_and_bad_settings(ip, tiny):
     ip.user_ns["essay"] = "Language models predict the next token. " * 20
     res = ip.run_cell("%eval ppl --model tiny-eval --data essay --window 64 --stride 32").result

@@ -114,6 +114,7 @@ def rouge():
     return rouge_scorer.RougeScorer(["rougeL"])
 
 
+@pytest.mark.slow
 def test_rouge_l_equals_rouge_score(rouge):
     diffs = [abs(generative.rouge_l(pred, ref) - rouge.score(ref, pred)["rougeL"].fmeasure) for pred, ref in PAIRS]
     assert max(diffs) <= 1e-9, [p for p, d in zip(PAIRS, diffs) if d > 1e-9]

@@ -80,6 +80,7 @@ def test_score_needs_one_output_per_record():
         score_generations([], [])
 
 
+@pytest.mark.slow
 def test_synthetic_magic_sweeps_context_lengths(ip):
     from IPython.core.error import UsageError
 

@@ -276,6 +276,7 @@ def test_every_lab_magic_line_parses(name, magic, rest):
 
 
 @pytest.mark.parametrize("form", ['--data "{p}"', "--data '{p}'", '--data="{p}"', "-d '{p}'"])
+@pytest.mark.slow
 def test_a_quoted_path_with_spaces_is_one_value(ip, tmp_path, form):
     folder = tmp_path / "My Drive"  # Colab's /content/drive/My Drive/...
     folder.mkdir(exist_ok=True)

@@ -60,6 +60,7 @@ def close_norms(a, b):
     close([x / y for x, y in zip(a, b)], [1.0] * len(b))
 
 
+@pytest.mark.slow
 def test_fsdp_full_fine_tuning_matches_one_process(runs):
     one, two, _ = runs
     assert len(one["full"]["losses"]) == 4
@@ -69,6 +70,7 @@ def test_fsdp_full_fine_tuning_matches_one_process(runs):
     assert one["full"]["losses"] != one["lora"]["losses"]  # training changed the losses
 
 
+@pytest.mark.slow
 def test_fsdp_tied_head_used_directly_and_accumulation(runs):
     # decoder + get_output_embeddings().weight (tied to the input embedding), 2 micro-batches
     one, two, _ = runs
@@ -77,6 +79,7 @@ def test_fsdp_tied_head_used_directly_and_accumulation(runs):
     close_norms(two["full_decoder_accum"]["norms"], one["full_decoder"]["norms"])
 
 
+@pytest.mark.slow
 def test_ddp_lora_matches_one_process_with_and_without_accumulation(runs):
     one, two, _ = runs
     for name in ("lora", "lora_accum"):
@@ -84,6 +87,7 @@ def test_ddp_lora_matches_one_process_with_and_without_accumulation(runs):
         close_norms(two[name]["norms"], one["lora"]["norms"])
 
 
+@pytest.mark.slow
 def test_fsdp_holds_half_the_parameters_and_optimizer_state(runs):
     one, two, _ = runs
     for key in ("params", "optimizer"):
@@ -95,6 +99,7 @@ def test_fsdp_holds_half_the_parameters_and_optimizer_state(runs):
     assert local == total
 
 
+@pytest.mark.slow
 def test_dcp_checkpoint_resumes_on_one_and_two_processes(runs):
     one, two, ck = runs
     assert len(list((ck / "full").glob("*.distcp"))) == 2  # each rank wrote its shards

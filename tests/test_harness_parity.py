@@ -101,6 +101,7 @@ def quiz12():
 
 
 @pytest.mark.parametrize("bos", [False, True], ids=["no-bos", "tokenizer-adds-bos"])
+@pytest.mark.slow
 def test_tiny_model_scores_as_the_harness(tmp_path, quiz12, bos):
     model, tok = models.tiny_llama(seed=0)
     if bos:  # a Llama-style tokenizer that puts BOS before every text

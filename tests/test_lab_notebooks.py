@@ -26,10 +26,9 @@ TEXTS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.md"))
 REPO_URL = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"].rstrip("/")
 GITHUB_REPO = REPO_URL.removeprefix("https://github.com/")
 
-# What nbval and the labs' tooling read from a cell's metadata: a difference here changes a run.
+# What nbval and the tools read from a cell's metadata (tags: nbval-ignore-output, nbval-skip,
+# raises-exception, parameters, exercise-check): a difference here changes a run or a grade.
 METADATA_THAT_MATTERS = ("tags",)
-NBVAL_TAGS = {"nbval-ignore-output", "nbval-check-output", "nbval-skip", "raises-exception",
-              "nbval-raises-exception", "nbval-sanitize", "parameters"}
 
 
 def _ids(paths):
@@ -45,24 +44,52 @@ def test_every_lab_is_a_pair():
     assert [p.stem for p in LABS] == [p.stem for p in TEXTS], "each notebooks/NN_name.ipynb needs its NN_name.md"
 
 
+def disagreement(md, nb) -> str | None:
+    """How the notebook read from a lab's .md differs from its .ipynb where it matters (None: it does not)."""
+    for name, pairing in (("the .ipynb", nb.metadata), ("the .md", md.metadata)):
+        if pairing.get("jupytext", {}).get("formats") != "ipynb,md:myst":
+            return f"{name} is not paired (jupytext formats ipynb,md:myst)"
+    if [c.cell_type for c in md.cells] != [c.cell_type for c in nb.cells]:
+        return f"the cells differ ({len(md.cells)} in the .md, {len(nb.cells)} in the .ipynb, or their types)"
+    for n, (ours, theirs) in enumerate(zip(md.cells, nb.cells)):
+        if ours.source != theirs.source:
+            return f"cell {n} ({theirs.get('id')}) has another source"
+        for key in METADATA_THAT_MATTERS:
+            if ours.metadata.get(key) != theirs.metadata.get(key):
+                return f"cell {n} ({theirs.get('id')}) has other {key}"
+    return None
+
+
 @pytest.mark.parametrize("path", LABS, ids=_ids(LABS))
 def test_markdown_and_notebook_agree(path):
     import jupytext
 
-    nb = nbformat.read(path, as_version=4)
     text = path.with_suffix(".md")
-    fmt = jupytext.formats.read_format_from_metadata(text.read_text(), ".md")
-    assert fmt == "myst", f"{text.name} is not MyST markdown (jupytext format md:myst)"
-    md = jupytext.read(text)
-    hint = f"run `jupytext --sync notebooks/{text.name}`"
-    for pairing in (nb.metadata, md.metadata):
-        assert pairing.get("jupytext", {}).get("formats") == "ipynb,md:myst", f"{path.name} is not paired: {hint}"
-    assert [c.cell_type for c in md.cells] == [c.cell_type for c in nb.cells], f"cells differ: {hint}"
-    for n, (ours, theirs) in enumerate(zip(md.cells, nb.cells)):
-        assert ours.source == theirs.source, f"cell {n} ({theirs.get('id')}) differs: {hint}"
-        for key in METADATA_THAT_MATTERS:
-            assert ours.metadata.get(key) == theirs.metadata.get(key), f"cell {n} {key} differ: {hint}"
-        assert set(ours.metadata.get("tags", [])) & NBVAL_TAGS == set(theirs.metadata.get("tags", [])) & NBVAL_TAGS
+    assert jupytext.formats.read_format_from_metadata(text.read_text(), ".md") == "myst", \
+        f"{text.name} is not MyST markdown (jupytext format md:myst)"
+    problem = disagreement(jupytext.read(text), nbformat.read(path, as_version=4))
+    assert problem is None, f"{path.name}: {problem}; run `jupytext --sync notebooks/{text.name}`"
+
+
+def test_a_disagreement_is_found():
+    import copy
+
+    import jupytext
+
+    nb = nbformat.read(LABS[0], as_version=4)
+    md = jupytext.read(LABS[0].with_suffix(".md"))
+    assert disagreement(md, nb) is None
+    tagged = next(i for i, c in enumerate(nb.cells) if c.metadata.get("tags"))
+    edits = {
+        "another source": lambda m: setattr(m.cells[3], "source", m.cells[3].source + "\n# edited"),
+        "other tags": lambda m: m.cells[tagged].metadata.update(tags=["nbval-skip"]),
+        "the cells differ": lambda m: m.cells.pop(),
+        "not paired": lambda m: m.metadata.pop("jupytext"),
+    }
+    for expected, edit in edits.items():
+        changed = copy.deepcopy(md)
+        edit(changed)
+        assert expected in (disagreement(changed, nb) or ""), expected
 
 
 @pytest.mark.parametrize("path", LABS, ids=_ids(LABS))

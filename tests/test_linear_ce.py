@@ -70,6 +70,7 @@ def test_under_bf16_autocast_it_matches_the_autocast_head_within_bf16_rounding(s
         torch.testing.assert_close(ours, theirs, rtol=2e-2, atol=2e-2)
 
 
+@pytest.mark.slow
 def test_the_compiled_elementwise_part_gives_the_same_gradients(small_chunks):
     torch._dynamo.reset()
     hidden, weight, _, targets = inputs()

@@ -20,6 +20,7 @@ def tuned():
                      progress="none", max_length=256)
 
 
+@pytest.mark.slow
 def test_a_trained_result_carries_its_template(tuned):
     handle = resolve(tuned)
     assert isinstance(handle, LM) and handle.template == "alpaca" and handle.name == "tiny-llama"
@@ -29,6 +30,7 @@ def test_a_trained_result_carries_its_template(tuned):
     assert resolve(lima).template == "chat" and resolve("tiny-llama").template == "chat"
 
 
+@pytest.mark.slow
 def test_every_generating_consumer_uses_the_models_template(tuned, monkeypatch):
     seen = []
     real = generation.generate
@@ -58,6 +60,7 @@ def test_every_generating_consumer_uses_the_models_template(tuned, monkeypatch):
     assert seen[-1] == "chat"
 
 
+@pytest.mark.slow
 def test_loglikelihood_equals_one_full_pass_per_pair(tuned):
     handle = resolve(tuned)
     pairs = [("Question: 1 + 1?\nAnswer:", " 2"), ("Question: 1 + 1?\nAnswer:", " two"), ("The sky is", " blue")]
@@ -67,6 +70,7 @@ def test_loglikelihood_equals_one_full_pass_per_pair(tuned):
         assert value == pytest.approx(mc.naive_logliks(handle.model, ctx_ids, [cont_ids])[0], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_rolling_loglikelihood_equals_perplexitys_windows(tuned):
     handle = resolve(tuned)
     text = "the quick brown fox jumps over the lazy dog " * 6
@@ -77,6 +81,7 @@ def test_rolling_loglikelihood_equals_perplexitys_windows(tuned):
     assert doc["windows"] == windows > 1
 
 
+@pytest.mark.slow
 def test_batched_greedy_generation_equals_one_prompt_at_a_time(tuned):
     handle = resolve(tuned)
     prompts = ["Add 1 and 2.", "Add three and four, then say the sum twice.", "Hi"]
@@ -84,6 +89,7 @@ def test_batched_greedy_generation_equals_one_prompt_at_a_time(tuned):
     assert handle.generate(prompts, max_new_tokens=6, batch_size=3) == one_by_one
 
 
+@pytest.mark.slow
 def test_generate_is_seeded_and_leaves_the_mode_alone(tuned):
     handle = resolve(tuned)
     handle.model.train()
@@ -130,6 +136,7 @@ def test_the_magics_refuse_an_encoder_in_one_line(ip, line):
         ip.run_cell(line)
 
 
+@pytest.mark.slow
 def test_one_mean_pooling_for_retrieval_the_triad_and_classifiers():
     from nbllm.evaluate import triad
     from nbllm.lm import encoder, mean_pool

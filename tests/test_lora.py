@@ -39,6 +39,7 @@ def test_inspect_counts_parameters(ip, m):
     assert s["pct_of_model"] == round(100 * s["trainable"] / report.base_params, 4)
 
 
+@pytest.mark.slow
 def test_merge_equals_w0_plus_scaled_ba_and_unmerge_restores(ip, m):
     model = m.model
     with torch.no_grad():
@@ -60,6 +61,7 @@ def test_merge_equals_w0_plus_scaled_ba_and_unmerge_restores(ip, m):
         ip.run_cell("%lora m --unmerge")
 
 
+@pytest.mark.slow
 def test_save_load_and_switch_adapters(ip, m, tmp_path):
     with torch.no_grad():
         for _, layer in lora_layers(m.model):
@@ -116,6 +118,7 @@ def test_bad_input(ip, line, message):
         assert ip.user_ns["m"] is before and sorted(getattr(before.model, "peft_config", {})) == adapters
 
 
+@pytest.mark.slow
 def test_sft_trains_an_attached_adapter(ip):
     ip.user_ns["recs"] = RECS
     ip.run_cell("%lora m4 --base tiny-llama --r 4 --targets all-linear")
@@ -125,6 +128,7 @@ def test_sft_trains_an_attached_adapter(ip):
     assert any(torch.count_nonzero(layer.lora_B["default"].weight) for _, layer in lora_layers(res.model))
 
 
+@pytest.mark.slow
 def test_rank_sweep(ip):
     ip.user_ns["recs"] = RECS
     ip.run_cell("%lora base --base tiny-llama")

@@ -11,6 +11,7 @@ from nbllm.errors import DataError, ModelError, OfflineError
 from nbllm.testing import register_tiny_model
 
 
+@pytest.mark.slow
 def test_tiny_llama_is_seeded_and_leaves_global_rng_alone():
     torch.manual_seed(123)
     before = torch.rand(1)
@@ -60,6 +61,7 @@ def test_unknown_names(name):
         models.resolve(name)
 
 
+@pytest.mark.slow
 def test_hub_id_while_offline_is_a_clear_error():
     code = "import nbllm; nbllm.load_model('someone/some-model')"
     env = dict(os.environ, HF_HUB_OFFLINE="1")

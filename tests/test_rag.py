@@ -97,6 +97,7 @@ def test_load_lists_and_dataframes():
     assert [d.text for d in got.documents] == ["one", "two"] and got.documents[1].meta == {"tag": "y"}
 
 
+@pytest.mark.slow
 def test_bad_files_are_skipped_and_counted(docs):
     (docs / "latin1.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
     (docs / "empty.md").write_text("   \n")
@@ -153,6 +154,7 @@ def test_bad_chunk_sizes(size, overlap, message):
 
 # ---------------------------------------------------------------- index, cache
 
+@pytest.mark.slow
 def test_reindexing_adds_nothing_and_embeds_only_what_changed(tmp_path, fresh_cache):
     d = tmp_path / "corpus"
     shutil.copytree(CORPUS, d)
@@ -179,6 +181,7 @@ def test_reindexing_adds_nothing_and_embeds_only_what_changed(tmp_path, fresh_ca
         rag.drop("reindex-test")
 
 
+@pytest.mark.slow
 def test_embedding_cache_survives_a_new_process_cache_object(tmp_path, fresh_cache):
     texts = [unique("the cache keeps this vector"), unique("and this one")]
     first = fresh_cache.embed(texts)
@@ -197,12 +200,14 @@ def test_embedding_cache_survives_a_new_process_cache_object(tmp_path, fresh_cac
     ("How does reciprocal rank fusion merge ranked lists?", "hybrid_search.html", None),
     ("What are Chatbot Arena's pairwise human votes turned into?", "chatbot_arena.txt", None),
 ])
+@pytest.mark.slow
 def test_the_right_source_comes_first(corpus, question, source, page):
     res = rag.query(question, "test-corpus", k=3, generate=False)
     top = res.hits.iloc[0]
     assert top.source == source and (page is None or top.page == page)
 
 
+@pytest.mark.slow
 def test_result_contract_for_eval_triad(corpus):
     res = rag.query("What is LoRA?", "test-corpus", k=3, generate=False)
     assert res.question == "What is LoRA?" and res.answer is None
@@ -290,6 +295,7 @@ def test_hybrid_fuses_bm25_with_dense_by_reciprocal_rank(corpus):
     assert search.matched_terms("GSM8K grade problems", res.contexts[0]) == ["grade", "gsm8k", "problems"]
 
 
+@pytest.mark.slow
 def test_rerank_reorders_candidates(corpus, tiny_lm):
     hits = [{"id": str(i), "text": t} for i, t in enumerate(["aaa", "bbb", "ccc"])]
     out = search.rerank("q", hits, 2, lambda q, texts: [len(texts) - i for i in range(len(texts))][::-1])
@@ -348,6 +354,7 @@ def test_prompt_numbers_the_chunks_and_model_citations_are_parsed():
     assert [(r["n"], r["by"]) for r in rows] == [(1, "model"), (2, "model"), (3, "model")]
 
 
+@pytest.mark.slow
 def test_similarity_citations_when_the_model_cites_nothing():
     emb = get_embedder("minilm")
     contexts = ["Cats purr when they are content.", "Volcanoes erupt molten rock called lava."]
@@ -358,6 +365,7 @@ def test_similarity_citations_when_the_model_cites_nothing():
     assert generate.similarity_citations("Stock markets rose today on bank news.", contexts, emb.embed) == []
 
 
+@pytest.mark.slow
 def test_generation_with_a_model_name_or_a_result_variable(corpus, tiny_lm):
     res = rag.query("What is LoRA?", "test-corpus", k=2, model=tiny_lm, max_new_tokens=8)
     assert isinstance(res.answer, str) and res.config["model"] == tiny_lm
@@ -492,6 +500,7 @@ def chroma_server(tmp_path_factory):
         _stop(proc)
 
 
+@pytest.mark.slow
 def test_server_mode(chroma_server):
     report = rag.index(CORPUS / "rag_triad.md", "server-test", server=chroma_server)
     assert report.total >= 2 and report.where == f"server {chroma_server}"
@@ -508,6 +517,7 @@ def test_unreachable_server_names_the_url():
         rag.index(["x y z"], "nowhere", server=url)
 
 
+@pytest.mark.slow
 def test_a_server_that_dies_mid_session_is_one_line_and_comes_back(ip, tmp_path, capsys):
     """Reached once, then killed: one UsageError line (no traceback) for every kind of call, the
     kernel keeps working, and the same cell works again once the server is back."""
@@ -557,6 +567,7 @@ def test_a_server_that_dies_mid_session_is_one_line_and_comes_back(ip, tmp_path,
         store._WHERE.pop("dies-test", None)
 
 
+@pytest.mark.slow
 def test_a_hung_server_times_out_in_one_line_and_comes_back(ip, tmp_path, capsys, monkeypatch):
     """A SIGSTOPped server accepts connections but never answers: the cell ends after
     NBLLM_CHROMA_TIMEOUT seconds with one line, and works again once the server continues."""
@@ -645,6 +656,7 @@ def test_another_embedder_and_the_mismatch_error(tiny_encoder):
         rag.drop("tiny-emb")
 
 
+@pytest.mark.slow
 def test_embedder_errors(monkeypatch):
     with pytest.raises(ConfigError, match="'tiny-llama' is a causal language model"):
         get_embedder("tiny-llama")
@@ -657,6 +669,7 @@ def test_embedder_errors(monkeypatch):
 
 # ---------------------------------------------------------------- magics
 
+@pytest.mark.slow
 def test_magics_index_list_ask_drop(ip, tmp_path):
     ip.user_ns["notes"] = ["Magic cells index Python lists.", "Sourdough bread needs a starter."]
     report = ip.run_cell("%rag index notes --collection magic-test --chunk-size 64 --overlap 8").result

@@ -35,6 +35,7 @@ def ask(ip, question, flags):
     return ip.run_cell(f"%%rag --collection {COLLECTION} {flags} --out last_rag\n{question}").result
 
 
+@pytest.mark.slow
 def test_triad_scores_real_rag_results_per_configuration(ip, indexed):
     """Two questions, each answered by the tiny generator with k=1 and with k=3."""
     configs = {k: [ask(ip, q, f"--k {k} --model tiny-triad --max-new-tokens 8") for q in QUESTIONS] for k in (1, 3)}
@@ -57,6 +58,7 @@ def test_triad_scores_real_rag_results_per_configuration(ip, indexed):
     assert direct.to_pandas()[list(TRIAD)].round(6).equals(frame[list(TRIAD)].round(6))
 
 
+@pytest.mark.slow
 def test_a_single_result_is_labelled_by_its_settings(ip, indexed):
     r = ask(ip, QUESTIONS[0], "--k 2 --model tiny-triad --max-new-tokens 4")
     label = triad.evaluate(r, progress=False).rows[0]["config"]
@@ -81,6 +83,7 @@ def test_an_ungrounded_sentence_is_flagged(ip, indexed):
     assert "class='nbllm-supported' title='supported by the contexts: similarity " in html
 
 
+@pytest.mark.slow
 def test_an_empty_answer_scores_zero_instead_of_failing(indexed):
     """The tiny random model answers only newlines; SmolLM2 can stop at once too."""
     r = rag.query(QUESTIONS[1], COLLECTION, k=1, generate=False)
@@ -135,6 +138,7 @@ def test_markers_do_not_change_groundedness():
     assert marked["answer_relevance"] == plain["answer_relevance"]
 
 
+@pytest.mark.slow
 def test_markers_do_not_change_groundedness_with_minilm():
     marked, plain = (triad.evaluate(StandIn(a), progress=False).rows[0] for a in (MARKED, PLAIN))
     assert marked["groundedness"] == plain["groundedness"]
@@ -260,6 +264,7 @@ def test_a_wrong_number_is_unsupported_whatever_its_similarity():
                               "low similarity 0.00 < 0.45"]
 
 
+@pytest.mark.slow
 def test_without_figures_the_number_check_changes_nothing():
     """On sentences with no figures (names with digits, "one", "fifty-two"), the marks are the cosine's."""
     answer = ("The Eiffel Tower is one of the sights of Paris. GSM8K and the L2 norm are unrelated. "
@@ -270,6 +275,7 @@ def test_without_figures_the_number_check_changes_nothing():
     assert [ok for _, ok in scores["sentences"]] == [True, False, False]
 
 
+@pytest.mark.slow
 def test_minilm_accepts_a_wrong_year_that_the_number_check_rejects():
     """The finding behind the check: a wrong figure is a near copy, well above the threshold."""
     wrong = StandIn("The Eiffel Tower was completed in 1899 [1].")

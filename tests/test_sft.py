@@ -28,6 +28,7 @@ def run(records=RECORDS, **kw):
 
 # ---------------------------------------------------------------- packing
 
+@pytest.mark.slow
 def test_packed_rows_give_the_same_logits_as_each_example_alone():
     model, tok = models.tiny_llama()
     examples = [encode(tok, r, "alpaca") for r in RECORDS[:5]] + [encode(tok, "short text", "none")]
@@ -43,6 +44,7 @@ def test_packed_rows_give_the_same_logits_as_each_example_alone():
             start += len(e)
 
 
+@pytest.mark.slow
 def test_segment_packing_gives_the_same_logits_as_each_example_alone():
     model, tok = models.tiny_llama()
     use_packed_attention(model)
@@ -56,6 +58,7 @@ def test_segment_packing_gives_the_same_logits_as_each_example_alone():
             torch.testing.assert_close(packed[start:end], alone, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_all_layouts_give_the_same_loss_and_packing_pads_less():
     model, tok = models.tiny_llama()
     use_packed_attention(model)
@@ -73,6 +76,7 @@ def test_all_layouts_give_the_same_loss_and_packing_pads_less():
 
 
 @pytest.mark.parametrize("head", ["plain", "lora-on-lm_head"])
+@pytest.mark.slow
 def test_loss_sum_gives_the_full_logits_loss_and_gradients(head, monkeypatch):
     """The fused head + cross-entropy (a plain head, tied to the embeddings) and the
     checkpointed chunks of a wrapped head both equal the loss of the model's own logits."""
@@ -105,6 +109,7 @@ def test_loss_sum_gives_the_full_logits_loss_and_gradients(head, monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_trained_model_saves_and_reloads_as_a_plain_model(tmp_path):
     result = run(max_steps=2, method="full")
     result.model.save_pretrained(tmp_path / "m")
@@ -132,6 +137,7 @@ def test_step_examples_cover_each_epoch_once():
 
 # ---------------------------------------------------------------- training
 
+@pytest.mark.slow
 def test_same_seed_same_losses_and_loss_goes_down():
     a = run(max_steps=12, lr=3e-3, method="full")
     b = run(max_steps=12, lr=3e-3, method="full")
@@ -143,6 +149,7 @@ def test_same_seed_same_losses_and_loss_goes_down():
 
 
 @pytest.mark.parametrize("method", ["lora", "full", "last-block"])
+@pytest.mark.slow
 def test_resume_continues_exactly(tmp_path, method):
     straight = run(max_steps=10, method=method, lr=1e-3)
     first = run(max_steps=10, method=method, lr=1e-3, save=str(tmp_path / "ck"), stop_when=lambda r: r["step"] == 5)
@@ -179,6 +186,7 @@ def test_lora_starts_equal_to_the_base_model():
         torch.testing.assert_close(trainer.model(input_ids=ids).logits, before, atol=0, rtol=0)
 
 
+@pytest.mark.slow
 def test_grad_accumulation_matches_one_big_batch():
     a = run(max_steps=3, method="full", lr=1e-3, batch_size=4)
     b = run(max_steps=3, method="full", lr=1e-3, batch_size=4, grad_accum=2)
@@ -186,6 +194,7 @@ def test_grad_accumulation_matches_one_big_batch():
                                atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_chat_lima_and_text_formats_train():
     lima = [{"messages": ["Hi, who are you?", "A small model.", "Nice.", "Thanks!"]}] * 6
     chat = [{"messages": [{"role": "user", "content": "Ping"}, {"role": "assistant", "content": "Pong"}]}] * 6
@@ -195,6 +204,7 @@ def test_chat_lima_and_text_formats_train():
         assert result.stats["steps"] == 2 and result.history.loss.notna().all()
 
 
+@pytest.mark.slow
 def test_generate_and_samples():
     result = nbllm.sft(RECORDS, model="tiny-llama", max_steps=2, batch_size=4, samples=1, progress="none")
     assert len(result.samples) == 1 and set(result.samples.columns) == {"prompt", "before", "after"}
@@ -202,6 +212,7 @@ def test_generate_and_samples():
     assert "trainable" in repr(result) and "<svg" in result._repr_html_()
 
 
+@pytest.mark.slow
 def test_interrupt_keeps_the_last_completed_step():
     model, tok = models.tiny_llama()
     trainer = Trainer(SFTConfig(model="tiny-llama", method="full", max_steps=20), _prepared(tok), model, tok, "cpu")
@@ -217,6 +228,7 @@ def test_interrupt_keeps_the_last_completed_step():
     assert signal.getsignal(signal.SIGINT) is before
 
 
+@pytest.mark.slow
 def test_save_replaces_a_checkpoint_atomically(tmp_path):
     model, tok = models.tiny_llama()
     trainer = Trainer(SFTConfig(model="tiny-llama", method="full", max_steps=2), _prepared(tok), model, tok, "cpu")
@@ -234,6 +246,7 @@ def _prepared(tok):
 
 # ---------------------------------------------------------------- the magic and bad input
 
+@pytest.mark.slow
 def test_sft_magic_inline_jsonl(ip):
     cell = "\n".join('{"instruction": "Say %d", "output": "%d"}' % (i, i) for i in range(8))
     res = ip.run_cell(f"%%sft --model tiny-llama --max-steps 2 --batch-size 4 --samples 0 --progress none "
@@ -247,6 +260,7 @@ def test_sft_magic_inline_jsonl(ip):
     assert res3.stats["n_train"] > 250
 
 
+@pytest.mark.slow
 def test_schedule_flags_shape_the_learning_rate(ip):
     """Warm-up over the first 2 of 10 steps, then linear decay, half a cosine, or constant."""
     import math
@@ -295,6 +309,7 @@ def test_bad_input_is_one_usage_error(ip, cell, message):
         ip.run_cell(cell)
 
 
+@pytest.mark.slow
 def test_resume_with_another_method_is_refused(ip, tmp_path):
     ip.user_ns["recs"] = RECORDS
     ip.run_cell(f"%sft --model tiny-llama --data recs --max-steps 1 --samples 0 --progress none "
@@ -316,6 +331,7 @@ def test_config_round_trips_to_json():
         prepare_data([], models.byte_tokenizer(), cfg)
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_gives_the_same_losses():
     a = run(max_steps=3, method="full", lr=1e-3)
     b = run(max_steps=3, method="full", lr=1e-3, grad_checkpointing=True)
@@ -323,6 +339,7 @@ def test_gradient_checkpointing_gives_the_same_losses():
                                atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_widget_monitor_updates_and_stop_button():
     from nbllm.train.callbacks import TextProgress
     from nbllm.widgets.training import WidgetMonitor, make_monitor
@@ -342,6 +359,7 @@ def test_widget_monitor_updates_and_stop_button():
     assert isinstance(make_monitor("x", "text"), TextProgress) and make_monitor("x", "none") is None
 
 
+@pytest.mark.slow
 def test_text_progress_and_truncation_notice(capsys):
     long = [{"instruction": "Echo " + "word " * 80, "output": "ok"}] + RECORDS
     result = nbllm.sft(long, model="tiny-llama", max_steps=2, batch_size=4, samples=0, progress="text",
@@ -352,6 +370,7 @@ def test_text_progress_and_truncation_notice(capsys):
     assert "1 example(s) longer than --max-length 200" in out
 
 
+@pytest.mark.slow
 def test_prompt_tuning_trains_only_the_soft_prompt_and_resumes(tmp_path):
     result = run(max_steps=6, method="prompt-tuning", virtual_tokens=8, lr=0.05)
     assert result.stats["trainable"] == 8 * 64  # 8 virtual tokens x hidden size
@@ -368,6 +387,7 @@ def test_prompt_tuning_trains_only_the_soft_prompt_and_resumes(tmp_path):
 
 # ---------------------------------------------------------------- 16-bit (the CUDA code path, run on the CPU)
 
+@pytest.mark.slow
 def test_bf16_autocast_trains_close_to_fp32():
     fp32 = run(max_steps=6, lr=3e-3, method="full")
     half = run(max_steps=6, lr=3e-3, method="full", precision="bf16")
@@ -376,6 +396,7 @@ def test_bf16_autocast_trains_close_to_fp32():
     assert half.history.loss.tolist() != fp32.history.loss.tolist()  # autocast did run in 16-bit
 
 
+@pytest.mark.slow
 def test_fp16_scales_the_loss_and_resumes_with_the_scaler_state(tmp_path):
     model, tok = models.tiny_llama()
     trainer = Trainer(SFTConfig(model="tiny-llama", method="full", precision="fp16", max_steps=3),

@@ -28,6 +28,7 @@ def packed_model_and_examples():
 
 
 @pytest.mark.parametrize("kernel", ["sdpa", "mask"])
+@pytest.mark.slow
 def test_each_kernel_gives_the_logits_of_each_example_alone(kernel):
     model, examples = packed_model_and_examples()
     batch = segments_batch(examples).to("cpu", kernel)
@@ -39,6 +40,7 @@ def test_each_kernel_gives_the_logits_of_each_example_alone(kernel):
             torch.testing.assert_close(packed[start:end], alone, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_a_packed_row_builds_no_full_attention_mask(monkeypatch):
     """transformers would derive an L x L mask from the restarting position_ids; packed
     attention isolates the examples itself, so the mask function must not run."""

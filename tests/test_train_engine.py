@@ -40,12 +40,14 @@ def losses(result):
     return [r["loss"] for r in rows(result)]
 
 
+@pytest.mark.slow
 def test_a_classifier_keeps_a_constant_learning_rate_unless_told():
     assert [r["lr"] for r in rows(train("classification"))] == [1e-3] * 4
     assert [r["lr"] for r in rows(train("causal-lm"))][-1] < 1e-3  # the others decay linearly by default
 
 
 @pytest.mark.parametrize("objective", OBJECTIVES)
+@pytest.mark.slow
 def test_schedule_and_warmup_shape_the_learning_rate(objective):
     const = [r["lr"] for r in rows(train(objective, schedule="constant", warmup_ratio=0.0))]
     assert const == [1e-3] * 4
@@ -69,6 +71,7 @@ class MicroBatches(Callback):
 
 
 @pytest.mark.parametrize("objective", OBJECTIVES)
+@pytest.mark.slow
 def test_grad_accumulation_splits_the_step_and_keeps_its_losses(objective):
     one = train(objective, method=OBJECTIVES[objective][3], batch_size=4)
     counter = MicroBatches()
@@ -78,6 +81,7 @@ def test_grad_accumulation_splits_the_step_and_keeps_its_losses(objective):
 
 
 @pytest.mark.parametrize("objective", OBJECTIVES)
+@pytest.mark.slow
 def test_bf16_autocast_runs_and_fp16_scales_the_loss(objective):
     fp32 = train(objective, method=OBJECTIVES[objective][3])
     bf16 = train(objective, method=OBJECTIVES[objective][3], precision="bf16")
@@ -96,6 +100,7 @@ def test_bf16_autocast_runs_and_fp16_scales_the_loss(objective):
 
 @pytest.mark.parametrize("objective", OBJECTIVES)
 @pytest.mark.parametrize("which", ["adapters", "all weights"])
+@pytest.mark.slow
 def test_save_and_resume_continue_exactly(tmp_path, objective, which):
     method = OBJECTIVES[objective][2 if which == "adapters" else 3]
     straight = train(objective, method=method, max_steps=6)
@@ -107,6 +112,7 @@ def test_save_and_resume_continue_exactly(tmp_path, objective, which):
 
 
 @pytest.mark.parametrize("objective", OBJECTIVES)
+@pytest.mark.slow
 def test_eval_every_sets_the_validation_cadence(objective):
     result = train(objective, eval_every=2)
     assert [r["step"] for r in rows(result) if not math.isnan(r["val_loss"])] == [2, 4]
@@ -163,6 +169,7 @@ def test_a_bad_save_destination_is_refused_before_training(tmp_path, make, messa
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before  # the user's files unchanged
 
 
+@pytest.mark.slow
 def test_a_save_that_fails_after_training_keeps_the_result(tmp_path, monkeypatch, capsys):
     def broken(trainer, directory):
         raise PermissionError(13, "Permission denied")
@@ -173,6 +180,7 @@ def test_a_save_that_fails_after_training_keeps_the_result(tmp_path, monkeypatch
     assert "warning: the run finished but --save" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_leftovers_of_an_interrupted_save_are_cleared(tmp_path):
     (tmp_path / ".ck.tmp-dead").mkdir()
     (tmp_path / ".ck.old-dead").mkdir()
@@ -201,6 +209,7 @@ def lengths(trainer):
 
 
 @pytest.mark.parametrize("objective", OBJECTIVES)
+@pytest.mark.slow
 def test_every_general_option_takes_effect(objective):
     base, t0 = seen(objective)
     assert t0.device == "cpu" and seen(objective, device="cpu")[1].device == "cpu"
