@@ -37,6 +37,13 @@ def make(kind, name, vecs, space="l2", index="auto", metas=None):
     return col, ids
 
 
+def clustered(rng, n, dim=32, topics=100):
+    """Random vectors around `topics` random centres, as embeddings of texts on a few topics are
+    (uniform random vectors have no neighbourhoods: no index finds them but brute force)."""
+    centres = np.random.default_rng(123).normal(size=(topics, dim))
+    return (centres[rng.integers(0, topics, n)] + rng.normal(scale=0.5, size=(n, dim))).astype(np.float32)
+
+
 def exact_ids(vecs, ids, q, space, k, mask=None):
     d = base.distance(vecs, q, space)
     if mask is not None:
@@ -48,12 +55,12 @@ def exact_ids(vecs, ids, q, space, k, mask=None):
 @pytest.mark.parametrize("kind, index", PATHS)
 def test_top_k_matches_exact_numpy_search_at_10k(kind, index):
     rng = np.random.default_rng(0)
-    vecs = rng.normal(size=(10_000, 32)).astype(np.float32)
+    vecs, queries = clustered(rng, 10_000), clustered(rng, 30)
     col, ids = make(kind, f"recall-{kind}-{index}", vecs, "l2", index)
     try:
         assert col.count() == 10_000
         recall = []
-        for q in rng.normal(size=(30, 32)).astype(np.float32):
+        for q in queries:
             truth = set(exact_ids(vecs, ids, q, "l2", 10))
             got = [h["id"] for h in search.dense(col, q, 10)]
             assert len(got) == 10

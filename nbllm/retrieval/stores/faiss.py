@@ -5,8 +5,8 @@
     DIR/<collection>/index.faiss      the vectors (cosine: unit vectors under IndexFlatIP / HNSW IP)
     DIR/<collection>/chunks.jsonl     one line per row: id, document, metadata, norm
 
---index flat is exact; hnsw is approximate (HNSW settings below, measured with benchmarks/rag.py
-to keep recall@10 >= 0.98); auto (the default) is flat below AUTO_HNSW chunks and hnsw above.
+--index flat is exact; ann is HNSW, approximate (HNSW settings below, measured with benchmarks/rag.py
+to keep recall@10 >= 0.98); auto (the default) is flat below AUTO_HNSW chunks and HNSW from there on.
 FAISS keeps no ids or metadata, so the chunk table and the --where filter live in nbllm
 (base.TableCollection); a filtered query is an exact search over the chunks that pass.
 """
@@ -23,7 +23,9 @@ from .base import TableCollection, folder_store, mark_folder, swap_in, write_jso
 
 NAME = "faiss"
 AUTO_HNSW = 20_000  # --index auto: exact below this many chunks, HNSW from here on
-HNSW = {"M": 32, "ef_construction": 100, "ef_search": 256}
+# efConstruction 40 (FAISS's default) builds 100k 384-d vectors in ~40 s on 2 cores; efSearch 256 brings
+# recall@10 back to >= 0.98 (benchmarks/rag.py: 0.99 at 10k, 0.998 at 100k; random vectors in tests)
+HNSW = {"M": 32, "ef_construction": 40, "ef_search": 256}
 _STORES: dict = {}
 
 
@@ -45,7 +47,10 @@ def connect(persist=None) -> "FaissStore":
 
 
 def kind(mode: str, count: int) -> str:
-    return mode if mode in ("flat", "hnsw") else ("hnsw" if count >= AUTO_HNSW else "flat")
+    """The index --index MODE means at `count` chunks: flat or hnsw (ann)."""
+    if mode in ("flat", "ann"):
+        return "hnsw" if mode == "ann" else "flat"
+    return "hnsw" if count >= AUTO_HNSW else "flat"
 
 
 def build_index(vecs: np.ndarray, space: str, kind_: str):
@@ -89,7 +94,14 @@ class FaissCollection(TableCollection):
             self._index = build_index(self._vecs, self.space, self.kind)
         if self.kind == "hnsw":
             self._index.hnsw.efSearch = max(HNSW["ef_search"], 2 * k)
-        _, rows = self._index.search(_prepared(query[None, :], self.space), k)
+        faiss, threads = _faiss(), None
+        try:  # one query is too small to share: OpenMP threads cost 5-10x when other processes hold the cores
+            threads = faiss.omp_get_max_threads()
+            faiss.omp_set_num_threads(1)
+            _, rows = self._index.search(_prepared(query[None, :], self.space), k)
+        finally:
+            if threads:
+                faiss.omp_set_num_threads(threads)
         return rows[0][rows[0] >= 0]
 
     def _commit(self, state, appended):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import uuid
 from pathlib import Path
 
@@ -34,7 +33,6 @@ _STORES: dict = {}
 
 
 def _lancedb():
-    os.environ.setdefault("LANCE_LOG", "error")  # Lance logs a WARN line when it creates a table
     try:
         import lancedb
     except ImportError:
@@ -185,9 +183,11 @@ class LanceCollection:
             stats = self.table.index_stats(self.table.list_indices()[0].name)
             if stats is not None and stats.num_unindexed_rows <= REINDEX_SHARE * n:
                 return
+        from lancedb.index import IvfFlat
+
         parts = partitions(n)
-        self.table.create_index(metric=METRIC[self.space], vector_column_name="vector", index_type="IVF_FLAT",
-                                num_partitions=parts, replace=True)
+        self.table.create_index("vector", replace=True,  # the column: the new API's first argument
+                                config=IvfFlat(distance_type=METRIC[self.space], num_partitions=parts))
         self.metadata["nbllm_partitions"] = parts
         self.store._save_manifest(self)
 
@@ -235,7 +235,8 @@ class LanceStore:
             mark_folder(self.path, NAME)
         schema = pa.schema([pa.field("id", pa.string()), pa.field("document", pa.string()),
                             pa.field("metadata", pa.string()), pa.field("vector", pa.list_(pa.float32(), dim))])
-        table = self.db.create_table(name, schema=schema, mode="overwrite")
+        self.db.drop_table(name, ignore_missing=True)  # a table left without its manifest
+        table = self.db.create_table(name, schema=schema)  # (mode="overwrite" logs a WARN line)
         man = {"name": name, "metadata": dict(metadata), "dimension": dim,
                "distance": metadata.get("nbllm_distance", "l2")}
         col = LanceCollection(self, table, man)
@@ -248,7 +249,4 @@ class LanceStore:
         self._manifests.pop(name, None)
         if self.path is not None and self._manifest_path(name).exists():
             self._manifest_path(name).unlink()
-        try:
-            self.db.drop_table(name)
-        except (FileNotFoundError, ValueError):
-            pass
+        self.db.drop_table(name, ignore_missing=True)
