@@ -49,7 +49,7 @@ def data_fingerprint(examples) -> str:
 def check_destination(directory) -> Path:
     """Refuse a --save destination before any training: what nbllm.paths refuses, and a folder
     that holds something other than an nbllm checkpoint (it would be replaced)."""
-    path = check_path(directory, "--save")
+    path = recover(check_path(directory, "--save"))
     if path.is_dir() and any(path.iterdir()) and not (path / "trainer_state.json").exists():
         raise ConfigError(f"--save '{directory}' is a folder that is not an nbllm checkpoint; give a new or empty "
                           "folder (nothing in it was changed)")
@@ -88,9 +88,21 @@ def _save_sharded(trainer, final: Path) -> Path:
     return final
 
 
+def recover(final) -> Path:
+    """Undo what a save killed between its two renames left: the checkpoint folder gone, the
+    previous one beside it as .NAME.old-*. That previous checkpoint is put back in place."""
+    final = Path(final).expanduser()
+    if not final.exists():
+        olds = sorted(final.parent.glob(f".{final.name}.old-*"), key=lambda p: p.stat().st_mtime)
+        if olds and (olds[-1] / "trainer_state.json").exists():
+            os.rename(olds[-1], final)
+    return final
+
+
 def _publish(trainer, tmp: Path, final: Path) -> Path:
     """Write the rest of the checkpoint into tmp, then rename it into place (first clearing what
     an interrupted earlier save of the same folder left beside it)."""
+    recover(final)
     for stale in (*final.parent.glob(f".{final.name}.tmp-*"), *final.parent.glob(f".{final.name}.old-*")):
         if stale != tmp:
             shutil.rmtree(stale, ignore_errors=True)
@@ -144,17 +156,59 @@ def _write(trainer, out: Path) -> None:
 
 
 def read_config(directory) -> SFTConfig:
-    path = Path(directory).expanduser()
+    path = recover(directory)
     if not (path / "config.json").exists() or not (path / "trainer_state.json").exists():
         raise ConfigError(f"'{directory}' is not an nbllm checkpoint (no config.json / trainer_state.json); "
                           "give the folder a --save wrote")
-    return SFTConfig.from_json((path / "config.json").read_text())
+    text = _readable(path / "config.json", directory, lambda f: f.read_text())
+    try:
+        return SFTConfig.from_json(text)
+    except (json.JSONDecodeError, RecursionError):
+        raise _incomplete(directory, "config.json", "it is empty or cut short") from None
+
+
+def _incomplete(directory, name: str, why: str) -> ConfigError:
+    return ConfigError(f"checkpoint '{directory}' is incomplete or damaged: {name} {why}; resume from an earlier "
+                       "checkpoint, or train again with --save")
+
+
+def _readable(file: Path, directory, load):
+    """load(file), or one ConfigError naming the checkpoint file that is missing or damaged."""
+    name = str(file.relative_to(Path(directory).expanduser()))
+    if not file.exists():
+        raise _incomplete(directory, name, "is missing")
+    try:
+        return load(file)
+    except Exception as err:  # noqa: BLE001 - torch.load, safetensors and json each fail their own way
+        first = str(err).splitlines()[0][:100] if str(err) else type(err).__name__
+        raise _incomplete(directory, name, f"cannot be read ({first})") from None
+
+
+def _json(file: Path):
+    return json.loads(file.read_text())
+
+
+def _torch(file: Path):
+    return torch.load(file, weights_only=False)
+
+
+def _safetensors(file: Path):
+    from safetensors.torch import load_file
+
+    return load_file(file)
 
 
 def load_checkpoint(trainer, directory) -> None:
-    """Restore weights, optimizer, scheduler, RNG and state into a freshly built trainer."""
+    """Restore weights, optimizer, scheduler, RNG and state into a freshly built trainer; a
+    missing or damaged file is one ConfigError that names it, before anything is restored."""
     path = Path(directory).expanduser()
-    state = json.loads((path / "trainer_state.json").read_text())
+    state = _readable(path / "trainer_state.json", directory, _json)
+    if not isinstance(state, dict) or not {"step", "tokens", "history", "train_seconds"} <= set(state):
+        raise _incomplete(directory, "trainer_state.json", "lacks the step, tokens or history")
+    files = {"scheduler.pt": _torch, "rng.pt": _torch}
+    if not (path / "sharded").is_dir():
+        files["optimizer.pt"] = _torch
+    loaded = {name: _readable(path / name, directory, load) for name, load in files.items()}
     fingerprint = data_fingerprint(trainer.data.train + trainer.data.val)
     if state.get("data") != fingerprint:
         raise ConfigError(f"the data differs from the data checkpoint '{directory}' was trained on; "
@@ -171,9 +225,7 @@ def load_checkpoint(trainer, directory) -> None:
             raise ConfigError(f"sharded checkpoint '{directory}' does not fit this model ({reason[:160]}); "
                               "resume with the same --model") from None
     elif _saves_trainable_only(trainer):
-        from safetensors.torch import load_file
-
-        weights = load_file(path / "trainable.safetensors")
+        weights = _readable(path / "trainable.safetensors", directory, _safetensors)
         params = dict(model.named_parameters())
         if set(weights) - set(params):
             raise ConfigError(f"checkpoint '{directory}' does not fit this model; resume with the same --model")
@@ -182,25 +234,25 @@ def load_checkpoint(trainer, directory) -> None:
                 params[name].copy_(value)
     elif cfg.method in ADAPTER_METHODS:
         from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
 
-        set_peft_model_state_dict(model, load_file(path / "adapter" / "adapter_model.safetensors"))
+        set_peft_model_state_dict(model, _readable(path / "adapter" / "adapter_model.safetensors", directory,
+                                                   _safetensors))
     else:  # full
-        from safetensors.torch import load_file
-
         files = sorted((path / "model").glob("*.safetensors"))
+        if not files:
+            raise _incomplete(directory, "model/", "holds no .safetensors weights")
         weights = {}
         for f in files:
-            weights.update(load_file(f))
+            weights.update(_readable(f, directory, _safetensors))
         missing, unexpected = unwrap(model).load_state_dict(weights, strict=False)
         if unexpected or any(not _is_tied(model, m) for m in missing):
             raise ConfigError(f"checkpoint '{directory}' does not fit this model; resume with the same --model")
     if not (path / "sharded").is_dir():
-        trainer.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
-    trainer.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+        trainer.optimizer.load_state_dict(loaded["optimizer.pt"])
+    trainer.scheduler.load_state_dict(loaded["scheduler.pt"])
     if trainer.scaler is not None and (path / "scaler.pt").exists():
-        trainer.scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=False))
-    rng = torch.load(path / "rng.pt", weights_only=False)
+        trainer.scaler.load_state_dict(_readable(path / "scaler.pt", directory, _torch))
+    rng = loaded["rng.pt"]
     torch.set_rng_state(rng["torch"])
     random.setstate(rng["python"])
     if "cuda" in rng and torch.cuda.is_available():
