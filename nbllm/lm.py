@@ -119,7 +119,9 @@ class LM:
                  temperature: float = 0.0, top_p: float = 0.95, seed: int = 0, batch_size: int = 8) -> list[str]:
         """The continuation of each prompt (a string, an alpaca dict or a list of messages) under
         `template` (default: the model's own): greedy at temperature 0, else sampling seeded by
-        `seed`. Up to `batch_size` prompts go through one left-padded generate call."""
+        `seed`. Up to `batch_size` prompts go through one left-padded generate call; each batch
+        draws from seed + its first prompt's position, so a prompt repeated across batches gets
+        fresh samples, not a copy of the first batch's."""
         from .generation import check_settings, generate, rendered
 
         if isinstance(prompts, (str, dict)):
@@ -136,7 +138,7 @@ class LM:
         out = []
         for start in range(0, len(prompts), batch_size):
             out += self._generate_batch([rendered(self.tokenizer, p, template) for p in prompts[start:start + batch_size]],
-                                        **kw)
+                                        **{**kw, "seed": seed + start})
         return out
 
     def _generate_batch(self, rendered, *, template, max_new_tokens, temperature, top_p, seed) -> list[str]:

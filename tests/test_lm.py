@@ -96,6 +96,8 @@ def test_generate_is_seeded_and_leaves_the_mode_alone(tuned):
     a = handle.generate(["Add 1 and 2.", "Add 2 and 2."], max_new_tokens=4, temperature=0.9, seed=3)
     b = handle.generate(["Add 1 and 2.", "Add 2 and 2."], max_new_tokens=4, temperature=0.9, seed=3)
     assert a == b and len(a) == 2 and handle.model.training
+    same = handle.generate(["Say something."] * 6, max_new_tokens=8, temperature=1.5, seed=3, batch_size=3)
+    assert same[:3] != same[3:]  # the second batch draws its own samples, not a copy of the first's
 
 
 @pytest.mark.parametrize("call, error, message", [
