@@ -16,10 +16,36 @@ def fmt(value: Any) -> str:
     return repr(value)
 
 
+def with_provenance(render):
+    """Wrap a _repr_html_ so the result's provenance (nbllm.provenance) shows as a collapsed
+    block inside its box; never in __repr__."""
+    if getattr(render, "_shows_provenance", False):
+        return render
+
+    def _repr_html_(self) -> str:
+        out = render(self)
+        prov = getattr(self, "provenance", None)
+        if prov is None or "nbllm-provenance" in out:
+            return out
+        block = prov.html()
+        return out[:-len("</div>")] + block + "</div>" if out.endswith("</div>") else out + block
+
+    _repr_html_._shows_provenance = True
+    _repr_html_.__doc__, _repr_html_.__qualname__ = render.__doc__, render.__qualname__
+    return _repr_html_
+
+
 class Result:
-    """Base for everything a magic returns or binds with --out."""
+    """Base for everything a magic returns or binds with --out. `provenance` (an
+    nbllm.provenance.Provenance, or None) shows in the HTML view of every subclass."""
 
     _summary_fields: tuple[str, ...] = ()
+    provenance = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "_repr_html_" in cls.__dict__:
+            cls._repr_html_ = with_provenance(cls.__dict__["_repr_html_"])
 
     def summary(self) -> dict:
         return {name: getattr(self, name) for name in self._summary_fields}
@@ -35,6 +61,8 @@ class Result:
         head = html.escape(repr(self))
         table = self.to_pandas().head(50).to_html(index=False, escape=True, float_format=lambda x: f"{x:.4g}")
         return f"<div class='nbllm'><code>{head}</code>{table}</div>"
+
+    _repr_html_ = with_provenance(_repr_html_)
 
 
 # Token chips: alternating shades show token boundaries; loss tokens in colour, prompt in grey.

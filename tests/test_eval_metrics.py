@@ -208,12 +208,13 @@ def test_leaderboard_collects_results_and_exports(ip, tmp_path):
     leaderboard.clear()
     generative.evaluate(None, [{"question": "q", "answer": "yes", "prediction": "yes"}], metric="em")
     contamination.check(["a b c d"], ["a b c d", "x y z w"], n=2)
+    generative.evaluate(None, [{"question": "q", "answer": "yes", "prediction": "no"}], metric="em")  # other data: a row
     generative.evaluate(None, [{"question": "q", "answer": "yes", "prediction": "no"}], metric="em")  # rerun: replaces
     csv, md = tmp_path / "board.csv", tmp_path / "board.md"
     board = ip.run_cell(f"%eval leaderboard --csv {csv} --markdown {md}").result
     frame = board.to_pandas()
-    assert list(frame.columns) == ["model", "task", "metric", "value", "n", "ci_low", "ci_high"]
-    assert frame.metric.tolist() == ["rate", "em"] and frame.value.tolist() == [0.5, 0.0]
+    assert list(frame.columns)[:7] == ["model", "task", "metric", "value", "n", "ci_low", "ci_high"]
+    assert frame.metric.tolist() == ["em", "rate", "em"] and frame.value.tolist() == [1.0, 0.5, 0.0]
     assert csv.read_text().startswith("model,task,metric,value,n,ci_low,ci_high")
     assert md.read_text().splitlines()[0] == "| model | task | metric | value | n | ci_low | ci_high |"
     assert "<img" in board._repr_html_()

@@ -61,7 +61,7 @@ OLD_FLAGS = {
     ROUTES["triad"]: "--rag --judge -j --judge-url --api-key-env --threshold --out -o",
     ROUTES["arena"]: "--votes -v --models --k --rounds --seed --widget --battles --out -o",
     ROUTES["contamination"]: "--train --test --n --field --train-field --out -o",
-    ROUTES["leaderboard"]: "--csv --markdown --task --clear --out -o",
+    ROUTES["leaderboard"]: "--csv --markdown --json --task --clear --out -o",
 }
 
 

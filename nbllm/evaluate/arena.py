@@ -180,8 +180,11 @@ def ratings(votes, *, models=None, k: float = K, rounds: int = 200, seed: int = 
     ties="half" (FastChat's): a tie or both-bad vote is half a win each way; "drop": left out."""
     import numpy as np
 
+    from ..provenance import attach, flags_of
     from .leaderboard import record
     from .results import ArenaResult
+
+    flags = flags_of(locals())
 
     if not isinstance(rounds, int) or rounds < 0:
         raise ConfigError(f"rounds must be an integer >= 0 (got {rounds!r})")
@@ -234,6 +237,7 @@ def ratings(votes, *, models=None, k: float = K, rounds: int = 200, seed: int = 
     table.sort(key=lambda r: -r["bt"])
     outcomes = {w: sum(v["winner"] == w for v in given) for w in ("a", "b", "tie", "both_bad")}
     result = ArenaResult(table, len(given), rounds, outcomes)
+    attach(result, data=given, seed=seed, flags=flags)  # the votes are the model: only their fingerprint
     record(result)
     return result
 

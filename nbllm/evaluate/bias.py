@@ -104,10 +104,13 @@ def evaluate(model=None, data=None, *, limit: int | None = None, batch_size: int
     """Score every pair with `model` (default smollm2); a BiasResult with .score (share preferring
     the stereotype), .ci(), .by_category(), .drivers(k) and one row per pair in .to_pandas()."""
     from ..lm import resolve
+    from ..provenance import attach, flags_of, for_data
     from .leaderboard import record
     from .results import BiasResult
 
+    flags = flags_of(locals())
     pairs = pairs_from(data, limit)
+    data_fp = for_data(pairs)  # before the scores are written into the pairs
     handle = resolve(model)
     tok = handle.tokenizer
     questions, owners = [], []
@@ -141,5 +144,6 @@ def evaluate(model=None, data=None, *, limit: int | None = None, batch_size: int
         rows.append({**pair, "margin": margin, "prefers_stereotype": margin > 0, "tie": margin == 0})
     label = label or (data if isinstance(data, str) else DEFAULT_DATA if data is None else "pairs")
     result = BiasResult(name or handle.name, label, rows)
+    attach(result, model=handle, name=result.model, data_fingerprint=data_fp, flags=flags)
     record(result)
     return result

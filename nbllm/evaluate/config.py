@@ -139,7 +139,9 @@ class LeaderboardOptions(EvalOptions):
     """%eval leaderboard: every eval result run in this session."""
 
     csv: str | None = option(None, "also write the table to this CSV file")
-    markdown: str | None = option(None, "also write the table to this markdown file")
+    markdown: str | None = option(None, "also write the table to this markdown file (then a provenance table)")
+    json: str | None = option(None, "also write every row with its provenance (versions, device, dtype, seed, "
+                              "weights and data fingerprints, flags) to this JSON file")
     task: str | None = option(None, "only rows of this task")
     clear: bool = option(False, "forget every recorded result")
 

@@ -64,7 +64,10 @@ def ngrams(ws: list[str], n: int):
 
 def check(train, test, *, n: int = 13, field: str | None = None, train_field: str | None = None):
     """Per-item n-gram overlap of `test` with `train`; a ContaminationResult with .rate and .clean."""
+    from ..provenance import attach, flags_of
     from .leaderboard import record
+
+    flags = flags_of(locals())
     from .results import ContaminationResult
 
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
@@ -94,5 +97,6 @@ def check(train, test, *, n: int = 13, field: str | None = None, train_field: st
         rows.append({"item": i, "text": " ".join(ws)[:200], "words": len(ws), "overlap_ngrams": len(hit),
                      "overlap": len(covered) / len(ws) if ws else 0.0, "contaminated": bool(hit), "spans": spans})
     result = ContaminationResult(n, rows, test_recs, field or "auto", short)
+    attach(result, data={"train": train_recs, "test": test_recs}, flags=flags)
     record(result)
     return result

@@ -172,8 +172,11 @@ def evaluate(models=None, data=None, *, samples: int = 5, temperature="0.7", top
     number or a comma list ("0.3,0.7,1.0")."""
     from ..lm import encoder as load_encoder
     from ..lm import resolve
+    from ..provenance import attach, flags_of, for_model
     from .leaderboard import record
     from .results import DiversityResult
+
+    flags = flags_of(locals())
 
     temps = temperatures(temperature)
     for t in temps:
@@ -207,5 +210,9 @@ def evaluate(models=None, data=None, *, samples: int = 5, temperature="0.7", top
         name = data if isinstance(data, str) else "prompts"
     result = DiversityResult(name, samples, settings, rows, top_p=top_p, seed=seed,
                              embedder=enc.name if enc else None)
+    several = {h.name: for_model(h).get("model_fingerprint") for h in handles} if len(handles) > 1 else None
+    attach(result, model=handles[0] if len(handles) == 1 else None, data=prompts, seed=seed, flags=flags,
+           models=several, embedder=enc.name if enc else None,
+           embedder_fingerprint=for_model(enc).get("model_fingerprint") if enc else None)
     record(result)
     return result

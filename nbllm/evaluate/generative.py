@@ -267,7 +267,10 @@ def evaluate(model=None, data="word-problems", *, metric: str = "em", max_new_to
 
     from ..generation import generate
     from ..lm import resolve
+    from ..provenance import attach, flags_of
     from .leaderboard import record
+
+    flags = flags_of(locals())
 
     if metric not in SCORERS:
         raise ConfigError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
@@ -288,7 +291,7 @@ def evaluate(model=None, data="word-problems", *, metric: str = "em", max_new_to
         outputs = [generate(lm, tok, hint + p, template=template, max_new_tokens=tokens)
                    for p in tqdm(prompts, desc=f"gen {model_name}", disable=not progress, leave=False)]
     else:
-        outputs, model_name = [r["prediction"] for r in records], "predictions"
+        outputs, model_name, handle = [r["prediction"] for r in records], "predictions", None
     rows = []
     for i, (rec, prompt, out, ref) in enumerate(zip(records, prompts, outputs, refs)):
         row = {"id": rec.get("id", i), "prompt": prompt, "output": out,
@@ -300,5 +303,6 @@ def evaluate(model=None, data="word-problems", *, metric: str = "em", max_new_to
         rows.append(row)
     kind = NumberGenResult if numeric else GenResult
     result = kind(name or model_name, label or (data if isinstance(data, str) else "data"), metric, rows)
+    attach(result, model=handle, name=result.model, data=records, flags=flags)
     record(result)
     return result

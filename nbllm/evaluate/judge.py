@@ -204,7 +204,10 @@ def evaluate(data, judge="smollm2", *, url: str | None = None, api_key_env: str 
     unparsable replies counted). Replies are cached per (judge, prompt)."""
     from tqdm.auto import tqdm
 
+    from ..provenance import attach, flags_of
     from .leaderboard import record
+
+    flags = flags_of(locals())
     from .results import JudgeResult
 
     check_limit(limit)
@@ -226,5 +229,7 @@ def evaluate(data, judge="smollm2", *, url: str | None = None, api_key_env: str 
             store.put(key, judge.id, reply)  # written at once: an interrupted run loses nothing
         rows.append({**item, "reply": reply, "score": parse_score(reply), "cached": cached})
     result = JudgeResult(judge.name, label or (data if isinstance(data, str) else "data"), rows)
+    weights = judge.model if isinstance(judge, ModelJudge) and not isinstance(judge.model, str) else None
+    attach(result, model=weights, name=judge.name, data=records[:limit] if limit else records, flags=flags)
     record(result)
     return result

@@ -1,7 +1,9 @@
 """The session's leaderboard: every eval result run in this process, one row per metric.
 
-Each evaluator calls `record(result)`; a rerun of the same (model, task, metric) replaces
-the old row instead of adding a duplicate, so re-executing a notebook cell keeps one row."""
+Each evaluator calls `record(result)`; a rerun of the same (model, task, metric) on the same
+weights and data replaces the old row instead of adding a duplicate, so re-executing a notebook
+cell keeps one row. Each row carries its result's provenance (nbllm.provenance.COLUMNS): two
+results from different weights or data (the model's and the data's fingerprints) never share a row."""
 
 from __future__ import annotations
 
@@ -10,10 +12,25 @@ from pathlib import Path
 _ROWS: dict[tuple, dict] = {}
 
 
+def _with_provenance(row: dict, prov) -> dict:
+    from ..provenance import COLUMNS
+
+    if prov is None:
+        return {**row, **{c: None for c in COLUMNS}}
+    cols = prov.columns()
+    per_model = prov.extra.get("models") or {}  # one result over several models (diversity)
+    if row["model"] in per_model:
+        cols["model_fingerprint"] = per_model[row["model"]]
+    return {**row, **cols}
+
+
 def record(result) -> None:
-    """Put a result's leaderboard rows on the board (latest run wins per model, task and metric)."""
+    """Put a result's leaderboard rows on the board (latest run wins per model, task, metric,
+    weights and data)."""
+    prov = getattr(result, "provenance", None)
     for row in result.leaderboard_rows():
-        key = (row["model"], row["task"], row["metric"])
+        row = _with_provenance(row, prov)
+        key = (row["model"], row["task"], row["metric"], row["model_fingerprint"], row["data_fingerprint"])
         _ROWS.pop(key, None)  # move a rerun to the end, in run order
         _ROWS[key] = row
 
@@ -22,9 +39,10 @@ def clear() -> None:
     _ROWS.clear()
 
 
-def leaderboard(csv: str | None = None, markdown: str | None = None, task: str | None = None):
-    """Every recorded eval result in one table (model, task, metric, value, n, ci_low, ci_high);
-    optionally written to CSV and/or markdown files."""
+def leaderboard(csv: str | None = None, markdown: str | None = None, task: str | None = None,
+                json: str | None = None):
+    """Every recorded eval result in one table (model, task, metric, value, n, ci_low, ci_high,
+    then the provenance columns); optionally written to CSV, markdown and/or JSON files."""
     from .results import LeaderboardResult
 
     from ..errors import DataError
@@ -32,7 +50,8 @@ def leaderboard(csv: str | None = None, markdown: str | None = None, task: str |
 
     rows = [dict(r) for r in _ROWS.values() if task is None or r["task"] == task]
     board = LeaderboardResult(rows)
-    exports = [(flag, path) for flag, path in (("--csv", csv), ("--markdown", markdown)) if path]
+    exports = [(flag, path) for flag, path in (("--csv", csv), ("--markdown", markdown), ("--json", json))
+               if path]
     for flag, path in exports:
         check_destination(path, flag, kind="file")
     if exports and not rows:
@@ -46,4 +65,6 @@ def leaderboard(csv: str | None = None, markdown: str | None = None, task: str |
         board.to_csv(csv)
     if markdown:
         board.to_markdown(markdown)
+    if json:
+        board.to_json(json)
     return board

@@ -252,7 +252,10 @@ def evaluate(model=None, data="llm-quiz", *, shots: int = 0, template: str = "qa
 
     method: cached (shared prefix once, `batch_size` questions per forward pass) or naive (one full
     pass per choice, the reference). name / label: how the model / the data are called on the leaderboard."""
+    from ..provenance import attach, flags_of
     from .leaderboard import record
+
+    flags = flags_of(locals())
     from .results import MCResult
 
     if not isinstance(shots, int) or shots < 0:
@@ -293,6 +296,7 @@ def evaluate(model=None, data="llm-quiz", *, shots: int = 0, template: str = "qa
                          "n_tokens": len(ids), "length": length, "loglik_norm": ll / length,
                          "correct": j == rec["answer"]})
     result = MCResult(name or model_name, label or _data_name(data), rows, records, shots, template)
+    attach(result, model=lm, name=result.model, data=records, seed=seed, flags=flags)
     record(result)
     return result
 

@@ -53,8 +53,11 @@ def evaluate(model=None, data=None, *, window: int | None = None, stride: int | 
     """Perplexity of `data` (text, .txt file, list of texts, or records with 'text'); a PerplexityResult."""
     from tqdm.auto import tqdm
 
+    from ..provenance import attach, flags_of
     from .leaderboard import record
     from .results import PerplexityResult
+
+    flags = flags_of(locals())
 
     check_limit(limit)
     if data is None:
@@ -71,5 +74,6 @@ def evaluate(model=None, data=None, *, window: int | None = None, stride: int | 
         raise DataError("every text is a single token; perplexity needs at least two tokens")
     label = label or (data if isinstance(data, str) and len(data) < 60 and "\n" not in data else "text")
     result = PerplexityResult(name or handle.name, label, docs, window, stride)
+    attach(result, model=handle, name=result.model, data=texts, flags=flags)
     record(result)
     return result

@@ -733,6 +733,12 @@ class LeaderboardResult(EvalResult):
     """%eval leaderboard: every eval result of this session in one table."""
 
     COLUMNS = ["model", "task", "metric", "value", "n", "ci_low", "ci_high"]
+    # where each row came from (nbllm.provenance.COLUMNS): in to_pandas(), the CSV and JSON exports
+    # and the markdown export's second table; never in __repr__
+    PROVENANCE = ["model_fingerprint", "adapter", "data_fingerprint", "seed", "device", "dtype", "nbllm", "python",
+                  "torch", "transformers", "peft", "datasets", "chromadb", "flags"]
+    PROVENANCE_SHORT = ["model", "task", "model_fingerprint", "adapter", "data_fingerprint", "seed", "device",
+                        "dtype", "nbllm", "torch", "transformers"]
 
     def __init__(self, rows: list[dict]):
         self.rows = rows
@@ -749,27 +755,58 @@ class LeaderboardResult(EvalResult):
         return "\n".join(lines)
 
     def to_pandas(self):
+        """One row per (model, task, metric, weights, data): the scores, then the provenance columns."""
         import pandas as pd
 
-        return pd.DataFrame(self.rows, columns=self.COLUMNS)
+        return pd.DataFrame(self.rows, columns=self.COLUMNS + self.PROVENANCE)
 
     def to_csv(self, path) -> str:
         self.to_pandas().to_csv(path, index=False)
         return str(path)
 
-    def markdown(self) -> str:
-        """The table as GitHub markdown (values to 4 decimals)."""
+    def to_json(self, path=None) -> str:
+        """Every row with its provenance as a JSON list (flags as an object, NaN as null)."""
+        import json
+
+        def clean(v):
+            return None if isinstance(v, float) and v != v else v
+
+        rows = []
+        for r in self.rows:
+            row = {c: clean(r.get(c)) for c in self.COLUMNS + self.PROVENANCE}
+            row["flags"] = json.loads(row["flags"]) if isinstance(row["flags"], str) else row["flags"]
+            rows.append(row)
+        text = json.dumps(rows, indent=1, ensure_ascii=False, default=str) + "\n"
+        if path is not None:
+            from pathlib import Path
+
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def markdown(self, provenance: bool = False) -> str:
+        """The table as GitHub markdown (values to 4 decimals); provenance=True adds a second
+        table: where each (model, task) came from (weights, data, seed, device, versions)."""
         def cell(v):
+            if v is None:
+                return ""
             if isinstance(v, float):
                 return "" if v != v else f"{v:.4f}"
             return html.escape(str(v), quote=False).replace("|", "\\|")  # markdown renders raw HTML
 
-        lines = ["| " + " | ".join(self.COLUMNS) + " |", "|" + "---|" * len(self.COLUMNS)]
-        lines += ["| " + " | ".join(cell(r[c]) for c in self.COLUMNS) + " |" for r in self.rows]
+        def table(columns, rows):
+            out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+            return out + ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+
+        lines = table(self.COLUMNS, self.rows)
+        if provenance:
+            seen = dict.fromkeys(tuple(r.get(c) for c in self.PROVENANCE_SHORT) for r in self.rows)
+            lines += ["", "Provenance", ""] + table(self.PROVENANCE_SHORT,
+                                                     [dict(zip(self.PROVENANCE_SHORT, k)) for k in seen])
         return "\n".join(lines) + "\n"
 
     def to_markdown(self, path=None) -> str:
-        text = self.markdown()
+        """The markdown export: the table, then the provenance table."""
+        text = self.markdown(provenance=True)
         if path is not None:
             from pathlib import Path
 

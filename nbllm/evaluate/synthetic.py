@@ -202,8 +202,11 @@ def evaluate(model=None, task: str = "mqar", context_lengths=(8,), n: int = 16, 
     from tqdm.auto import tqdm
 
     from ..generation import generate
+    from ..provenance import attach, flags_of
     from .leaderboard import record
     from .results import SyntheticResult
+
+    flags = flags_of(locals())
 
     lengths = [context_lengths] if isinstance(context_lengths, int) else list(context_lengths)
     records = make_sweep(task, lengths, n=n, seed=seed, queries=queries, shots=shots)
@@ -221,5 +224,6 @@ def evaluate(model=None, task: str = "mqar", context_lengths=(8,), n: int = 16, 
                      "answer": rec["answer"], "output": out, "correct": scored["correct"][0],
                      "item_accuracy": scored["item_accuracy"]})
     result = SyntheticResult(name or model_name, canonical(task), rows, shots)
+    attach(result, model=handle, name=result.model, data=records, seed=seed, flags=flags)
     record(result)
     return result

@@ -180,9 +180,12 @@ def evaluate(model=None, data=None, classifier=None, *, threshold: float = THRES
     """Generate `samples` outputs per prompt with `model` and score each with `classifier`; a
     ToxicityResult with .rate (share above threshold), .ci(), .worst(k) and one row per output."""
     from ..lm import resolve
+    from ..provenance import attach, flags_of
     from .diversity import check_sampling, prompts_from, sample
     from .leaderboard import record
     from .results import ToxicityResult
+
+    flags = flags_of(locals())
 
     check_threshold(threshold)
     check_sampling(samples, temperature)
@@ -211,5 +214,6 @@ def evaluate(model=None, data=None, classifier=None, *, threshold: float = THRES
     label_name = data_label or (data if isinstance(data, str) else "prompts")
     result = ToxicityResult(name or handle.name, label_name, clf.name, clf.labels[index], threshold, samples, rows,
                             worst=worst)
+    attach(result, model=handle, name=result.model, data=prompts, seed=seed, flags=flags, classifier=clf.name)
     record(result)
     return result

@@ -232,8 +232,11 @@ def evaluate(rag, *, judge=None, url: str | None = None, api_key_env: str | None
     threshold: the embedding cosine for a supported sentence (default THRESHOLD)."""
     from tqdm.auto import tqdm
 
-    from .judge import JudgeCache, make_judge, parse_score
+    from ..provenance import attach, flags_of
+    from .judge import JudgeCache, ModelJudge, make_judge, parse_score
     from .leaderboard import record
+
+    flags = flags_of(locals(), drop=("judge",))
     from .results import TriadResult
 
     threshold = THRESHOLD if threshold is None else threshold
@@ -269,5 +272,10 @@ def evaluate(rag, *, judge=None, url: str | None = None, api_key_env: str | None
                      "answer_relevance": scores["answer_relevance"], "sentences": marks,
                      "reasons": scores["reasons"], "unsupported": [s for s, ok in marks if not ok]})
     result = TriadResult(scorer, rows)
+    weights = judge_obj.model if judge is not None and isinstance(judge_obj, ModelJudge) \
+        and not isinstance(judge_obj.model, str) else None
+    attach(result, model=weights, name=scorer, flags=flags,
+           data=[{"question": r.question, "answer": r.answer, "contexts": list(getattr(r, "contexts", None) or [])}
+                 for r in results])
     record(result)
     return result

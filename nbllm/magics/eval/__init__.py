@@ -11,7 +11,7 @@
     %eval diversity --model M[,M2] --data PROMPTS --samples N --temperature T[,T2] [--seed S]
     %eval bias --model M [--data PAIRS]
     %eval toxicity --model M --data PROMPTS --classifier C [--threshold 0.5] [--label NAME]
-    %eval leaderboard [--csv PATH] [--markdown PATH]
+    %eval leaderboard [--csv PATH] [--markdown PATH] [--json PATH]
 """
 
 from IPython.core.error import UsageError

@@ -50,4 +50,5 @@ def eval_leaderboard(self, line):
     o = build(LeaderboardOptions, a)
     if o.clear:
         leaderboard.clear()
-    return bind(self.shell, a.out, leaderboard.leaderboard(csv=o.csv, markdown=o.markdown, task=o.task))
+    return bind(self.shell, a.out, leaderboard.leaderboard(csv=o.csv, markdown=o.markdown, task=o.task,
+                                                                   json=o.json))
