@@ -125,7 +125,7 @@ def bench_size(size: int, real_texts: list[str], real_vecs: np.ndarray, rng) -> 
             searches.append(1000 * (time.perf_counter() - start))
             recall.append(len(want & got) / 10)
         for q in range(40):  # a new question each time, so its embedding is part of the latency
-            question = f"{QUESTIONS[q % len(QUESTIONS)]} ({kind} {q})"
+            question = f"{QUESTIONS[q % len(QUESTIONS)]} ({kind} {size} {q})"  # never in the embedding cache
             start = time.perf_counter()
             rag.query(question, name, k=10, generate=False, store=kind)
             latencies.append(1000 * (time.perf_counter() - start))
@@ -144,10 +144,10 @@ def bench_size(size: int, real_texts: list[str], real_vecs: np.ndarray, rng) -> 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small sizes: checks that the script works")
-    parser.add_argument("--chunks", type=int, default=None, help="chunks for the indexing figures (default 2000)")
+    parser.add_argument("--chunks", type=int, default=None, help="chunks for the indexing figures (default 1000)")
     parser.add_argument("--sizes", default=None, help="collection sizes for latency/recall (default 10000,100000)")
     args = parser.parse_args()
-    chunks = args.chunks or (200 if args.quick else 1500)
+    chunks = args.chunks or (200 if args.quick else 1000)
     sizes = [int(s) for s in (args.sizes or ("2000,10000" if args.quick else "10000,100000")).split(",")]
     from nbllm.retrieval.stores import faiss as faiss_store, lancedb as lance_store
 
