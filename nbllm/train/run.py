@@ -90,6 +90,10 @@ def sft(data=None, *, model=None, tokenizer=None, save: str | None = None, resum
         result._samples = [{"prompt": _prompt_text(p), "before": b, "after": a}
                            for p, b, a in zip(prompts, before, after)]
     result.save_error = save_error
+    from ..provenance import attach
+
+    attach(result, model=trainer.model, name=config.model, data=records, seed=getattr(config, "seed", None),
+           flags=config.to_dict())
     return result
 
 
