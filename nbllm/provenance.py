@@ -193,6 +193,8 @@ def _module(model_or_lm):
         if hasattr(obj, "named_parameters") and hasattr(obj, "modules"):
             return obj
         inner = getattr(obj, "model", None)
+        if inner is None or isinstance(inner, str):
+            inner = getattr(obj, "module", None)  # an Embedder
         if inner is None:
             return None
         obj = inner

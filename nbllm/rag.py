@@ -108,9 +108,14 @@ def index(source, collection: str = "default", *, chunk_size: int | None = None,
     store.remember(collection, persist, server, kind)
     search.WRITES[0] += 1
     updated = sum(1 for c in todo if c.id in existing)
-    return IndexReport(collection, len(loaded.documents), len(chunks), len(todo) - updated, updated,
-                       len(chunks) - len(todo), len(stale), loaded.skipped, embedded, embedder, distance,
-                       store.where_text(persist, server, kind), col.count())
+    report = IndexReport(collection, len(loaded.documents), len(chunks), len(todo) - updated, updated,
+                         len(chunks) - len(todo), len(stale), loaded.skipped, embedded, embedder, distance,
+                         store.where_text(persist, server, kind), col.count())
+    from .provenance import attach  # the embedder's weights, the corpus's chunks, the options
+
+    return attach(report, model=emb, name=embedder, data=sorted(hashes.items()), collection=collection,
+                  store=kind, flags={"chunk_size": chunk_size, "overlap": overlap, "unit": unit,
+                                     "distance": distance, "index": index})
 
 
 def _metadata(chunk, text_hash: str) -> dict:
@@ -204,7 +209,12 @@ def query(question: str, collection: str = "default", *, k: int = 4, model=None,
     config = {"collection": collection, "k": k, "distance": space, "hybrid": hybrid,
               "rerank": (reranker or "lm") if rerank else False, "exact": exact, "embedder": name,
               "model": model_name, "where": where}
-    return RAGResult(question, hits, answer, citations, config, notices, prompt, hnsw_ids)
+    from .provenance import attach, for_model  # the answering model, the embedder, the retrieved chunks
+
+    return attach(RAGResult(question, hits, answer, citations, config, notices, prompt, hnsw_ids),
+                  model=lm[0] if generate else None, name=model_name, flags=config, collection=collection,
+                  data=[{"id": h["id"], "text": h["text"]} for h in hits], store=kind, embedder=name,
+                  embedder_fingerprint=for_model(emb).get("model_fingerprint"))
 
 
 @server_errors

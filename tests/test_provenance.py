@@ -150,3 +150,27 @@ def test_arena_has_only_a_data_fingerprint():
     res = arena.ratings(votes, rounds=5)
     assert res.provenance.model_fingerprint is None and res.provenance.data_fingerprint
     leaderboard.clear()
+
+
+def test_retrieval_results_carry_the_embedder_and_the_corpus(tiny):
+    from nbllm import rag
+
+    docs = ["LoRA trains two small matrices per layer.", "Perplexity is exp of the mean negative log-likelihood."]
+    report = rag.index(docs, "prov-test")
+    try:
+        p = report.provenance
+        assert p.model == "minilm" and p.model_fingerprint and p.data_fingerprint
+        assert p.extra["collection"] == "prov-test" and p.flags["distance"] == "l2"
+        assert not HEX.search(repr(report)) and "nbllm-provenance" in report._repr_html_()
+        again = rag.index(docs, "prov-test")  # the same corpus, the same fingerprints
+        assert (again.provenance.model_fingerprint, again.provenance.data_fingerprint) == \
+            (p.model_fingerprint, p.data_fingerprint)
+        other = rag.index(docs + ["A third document."], "prov-other")
+        assert other.provenance.data_fingerprint != p.data_fingerprint
+        rag.drop("prov-other")
+        res = rag.query("What does LoRA train?", "prov-test", k=1, model=tiny, max_new_tokens=4)
+        q = res.provenance
+        assert q.model == tiny and q.model_fingerprint and q.extra["embedder_fingerprint"] == p.model_fingerprint
+        assert q.data_fingerprint and not HEX.search(repr(res)) and "nbllm-provenance" in res._repr_html_()
+    finally:
+        rag.drop("prov-test")

@@ -70,6 +70,11 @@ class Embedder:
         self.cache = EmbeddingCache(f"{name}:{self.dim}") if cache else None
         self.stats = {"embedded": 0, "cached": 0}
 
+    @property
+    def module(self):
+        """The torch module that embeds (its weights are what nbllm.provenance fingerprints)."""
+        return self._st if self._st is not None else self._hf[0]
+
     def _load(self) -> None:
         from transformers.utils import logging as hf_logging
 
