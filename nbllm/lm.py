@@ -106,8 +106,8 @@ class LM:
     def windows(self, window: int | None = None, stride: int | None = None) -> tuple[int, int]:
         """(window, stride) for rolling scores, checked against the model's context."""
         context = self.context or 1024
-        window = window or min(context, 512)
-        stride = stride or max(1, window // 2)
+        window = min(context, 512) if window is None else window
+        stride = max(1, window // 2) if stride is None else stride
         if window < 2 or window > context:
             raise ConfigError(f"window must be between 2 and the model's context {context} (got {window})")
         if not 1 <= stride <= window:

@@ -51,7 +51,27 @@ def _where(where):
                               "--where '{\"source\": \"lora.md\"}'") from None
     if not isinstance(value, dict):
         raise ConfigError("--where must be a JSON object such as {\"source\": \"lora.md\"}, or source=lora.md")
+    _check_where(value)
     return value or None
+
+
+def _check_where(where: dict) -> None:
+    """Refuse an operator no store supports before any query (Chroma's own error is a raw ValueError)."""
+    from .retrieval.stores.base import _COMPARE
+
+    for key, cond in where.items():
+        if key in ("$and", "$or"):
+            if not isinstance(cond, list) or not cond or not all(isinstance(c, dict) for c in cond):
+                raise ConfigError(f"--where {key} takes a non-empty list of filters, e.g. "
+                                  f"{{\"{key}\": [{{\"source\": \"a.md\"}}, {{\"page\": 2}}]}}")
+            for c in cond:
+                _check_where(c)
+        elif key.startswith("$"):
+            raise ConfigError(f"--where operator {key!r} is not known; use $and or $or at the top level")
+        elif isinstance(cond, dict):
+            for op in cond:
+                if op not in _COMPARE:
+                    raise ConfigError(f"--where operator {op!r} is not supported; use one of {', '.join(_COMPARE)}")
 
 
 @server_errors

@@ -22,16 +22,29 @@ TEXT_KEYS = ("text", "content", "document", "output")
 def texts_from(data) -> list[str]:
     """Texts from a string, a .txt file, a list of strings, or records with a text field."""
     if isinstance(data, str):
-        if "\n" in data or len(data) > 255 or (" " in data.strip() and not Path(data).expanduser().is_file()):
-            return [data]  # text, not a path
         path = Path(data).expanduser()
+        try:
+            named = "\n" not in data and path.exists()
+        except OSError:  # a component longer than the file system takes: text
+            named = False
+        if not named and ("\n" in data or len(data) > 255 or " " in data.strip()):
+            return [data]  # text, not a path
+        if path.is_dir():
+            raise DataError(f"--data '{data}' is a folder; give a .txt/.md/.jsonl file in it, or a variable")
         if path.suffix.lower() in (".txt", ".md") and path.is_file():
             return [read_text(path, "text file")]
         if path.exists() or data.endswith((".json", ".jsonl", ".csv", ".parquet")):
             return texts_from(load_eval_records(data))
         if "/" in data or path.suffix:
             raise DataError(f"text file '{data}' not found; give an existing .txt/.jsonl path or a variable")
-        return [data]
+        from ..data import SHIPPED
+        from .common import EVAL_SETS
+
+        if data in SHIPPED or data in EVAL_SETS:
+            return texts_from(load_eval_records(data))
+        # one bare word: a mistyped variable or file name far more often than a text to score
+        raise DataError(f"--data '{data}' is not a file, a variable or a shipped set; to score a text, put it in a "
+                        "variable (--data VAR) or a .txt file")
     if isinstance(data, (list, tuple)) and all(isinstance(t, str) for t in data):
         return list(data)
     records = load_eval_records(data)

@@ -50,4 +50,9 @@ class NbllmMagics(Magics):
 
 
 def register(shell) -> None:
+    from .rag import question_line
+
     shell.register_magics(NbllmMagics)
+    cleanup = getattr(shell, "input_transformers_cleanup", None)
+    if cleanup is not None and question_line not in cleanup:
+        cleanup.append(question_line)

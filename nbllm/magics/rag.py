@@ -1,6 +1,7 @@
 """%rag / %%rag: index documents into a vector store (Chroma, FAISS, LanceDB), then retrieve and answer with citations.
 Its flags are the fields of the options in nbllm/retrieval/config.py, one class per command."""
 
+import re
 from dataclasses import asdict, fields
 
 from IPython.core.error import UsageError
@@ -20,6 +21,8 @@ def _index(self, options, words, model):
 
     if len(words) != 1:
         raise UsageError("%rag index takes one PATH, folder, 'glob' or variable, e.g. %rag index docs/")
+    if words[0].isidentifier() and self.shell.user_ns.get(words[0], "") is None:
+        raise UsageError(f"variable '{words[0]}' is None; give documents: a path, a list of texts or a DataFrame")
     variable = user_value(self.shell, words[0])
     return rag.index(variable if variable is not None else words[0], **asdict(options))
 
@@ -48,6 +51,22 @@ def _ask(self, options, question, model):
     from .. import rag
 
     return rag.query(question, **asdict(options), model=model)
+
+
+QUESTION_LINE = re.compile(r"^(\s*)%rag\s+(?!(?:index|list|drop|explore)\b)(\S.*\?)\s*$")
+
+
+def question_line(lines: list[str]) -> list[str]:
+    """`%rag What is LoRA?` on one line: IPython would take the trailing ? as a help request for
+    `LoRA` and never call %rag. This input transformer (registered with the extension) runs first
+    and turns such a line into the %rag call itself, question mark included."""
+    out = []
+    for line in lines:
+        m = QUESTION_LINE.match(line.rstrip("\n"))
+        if m:
+            line = f"{m.group(1)}get_ipython().run_line_magic('rag', {m.group(2)!r})\n"
+        out.append(line)
+    return out
 
 
 def command_options(args, command: str):
@@ -91,12 +110,15 @@ def rag_magic(self, line, cell=None):
     options = command_options(args, command)
     model = model_value(self.shell, args.model or self.default_model) if "model" in COMMANDS[command][1] else None
     if command == "ask":
+        if words[:1] == ["ask"]:  # %rag ask QUESTION: the documented one-line form
+            words = words[1:]
         if body and words:
             raise UsageError("give the question either in the cell or on the line, not both")
         question = body or " ".join(words)
         if not question:
-            raise UsageError("no question: write it in the cell below %%rag, or use %rag index PATH / list / "
-                             "drop NAME / explore")
+            raise UsageError("no question: write it in the cell below %%rag, or on the line as %rag ask QUESTION "
+                             "(a line ending in ? is IPython's help request: leave the ? off, or use the cell); "
+                             "or use %rag index PATH / list / drop NAME / explore")
         result = _ask(self, options, question, model)
     else:
         result = ROUTES[command](self, options, words[1:], model)

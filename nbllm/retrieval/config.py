@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..config import JsonConfig, option
+from ..errors import ConfigError
 from .stores import STORES, check_store
 
 DISTANCES = ("l2", "ip", "cosine")
@@ -60,6 +61,11 @@ class ExploreOptions(CollectionOptions):
 
     k: int = option(4, "chunks to retrieve")
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.k < 1:
+            raise ConfigError(f"--k must be >= 1 (got {self.k}): the number of chunks to retrieve")
+
 
 @dataclass
 class QueryOptions(ExploreOptions):
@@ -77,3 +83,9 @@ class QueryOptions(ExploreOptions):
                                         "another one is refused)")
     distance: Distance | None = option(None, "search by another distance than the collection's, brute force: "
                                        + " | ".join(DISTANCES))
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.reranker is not None and not self.rerank:
+            raise ConfigError(f"--reranker {self.reranker} only takes effect with --rerank; add --rerank, or drop "
+                              "--reranker")

@@ -53,6 +53,9 @@ def resolve(store: str | None = None, persist=None, server=None) -> str:
                               f"--persist folder: drop --server, or use --store chroma")
         return "chroma"
     if persist:
+        from ..paths import check_destination
+
+        check_destination(persist, "--persist")  # the stores' own errors here are raw OS codes
         found = folder_store(persist)
         if found and store and found != store:
             raise ConfigError(f"the folder {persist} holds a {found} store, not {store}; open it with --store {found}, "

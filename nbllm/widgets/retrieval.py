@@ -87,6 +87,10 @@ def explore(collection: str = "default", *, k: int = 4, model=None, persist=None
     kind = store
     from ..retrieval import store
 
+    from ..errors import ConfigError
+
     persist, server, kind = store.location(collection, persist, server, kind)
     store.get_collection(collection, persist, server, kind)
+    if not isinstance(k, int) or not 1 <= k <= 20:  # the slider; a k above the collection's size shows it all
+        raise ConfigError(f"--k {k} is outside the explorer's slider (1 to 20); pass --k between them")
     return RAGExplorer(collection, k=k, model=model, persist=persist, server=server, store=kind)

@@ -66,6 +66,24 @@ def embedding_function(embedder: str):
     return _embedding_function_class()(embedder)
 
 
+def check_server_url(server: str):
+    """The parsed --server URL, or one ConfigError naming what is wrong with it."""
+    url = urlparse(server if "://" in server else f"http://{server}")
+    example = "use e.g. http://127.0.0.1:8000"
+    if url.scheme not in ("http", "https"):
+        raise ConfigError(f"--server {server!r}: Chroma serves http or https, not {url.scheme}; {example}")
+    if not url.hostname:
+        raise ConfigError(f"--server {server!r} is not a URL; {example}")
+    try:
+        url.port
+    except ValueError:
+        port = url.netloc.rpartition(":")[2]
+        raise ConfigError(f"--server {server!r}: the port {port!r} is not a number from 1 to 65535; {example}") from None
+    if url.port == 0:
+        raise ConfigError(f"--server {server!r}: port 0 is not a server's port; {example}")
+    return url
+
+
 def client(persist: str | None = None, server: str | None = None):
     """A cached Chroma client: in memory (default), a persistent folder, or an HTTP server."""
     if persist and server:
@@ -80,9 +98,7 @@ def client(persist: str | None = None, server: str | None = None):
     if persist:
         made = chromadb.PersistentClient(path=str(persist), settings=settings)
     elif server:
-        url = urlparse(server if "://" in server else f"http://{server}")
-        if not url.hostname:
-            raise ConfigError(f"--server {server!r} is not a URL; use e.g. http://127.0.0.1:8000")
+        url = check_server_url(server)
         import httpx
         from chromadb.api.fastapi import FastAPI
 
