@@ -283,3 +283,14 @@ def test_a_one_line_question_ending_in_a_question_mark_reaches_rag(ip, files):
     res = ip.run_cell("%rag ask What does LoRA add? --collection bi-notes --no-generate --k 1").result
     assert res.question == "What does LoRA add?"
     assert ip.run_cell("x = 3\nx?").success  # help requests elsewhere are IPython's as before
+
+
+def test_leaderboard_markdown_escapes_model_names(ip, tmp_path):
+    from nbllm.evaluate import leaderboard, perplexity
+
+    perplexity.evaluate("tiny-llama", "a short text to score", name="<script>alert(1)</script>", progress=False)
+    path = tmp_path / "board.md"
+    ip.run_cell(f"%eval leaderboard --markdown '{path}'")
+    text = path.read_text()
+    assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "<script>" not in leaderboard.leaderboard()._repr_html_()
