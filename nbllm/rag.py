@@ -77,10 +77,12 @@ def _check_where(where: dict) -> None:
 @server_errors
 def index(source, collection: str = "default", *, chunk_size: int | None = None, overlap: int | None = None,
           unit: str = "tokens", embedder: str = "minilm", distance: str = "l2", text_field: str | None = None,
+          table: str | None = None,
           persist: str | None = None, server: str | None = None, store: str | None = None, index: str = "auto"):
     """Load, split, embed and store `source` (path, folder, glob, list or DataFrame) in a collection
     of `store` (chroma, faiss or lancedb; `index`: flat, ann or auto on faiss/lancedb); returns an
-    IndexReport. Re-indexing an unchanged corpus adds nothing."""
+    IndexReport. Re-indexing an unchanged corpus adds nothing. `table`: the SQLite tables to read
+    (a name or comma list; default every table)."""
     store_name = store  # the keyword; `store` below is the module
     from .retrieval import load, search, split, store
     from .retrieval.embed import get_embedder
@@ -93,7 +95,7 @@ def index(source, collection: str = "default", *, chunk_size: int | None = None,
     chunk_size = chunk_size if chunk_size is not None else (DEFAULTS["chunk_size"] if unit == "tokens" else 512)
     overlap = overlap if overlap is not None else (DEFAULTS["overlap"] if unit == "tokens" else 64)
     split.check_sizes(chunk_size, overlap, unit=unit)
-    loaded = load.load(source, text_field)
+    loaded = load.load(source, text_field, table)
     if not loaded.documents:
         why = "; ".join(f"{s}: {r}" for s, r in loaded.skipped[:3])
         raise DataError(f"nothing to index: no readable text in {source!r}" + (f" (skipped {why})" if why else ""))
@@ -112,6 +114,10 @@ def index(source, collection: str = "default", *, chunk_size: int | None = None,
         sources = sorted({c.source for c in chunks})
         for i in range(0, len(sources), 100):
             got = col.get(where={"source": {"$in": sources[i:i + 100]}}, include=["metadatas"])
+            existing.update({id_: (m or {}).get("text_hash") for id_, m in zip(got["ids"], got["metadatas"])})
+        origins = sorted({c.meta["origin"] for c in chunks if "origin" in c.meta})  # rows and defs now gone
+        for i in range(0, len(origins), 100):
+            got = col.get(where={"origin": {"$in": origins[i:i + 100]}}, include=["metadatas"])
             existing.update({id_: (m or {}).get("text_hash") for id_, m in zip(got["ids"], got["metadatas"])})
     todo = [c for c in chunks if existing.get(c.id) != hashes[c.id]]
     stale = sorted(set(existing) - set(hashes))

@@ -52,7 +52,9 @@ class IndexOptions(CollectionOptions):
     distance: Distance = option("l2", "the collection's distance: " + " | ".join(DISTANCES))
     index: Index = option("auto", "faiss/lancedb search: flat (exact) | ann (FAISS HNSW, LanceDB IVF) | auto (flat "
                                   "below 20000 chunks, ann above); Chroma is always HNSW")
-    text_field: str | None = option(None, "the field holding the text in csv/json/jsonl/records")
+    text_field: str | None = option(None, "the field holding the text in csv/json/jsonl/records (or a SQLite "
+                                          "column)")
+    table: str | None = option(None, "the SQLite tables to index, a name or comma list (default: every table)")
 
 
 @dataclass

@@ -3,6 +3,10 @@
 A file that cannot be read (not UTF-8, empty, a broken PDF...) is reported and skipped,
 never crashes the index; a path that does not exist or a file type nbllm cannot read, named
 on its own, is an error.
+
+SQLite databases and source code (nbllm.retrieval.structured) are read when named directly or
+by a glob; a folder walk reads code files only in a folder that holds no prose or records (a
+source tree), and never reads databases (a folder may hold caches such as emb.sqlite).
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from ..errors import DataError
+from .structured import CODE_TYPES, DB_TYPES, SyntaxFallback, load_code, load_sqlite
 
 TEXT_TYPES = {".txt", ".md", ".markdown", ".rst"}
 HTML_TYPES = {".html", ".htm"}
 RECORD_TYPES = {".csv", ".json", ".jsonl"}
-SUPPORTED = TEXT_TYPES | HTML_TYPES | RECORD_TYPES | {".pdf"}
+PROSE = TEXT_TYPES | HTML_TYPES | RECORD_TYPES | {".pdf"}
+SUPPORTED = PROSE | DB_TYPES | CODE_TYPES
 TEXT_FIELDS = ("text", "content", "body", "document", "page_content")
 
 
@@ -129,9 +135,14 @@ def _read_text(path: Path) -> str:
     return raw.decode("utf-8")
 
 
-def load_file(path: Path, source: str, text_field: str | None = None) -> list[Document]:
-    """Documents of one file; raises UnicodeDecodeError/OSError/ValueError for unreadable files."""
+def load_file(path: Path, source: str, text_field: str | None = None, table: str | None = None) -> list[Document]:
+    """Documents of one file; raises UnicodeDecodeError/OSError/ValueError for unreadable files
+    (SyntaxFallback for a .py file that does not parse, with its blank-line blocks)."""
     suffix = path.suffix.lower()
+    if suffix in DB_TYPES:
+        return [Document(*d) for d in load_sqlite(path, source, text_field, table)]
+    if suffix in CODE_TYPES:
+        return [Document(*d) for d in load_code(_read_text(path), path, source)]
     if suffix in TEXT_TYPES:
         return [Document(_read_text(path), source)]
     if suffix in HTML_TYPES:
@@ -169,7 +180,7 @@ def _why(err: Exception) -> str:
     return f"unreadable ({type(err).__name__}: {str(err).splitlines()[0][:80] if str(err) else ''})"
 
 
-def _expand(spec: str) -> tuple[list[Path], Path | None]:
+def _expand(spec: str) -> tuple[list[Path], Path | None, bool]:
     """Files named by a path, a folder (recursive) or a glob, and the root sources are relative to."""
     if any(ch in spec for ch in "*?["):
         files = sorted(Path(p) for p in globlib.glob(spec, recursive=True) if Path(p).is_file())
@@ -180,18 +191,18 @@ def _expand(spec: str) -> tuple[list[Path], Path | None]:
             if any(ch in part for ch in "*?["):
                 break
             fixed.append(part)
-        return files, Path(*fixed) if fixed else Path(".")
+        return files, Path(*fixed) if fixed else Path("."), False
     path = Path(spec).expanduser()
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
         if not files:
             raise DataError(f"folder '{spec}' holds no files; point at a folder of .txt/.md/.html/.pdf/... files")
-        return files, path
+        return files, path, True
     if path.is_file():
         if path.suffix.lower() not in SUPPORTED:
             raise DataError(f"file type '{path.suffix or path.name}' is not supported ({spec}); "
                             f"use one of {', '.join(sorted(SUPPORTED))}")
-        return [path], path.parent
+        return [path], path.parent, False
     raise DataError(f"no such file or folder: '{spec}'; check the path (relative to {Path.cwd()})")
 
 
@@ -204,24 +215,46 @@ def _source_name(path: Path, root: Path | None) -> str:
     return path.as_posix()
 
 
-def load(source, text_field: str | None = None) -> Loaded:
-    """Documents from a path, folder, glob, list of strings/dicts, or a DataFrame."""
+def _walk_skip(path: Path, prose: bool) -> str | None:
+    """Why a folder walk leaves this file out (None: read it)."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED:
+        return f"unsupported type {path.suffix or '(none)'}"
+    if suffix in DB_TYPES:
+        return "a SQLite database; index it on its own: %rag index PATH"
+    if suffix in CODE_TYPES and prose:
+        return "source code in a folder of documents; name it or use a glob such as 'folder/**/*.py'"
+    return None
+
+
+def load(source, text_field: str | None = None, table: str | None = None) -> Loaded:
+    """Documents from a path, folder, glob, list of strings/dicts, or a DataFrame (`table`: the
+    SQLite tables to read, a name or comma list; default every table)."""
     if isinstance(source, Path):
         source = str(source)
     if isinstance(source, str):
         if not source.strip():
             raise DataError("no source given; pass a file, a folder, a glob like 'docs/*.md', or a variable")
-        files, root = _expand(source)
+        files, root, walked = _expand(source)
+        if table and not any(p.suffix.lower() in DB_TYPES for p in files):
+            raise DataError(f"--table {table} applies to a SQLite database (.db, .sqlite, .sqlite3); "
+                            f"'{source}' holds none")
+        prose = walked and any(p.suffix.lower() in PROSE for p in files)
         docs, skipped = [], []
         for path in files:
             name = _source_name(path, root)
-            if path.suffix.lower() not in SUPPORTED:
-                skipped.append((name, f"unsupported type {path.suffix or '(none)'}"))
+            why = _walk_skip(path, prose) if walked else (
+                None if path.suffix.lower() in SUPPORTED else f"unsupported type {path.suffix or '(none)'}")
+            if why:
+                skipped.append((name, why))
                 continue
             try:
-                found = load_file(path, name, text_field)
+                found = load_file(path, name, text_field, table)
             except DataError:
                 raise
+            except SyntaxFallback as fallback:
+                found = [Document(*d) for d in fallback.documents]
+                skipped.append((name, fallback.reason))
             except Exception as err:  # noqa: BLE001 - one bad file is reported, the rest is indexed
                 skipped.append((name, _why(err)))
                 continue
