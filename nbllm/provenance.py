@@ -87,10 +87,11 @@ class Provenance:
                  ("flags", _canonical(self.flags) if self.flags else None),
                  ("versions", ", ".join(f"{k} {v}" for k, v in
                                         {"nbllm": self.nbllm, "python": self.python, **self.libraries}.items() if v))]
-        rows = "".join(f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
-                       f"<td><code>{html.escape(str(v))}</code></td></tr>" for k, v in items if v not in (None, ""))
+        # a definition list, not a table: the result's own table stays the only one in its view
+        rows = "".join(f"<dt>{html.escape(str(k))}</dt><dd style='font-family:monospace'>{html.escape(str(v))}</dd>"
+                       for k, v in items if v not in (None, ""))
         return (f"<details class='nbllm-provenance'><summary>provenance</summary>"
-                f"<table>{rows}</table></details>")
+                f"<dl style='display:grid;grid-template-columns:max-content auto;gap:0 1em'>{rows}</dl></details>")
 
 
 def _canonical(obj) -> str:
