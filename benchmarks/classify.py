@@ -25,8 +25,18 @@ from nbllm.train.classify import labeled_data
 
 
 def run_nbllm(records, args):
-    result = nbllm.sft(records, model="minilm", format="classify", method=args.method, epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr, max_length=128, progress="none", seed=0)
+    result = nbllm.sft(
+        records,
+        model="minilm",
+        format="classify",
+        method=args.method,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        max_length=128,
+        progress="none",
+        seed=0,
+    )
     state = result.run.state
     return state.tokens / state.train_seconds, result.accuracy
 
@@ -37,8 +47,10 @@ def run_trainer(records, args):
     data = labeled_data(records)
     tok = models.load_tokenizer("minilm")
     enc = tok(data.texts, padding="max_length", truncation=True, max_length=128)
-    rows = [{"input_ids": i, "attention_mask": m, "labels": y}
-            for i, m, y in zip(enc["input_ids"], enc["attention_mask"], data.labels)]
+    rows = [
+        {"input_ids": i, "attention_mask": m, "labels": y}
+        for i, m, y in zip(enc["input_ids"], enc["attention_mask"], data.labels)
+    ]
     train, val = split(rows, 0.1, 0)  # the same split nbllm makes
     model = AutoModelForSequenceClassification.from_pretrained(str(models.minilm_dir()), num_labels=len(data.classes))
     marks = []
@@ -50,10 +62,20 @@ def run_trainer(records, args):
         def on_train_end(self, *a, **k):
             marks.append(time.perf_counter())
 
-    targs = TrainingArguments(output_dir="/tmp/nbllm-bench-classify", per_device_train_batch_size=args.batch_size,
-                              num_train_epochs=args.epochs, learning_rate=args.lr, report_to=[], save_strategy="no",
-                              eval_strategy="no", use_cpu=True, seed=0, disable_tqdm=True, logging_steps=10**6,
-                              dataloader_num_workers=0)
+    targs = TrainingArguments(
+        output_dir="/tmp/nbllm-bench-classify",
+        per_device_train_batch_size=args.batch_size,
+        num_train_epochs=args.epochs,
+        learning_rate=args.lr,
+        report_to=[],
+        save_strategy="no",
+        eval_strategy="no",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+        logging_steps=10**6,
+        dataloader_num_workers=0,
+    )
     trainer = Trainer(model=model, args=targs, train_dataset=train, callbacks=[Clock()])
     trainer.train()
     model.eval()

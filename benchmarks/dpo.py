@@ -28,10 +28,19 @@ def child(side: str, steps: int) -> None:
     from nbllm.train.trainer import Trainer
 
     method = "dpo-full" if side == "full_with_copy" else "dpo"
-    cfg = SFTConfig(model="smollm2", format="preference", method=method, max_steps=steps, batch_size=4,
-                    val_fraction=0.05, eval_every=10**6, device="cpu")
+    cfg = SFTConfig(
+        model="smollm2",
+        format="preference",
+        method=method,
+        max_steps=steps,
+        batch_size=4,
+        val_fraction=0.05,
+        eval_every=10**6,
+        device="cpu",
+    )
     model, tok = models.load_model("smollm2", device="cpu")
     data = prepare_preferences(load_records("preferences"), tok, cfg)
+
     class WithCopy(Preference):
         """The same LoRA policy, but the reference is a frozen copy taken before LoRA is attached."""
 

@@ -76,8 +76,13 @@ def time_lm_eval(lm, tok, records, shots, batch_size):
     from lm_eval.models.huggingface import HFLM
 
     harness = HFLM(pretrained=lm, tokenizer=tok, batch_size=batch_size)
-    questions = [[Instance("loglikelihood", doc={}, arguments=pair, idx=j)
-                  for j, pair in enumerate(mc.requests(rec, records, shots, "qa", seed=0))] for rec in records]
+    questions = [
+        [
+            Instance("loglikelihood", doc={}, arguments=pair, idx=j)
+            for j, pair in enumerate(mc.requests(rec, records, shots, "qa", seed=0))
+        ]
+        for rec in records
+    ]
     harness.loglikelihood(questions[0], disable_tqdm=True)  # warm-up
     flat = [inst for q in questions for inst in q]
     start = time.perf_counter()
@@ -88,12 +93,15 @@ def time_lm_eval(lm, tok, records, shots, batch_size):
 
 def accuracies(records, logliks) -> tuple[float, float]:
     """(acc, acc_norm) as the harness defines them (acc_norm: per character of the choice)."""
+
     def argmax(xs):
         return max(range(len(xs)), key=xs.__getitem__)
 
     acc = sum(argmax(lls) == rec["answer"] for rec, lls in zip(records, logliks))
-    norm = sum(argmax([ll / len(c) for ll, c in zip(lls, rec["choices"])]) == rec["answer"]
-               for rec, lls in zip(records, logliks))
+    norm = sum(
+        argmax([ll / len(c) for ll, c in zip(lls, rec["choices"])]) == rec["answer"]
+        for rec, lls in zip(records, logliks)
+    )
     return acc / len(records), norm / len(records)
 
 
@@ -104,8 +112,12 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=40)
     parser.add_argument("--judged", type=int, default=12, help="records of judge-responses (2 responses each)")
     parser.add_argument("--batch-size", type=int, default=mc.BATCH_SIZE, help="questions per forward pass")
-    parser.add_argument("--lm-eval-batch-size", type=int, default=1,
-                        help="lm-evaluation-harness HFLM batch size (requests per pass; its default is 1)")
+    parser.add_argument(
+        "--lm-eval-batch-size",
+        type=int,
+        default=1,
+        help="lm-evaluation-harness HFLM batch size (requests per pass; its default is 1)",
+    )
     args = parser.parse_args()
     n_q, n_j = (8, 4) if args.quick else (args.questions, args.judged)
     torch.manual_seed(0)

@@ -39,8 +39,10 @@ def head_loss(hidden, weight, targets):
 
 VARIANTS = {
     "autograd": head_loss,
-    "recomputed": lambda h, w, t: sum(checkpoint(head_loss, h[i:i + CHUNK], w, t[i:i + CHUNK], use_reentrant=False)
-                                      for i in range(0, len(t), CHUNK)),
+    "recomputed": lambda h, w, t: sum(
+        checkpoint(head_loss, h[i : i + CHUNK], w, t[i : i + CHUNK], use_reentrant=False)
+        for i in range(0, len(t), CHUNK)
+    ),
     "fused": lambda h, w, t: linear_cross_entropy(h, w, None, t),
 }
 

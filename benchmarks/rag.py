@@ -40,9 +40,18 @@ from nbllm.retrieval.embed import EmbeddingCache, get_embedder
 
 STORES = ("chroma", "faiss", "lancedb")  # side by side, on the same chunks and vectors
 
-QUESTIONS = ["What is LoRA?", "How are chunks split?", "What does BM25 score?", "How many records has Alpaca?",
-             "What is groundedness?", "Which distance is Chroma's default?", "What is a KV cache?",
-             "How does DPO use a reference model?", "What is HellaSwag?", "Why normalise embeddings?"]
+QUESTIONS = [
+    "What is LoRA?",
+    "How are chunks split?",
+    "What does BM25 score?",
+    "How many records has Alpaca?",
+    "What is groundedness?",
+    "Which distance is Chroma's default?",
+    "What is a KV cache?",
+    "How does DPO use a reference model?",
+    "What is HellaSwag?",
+    "Why normalise embeddings?",
+]
 
 
 def corpus_chunks(n: int) -> list[str]:
@@ -129,8 +138,11 @@ def bench_size(size: int, real_texts: list[str], real_vecs: np.ndarray, rng) -> 
             start = time.perf_counter()
             rag.query(question, name, k=10, generate=False, store=kind)
             latencies.append(1000 * (time.perf_counter() - start))
-        what = {"chroma": "hnsw", "faiss": getattr(col, "kind", ""), "lancedb": "ivf_flat" if kind == "lancedb" and
-                col.table.list_indices() else "flat"}[kind]
+        what = {
+            "chroma": "hnsw",
+            "faiss": getattr(col, "kind", ""),
+            "lancedb": "ivf_flat" if kind == "lancedb" and col.table.list_indices() else "flat",
+        }[kind]
         store.drop(name, store=kind)
         suffix = "" if kind == "chroma" else f"_{kind}"
         print(f"bench rag index_{kind}_{size} {what}")
@@ -153,10 +165,14 @@ def main() -> None:
 
     print(f"bench rag hnsw {store.HNSW}")
     print(f"bench rag faiss_hnsw {faiss_store.HNSW} above {faiss_store.AUTO_HNSW} chunks")
-    print(f"bench rag lancedb_ivf_flat nprobes {lance_store.NPROBE_SHARE:.3f} of sqrt(n) partitions above "
-          f"{lance_store.AUTO_ANN} chunks")
-    print("bench rag note latency/recall collections: real minilm embeddings of the corpus chunks plus "
-          "synthetic vectors drawn around them")
+    print(
+        f"bench rag lancedb_ivf_flat nprobes {lance_store.NPROBE_SHARE:.3f} of sqrt(n) partitions above "
+        f"{lance_store.AUTO_ANN} chunks"
+    )
+    print(
+        "bench rag note latency/recall collections: real minilm embeddings of the corpus chunks plus "
+        "synthetic vectors drawn around them"
+    )
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         texts = corpus_chunks(chunks)

@@ -102,12 +102,25 @@ def flops_per_token(model, method: str, context: float) -> float:
 
 
 def config_for(method: str, steps: int, batch: int, device: str, max_length: int) -> SFTConfig:
-    return SFTConfig(model="smollm2", data="instructions", method=method, max_steps=steps, batch_size=batch,
-                     max_length=max_length, seed=0, lora_r=8, lora_alpha=16, lora_dropout=0.05,
-                     lora_targets="q_proj,v_proj", device=device, eval_every=10_000)
+    return SFTConfig(
+        model="smollm2",
+        data="instructions",
+        method=method,
+        max_steps=steps,
+        batch_size=batch,
+        max_length=max_length,
+        seed=0,
+        lora_r=8,
+        lora_alpha=16,
+        lora_dropout=0.05,
+        lora_targets="q_proj,v_proj",
+        device=device,
+        eval_every=10_000,
+    )
 
 
 # ---------------------------------------------------------------- nbllm
+
 
 def nbllm_trainer(cfg: SFTConfig, device: str):
     dtype = torch.bfloat16 if device.startswith("cuda") and cfg.method == "lora" else torch.float32
@@ -123,8 +136,9 @@ def nbllm_step(trainer: Trainer) -> tuple[float, int]:
 
 
 def nbllm_val(trainer: Trainer, prepared, tok, device: str) -> float:
-    return evaluate_loss(trainer.model, prepared.val, tok.pad_token_id, device, trainer.config.batch_size,
-                         trainer.autocast)
+    return evaluate_loss(
+        trainer.model, prepared.val, tok.pad_token_id, device, trainer.config.batch_size, trainer.autocast
+    )
 
 
 def run_nbllm(cfg: SFTConfig, device: str):
@@ -136,6 +150,7 @@ def run_nbllm(cfg: SFTConfig, device: str):
 
 # ---------------------------------------------------------------- HF Trainer + PEFT baseline
 
+
 def baseline_model(cfg: SFTConfig, device: str):
     """SmolLM2 for a baseline: with cfg's LoRA adapter through PEFT, or whole for full fine-tuning."""
     from peft import LoraConfig, get_peft_model
@@ -144,8 +159,16 @@ def baseline_model(cfg: SFTConfig, device: str):
     model, _ = models.load_model("smollm2", device=device, dtype=dtype)
     model.config.use_cache = False
     if cfg.method == "lora":
-        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                                                 target_modules=cfg.lora_targets.split(","), task_type="CAUSAL_LM"))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=cfg.lora_r,
+                lora_alpha=cfg.lora_alpha,
+                lora_dropout=cfg.lora_dropout,
+                target_modules=cfg.lora_targets.split(","),
+                task_type="CAUSAL_LM",
+            ),
+        )
     return model
 
 
@@ -176,17 +199,34 @@ def run_trainer(cfg: SFTConfig, device: str, prepared, tok, between_steps=None):
                 between_steps()
             resumed.append(time.perf_counter())
 
-    args = TrainingArguments(output_dir="/tmp/nbllm-bench-trainer", per_device_train_batch_size=cfg.batch_size,
-                             max_steps=cfg.max_steps, learning_rate=cfg.peak_lr, lr_scheduler_type="linear",
-                             warmup_steps=int(cfg.warmup_ratio * cfg.max_steps), weight_decay=cfg.weight_decay,
-                             max_grad_norm=cfg.max_grad_norm, logging_steps=1, report_to=[], save_strategy="no",
-                             eval_strategy="no", train_sampling_strategy="sequential", seed=cfg.seed,
-                             use_cpu=not device.startswith("cuda"), bf16=device.startswith("cuda"),
-                             dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
-                             disable_tqdm=True)
-    trainer = HFTrainer(model=model, args=args, train_dataset=dataset,
-                        data_collator=DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100),
-                        callbacks=[Clock()])
+    args = TrainingArguments(
+        output_dir="/tmp/nbllm-bench-trainer",
+        per_device_train_batch_size=cfg.batch_size,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.peak_lr,
+        lr_scheduler_type="linear",
+        warmup_steps=int(cfg.warmup_ratio * cfg.max_steps),
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        eval_strategy="no",
+        train_sampling_strategy="sequential",
+        seed=cfg.seed,
+        use_cpu=not device.startswith("cuda"),
+        bf16=device.startswith("cuda"),
+        dataloader_num_workers=0,
+        include_num_input_tokens_seen="non_padding",
+        disable_tqdm=True,
+    )
+    trainer = HFTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        data_collator=DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100),
+        callbacks=[Clock()],
+    )
     trainer.train()
     for i in range(len(steps) - 1, 0, -1):  # tokens seen so far -> tokens of each step
         steps[i][1] -= steps[i - 1][1]
@@ -209,8 +249,11 @@ def trl_missing() -> str | None:
 
 def step_stream(cfg: SFTConfig, prepared) -> list:
     """The examples of steps 1..max_steps, in nbllm's order."""
-    return [prepared.train[i] for step in range(cfg.max_steps)
-            for i in step_examples(len(prepared.train), cfg.batch_size, cfg.seed, step)]
+    return [
+        prepared.train[i]
+        for step in range(cfg.max_steps)
+        for i in step_examples(len(prepared.train), cfg.batch_size, cfg.seed, step)
+    ]
 
 
 def packing_length(lengths: list[int], rows: int) -> int:
@@ -246,20 +289,39 @@ def run_trl(cfg: SFTConfig, device: str, prepared, tok, baseline: str, between_s
     stream = step_stream(cfg, prepared)
     # TRL's pre-tokenized prompt/completion form: completion_mask marks the tokens that count
     # (unshifted, as nbllm's loss_mask); TRL turns it into labels and shifts inside its head
-    dataset = Dataset.from_list([{"input_ids": e.input_ids, "completion_mask": [int(k) for k in e.loss_mask]}
-                                 for e in stream])
+    dataset = Dataset.from_list(
+        [{"input_ids": e.input_ids, "completion_mask": [int(k) for k in e.loss_mask]} for e in stream]
+    )
     # padding-free without packing refuses a max_length (it would not enforce it): the
     # examples are already cut to cfg.max_length by prepare_data
     max_length = packing_length([len(e) for e in stream], cfg.max_steps) if packing else None
-    args = TRLConfig(output_dir="/tmp/nbllm-bench-trl", per_device_train_batch_size=1 if packing else cfg.batch_size,
-                     max_steps=cfg.max_steps, learning_rate=cfg.peak_lr, lr_scheduler_type="linear",
-                     warmup_steps=int(cfg.warmup_ratio * cfg.max_steps), weight_decay=cfg.weight_decay,
-                     max_grad_norm=cfg.max_grad_norm, logging_steps=1, report_to=[], save_strategy="no",
-                     eval_strategy="no", train_sampling_strategy="sequential", seed=cfg.seed,
-                     use_cpu=not device.startswith("cuda"), bf16=device.startswith("cuda"),
-                     gradient_checkpointing=False, dataloader_num_workers=0, disable_tqdm=True,
-                     padding_free=True, packing=packing, packing_strategy="bfd", max_length=max_length,
-                     completion_only_loss=True, shuffle_dataset=False)
+    args = TRLConfig(
+        output_dir="/tmp/nbllm-bench-trl",
+        per_device_train_batch_size=1 if packing else cfg.batch_size,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.peak_lr,
+        lr_scheduler_type="linear",
+        warmup_steps=int(cfg.warmup_ratio * cfg.max_steps),
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        eval_strategy="no",
+        train_sampling_strategy="sequential",
+        seed=cfg.seed,
+        use_cpu=not device.startswith("cuda"),
+        bf16=device.startswith("cuda"),
+        gradient_checkpointing=False,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        padding_free=True,
+        packing=packing,
+        packing_strategy="bfd",
+        max_length=max_length,
+        completion_only_loss=True,
+        shuffle_dataset=False,
+    )
     steps, resumed, collated = [], [time.perf_counter()], []
 
     class Clock(TrainerCallback):
@@ -290,8 +352,11 @@ def baseline_val(model, cfg: SFTConfig, device: str, prepared, tok) -> float:
     """nbllm's evaluate_loss on a baseline's model, under the autocast nbllm's Trainer uses
     (none on CPU, the device's half precision on CUDA), as nbllm_val evaluates nbllm."""
     dtype = models.pick_dtype(device) if device.startswith("cuda") else torch.float32
-    autocast = lambda: torch.autocast(device_type=device.split(":")[0], dtype=dtype,  # noqa: E731
-                                      enabled=dtype != torch.float32)
+    autocast = lambda: torch.autocast(  # noqa: E731
+        device_type=device.split(":")[0],
+        dtype=dtype,  # noqa: E731
+        enabled=dtype != torch.float32,
+    )
     return evaluate_loss(model, prepared.val, tok.pad_token_id, device, cfg.batch_size, autocast)
 
 
@@ -323,6 +388,7 @@ def tokens_per_s(steps) -> float:
 
 
 # ---------------------------------------------------------------- peak memory, one fresh process per side
+
 
 def memory_child(side: str, method: str, steps: int, batch: int, max_length: int) -> None:
     """Peak RSS growth during training (model already loaded), printed as JSON."""
@@ -373,20 +439,23 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--methods", default="lora,full")
-    parser.add_argument("--baselines", default=",".join(BASELINES),
-                        help="which baselines to pair nbllm with (each gets its own interleaved run)")
+    parser.add_argument(
+        "--baselines",
+        default=",".join(BASELINES),
+        help="which baselines to pair nbllm with (each gets its own interleaved run)",
+    )
     parser.add_argument("--device", default=models.pick_device())
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--compile", action="store_true", help="also time nbllm with compile=True")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="run the pair N times; each step's fastest time per side counts")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run the pair N times; each step's fastest time per side counts"
+    )
     args = parser.parse_args()
     baselines = pick_baselines(args.baselines)
     missing = trl_missing()
     skipped = [b for b in baselines if b.startswith("trl") and missing]
     if skipped:
-        print(f"bench sft trl_baselines skipped: {','.join(skipped)} need trl ({missing}; "
-              "pip install -e '.[bench]')")
+        print(f"bench sft trl_baselines skipped: {','.join(skipped)} need trl ({missing}; pip install -e '.[bench]')")
         baselines = [b for b in baselines if b not in skipped]
     torch.manual_seed(0)
     peak = matmul_peak_flops(args.device, torch.bfloat16 if args.device.startswith("cuda") else torch.float32)
@@ -404,8 +473,10 @@ def main() -> None:
                 print(f"bench {name} real_tokens_per_s_nbllm {ours_tps:.1f}")
                 print(f"bench {name} real_tokens_per_s_trainer {theirs_tps:.1f}")
                 print(f"bench {name} real_tokens_per_s_ratio {ours_tps / theirs_tps:.2f}")
-                print(f"bench {name} step_ratio_min_median_max {per_step[0]:.2f} {per_step[len(per_step) // 2]:.2f} "
-                      f"{per_step[-1]:.2f}")
+                print(
+                    f"bench {name} step_ratio_min_median_max {per_step[0]:.2f} {per_step[len(per_step) // 2]:.2f} "
+                    f"{per_step[-1]:.2f}"
+                )
                 print(f"bench {name} eval_loss_nbllm {our_val:.4f}")
                 print(f"bench {name} eval_loss_trainer {their_val:.4f}")
                 print(f"bench {name} eval_loss_rel_diff {abs(our_val - their_val) / their_val:.4f}")
@@ -418,13 +489,17 @@ def main() -> None:
             print(f"bench {name} real_tokens_per_s_nbllm_paired_{s} {ours_tps:.1f}")
             print(f"bench {name} real_tokens_per_s_{s} {trl_tps:.1f}")
             print(f"bench {name} ratio_vs_{s} {ours_tps / trl_tps:.2f}")
-            print(f"bench {name} step_rate_ratio_min_median_max_vs_{s} {per_step[0]:.2f} "
-                  f"{per_step[len(per_step) // 2]:.2f} {per_step[-1]:.2f}")
+            print(
+                f"bench {name} step_rate_ratio_min_median_max_vs_{s} {per_step[0]:.2f} "
+                f"{per_step[len(per_step) // 2]:.2f} {per_step[-1]:.2f}"
+            )
             if baseline == "trl-packing":
                 tokens = sorted(t_n / o_n for (_, o_n), (_, t_n) in zip(ours, theirs))
-                print(f"bench {name} trl_packing_step_tokens_vs_nbllm_min_median_max {tokens[0]:.2f} "
-                      f"{tokens[len(tokens) // 2]:.2f} {tokens[-1]:.2f} (caveat: bfd regroups the same examples "
-                      "across steps, one packed row a step; total tokens checked equal, per-step not)")
+                print(
+                    f"bench {name} trl_packing_step_tokens_vs_nbllm_min_median_max {tokens[0]:.2f} "
+                    f"{tokens[len(tokens) // 2]:.2f} {tokens[-1]:.2f} (caveat: bfd regroups the same examples "
+                    "across steps, one packed row a step; total tokens checked equal, per-step not)"
+                )
             print(f"bench {name} eval_loss_nbllm_paired_{s} {our_val:.4f}")
             print(f"bench {name} eval_loss_{s} {their_val:.4f}")
             rel = "eval_loss_rel_diff_vs_trl" + ("_packing" if baseline == "trl-packing" else "")
@@ -437,8 +512,9 @@ def main() -> None:
                 print(f"bench {name} real_tokens_per_s_ratio_compiled {compiled / theirs_tps:.2f}")
                 print(f"bench {name} eval_loss_rel_diff_compiled {abs(compiled_val - trainer_val) / trainer_val:.4f}")
         if not args.no_memory and not args.device.startswith("cuda"):
-            mem = {side: peak_memory(side, method, 3, args.batch_size, args.max_length)
-                   for side in ("nbllm", *baselines)}
+            mem = {
+                side: peak_memory(side, method, 3, args.batch_size, args.max_length) for side in ("nbllm", *baselines)
+            }
             print(f"bench {name} peak_mem_growth_mb_nbllm {mem['nbllm'] / 2**20:.0f}")
             for side in baselines:
                 print(f"bench {name} peak_mem_growth_mb_{suffix(side)} {mem[side] / 2**20:.0f}")

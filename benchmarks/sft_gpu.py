@@ -34,16 +34,35 @@ from nbllm.tokenization import Encoded  # noqa: E402
 from nbllm.train.sft import PreparedData, loss_sum  # noqa: E402
 from nbllm.train.trainer import Callback, Trainer  # noqa: E402
 
-SMOLLM2_SHAPE = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                     num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192,
-                     rope_theta=100000.0, rms_norm_eps=1e-5, tie_word_embeddings=True)
+SMOLLM2_SHAPE = dict(
+    vocab_size=49152,
+    hidden_size=576,
+    intermediate_size=1536,
+    num_hidden_layers=30,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    max_position_embeddings=8192,
+    rope_theta=100000.0,
+    rms_norm_eps=1e-5,
+    tie_word_embeddings=True,
+)
 
 
 def make_model(device, dtype, small=False):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    shape = dict(SMOLLM2_SHAPE, num_hidden_layers=2, hidden_size=64, intermediate_size=128,
-                 num_attention_heads=4, num_key_value_heads=2) if small else SMOLLM2_SHAPE
+    shape = (
+        dict(
+            SMOLLM2_SHAPE,
+            num_hidden_layers=2,
+            hidden_size=64,
+            intermediate_size=128,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        )
+        if small
+        else SMOLLM2_SHAPE
+    )
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(**shape, attn_implementation="sdpa")).to(device=device, dtype=dtype)
     model.config.name_or_path = "smollm2-shape"
@@ -70,8 +89,18 @@ def attention_context(examples) -> float:
 def nbllm_tokens_per_s(method, batch, steps, examples, device, precision, small=False, compile=False):
     lora_bf16 = method == "lora" and precision == "bf16"
     model = make_model(device, torch.bfloat16 if lora_bf16 else torch.float32, small)
-    cfg = SFTConfig(model="smollm2-shape", method=method, batch_size=batch, max_steps=steps, val_fraction=0,
-                    precision=precision, device=device, eval_every=10**6, max_length=1024, compile=compile)
+    cfg = SFTConfig(
+        model="smollm2-shape",
+        method=method,
+        batch_size=batch,
+        max_steps=steps,
+        val_fraction=0,
+        precision=precision,
+        device=device,
+        eval_every=10**6,
+        max_length=1024,
+        compile=compile,
+    )
     data = PreparedData(examples, [], [], len(examples), 0, 0)
     trainer = Trainer(cfg, data, model, models.byte_tokenizer(), device)
     marks = []
@@ -95,12 +124,18 @@ def trainer_tokens_per_s(batch, steps, examples, device, small=False):
     from peft import LoraConfig, get_peft_model
     from transformers import DataCollatorForSeq2Seq, Trainer as HFTrainer, TrainerCallback, TrainingArguments
 
-    model = get_peft_model(make_model(device, torch.float32, small),
-                           LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["q_proj", "v_proj"],
-                                      task_type="CAUSAL_LM"))
-    rows = [{"input_ids": e.input_ids, "attention_mask": [1] * len(e),
-             "labels": [t if keep else -100 for t, keep in zip(e.input_ids, e.loss_mask)]}
-            for e in examples[: batch * steps]]
+    model = get_peft_model(
+        make_model(device, torch.float32, small),
+        LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+    )
+    rows = [
+        {
+            "input_ids": e.input_ids,
+            "attention_mask": [1] * len(e),
+            "labels": [t if keep else -100 for t, keep in zip(e.input_ids, e.loss_mask)],
+        }
+        for e in examples[: batch * steps]
+    ]
     marks = []
 
     class Clock(TrainerCallback):
@@ -109,13 +144,28 @@ def trainer_tokens_per_s(batch, steps, examples, device, small=False):
                 torch.cuda.synchronize()
             marks.append((time.perf_counter(), state.num_input_tokens_seen))
 
-    args = TrainingArguments(output_dir="/tmp/nbllm-gpu-bench", per_device_train_batch_size=batch, max_steps=steps,
-                             learning_rate=2e-4, report_to=[], save_strategy="no", logging_steps=10**6,
-                             bf16=device.startswith("cuda"), use_cpu=not device.startswith("cuda"),
-                             include_num_input_tokens_seen="non_padding", train_sampling_strategy="sequential",
-                             dataloader_num_workers=0, disable_tqdm=True)
-    HFTrainer(model=model, args=args, train_dataset=rows, callbacks=[Clock()],
-              data_collator=DataCollatorForSeq2Seq(models.byte_tokenizer(), padding=True)).train()
+    args = TrainingArguments(
+        output_dir="/tmp/nbllm-gpu-bench",
+        per_device_train_batch_size=batch,
+        max_steps=steps,
+        learning_rate=2e-4,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=10**6,
+        bf16=device.startswith("cuda"),
+        use_cpu=not device.startswith("cuda"),
+        include_num_input_tokens_seen="non_padding",
+        train_sampling_strategy="sequential",
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+    HFTrainer(
+        model=model,
+        args=args,
+        train_dataset=rows,
+        callbacks=[Clock()],
+        data_collator=DataCollatorForSeq2Seq(models.byte_tokenizer(), padding=True),
+    ).train()
     warm = min(3, steps - 2)
     (t0, n0), (t1, n1) = marks[warm], marks[-1]
     return (n1 - n0) / (t1 - t0)
@@ -166,19 +216,28 @@ def main() -> None:
     low, high = (16, 64) if small else (128, 1024)
     examples = make_examples(64 * steps, low, high, 49152)
     say("attention_context_tokens", f"{attention_context(examples):.0f}")
-    say("packed_vs_padded_loss_rel_diff", f"{packed_equals_padded(device, torch.float32 if small else torch.bfloat16, small):.5f}")
+    say(
+        "packed_vs_padded_loss_rel_diff",
+        f"{packed_equals_padded(device, torch.float32 if small else torch.bfloat16, small):.5f}",
+    )
     results = {}
-    variants = [("lora_b16", "lora", 16, False), ("lora_b32", "lora", 32, False),
-                ("lora_b16_compiled", "lora", 16, True), ("lora_b32_compiled", "lora", 32, True),
-                ("lora_b64_compiled", "lora", 64, True), ("full_b32_compiled", "full", 32, True),
-                ("full_b16", "full", 16, False)]
+    variants = [
+        ("lora_b16", "lora", 16, False),
+        ("lora_b32", "lora", 32, False),
+        ("lora_b16_compiled", "lora", 16, True),
+        ("lora_b32_compiled", "lora", 32, True),
+        ("lora_b64_compiled", "lora", 64, True),
+        ("full_b32_compiled", "full", 32, True),
+        ("full_b16", "full", 16, False),
+    ]
     for label, method, batch, compiled in variants:
         if time.perf_counter() - begun > args.budget:
             say(label, "skipped over_budget")
             continue
         try:
-            tps, flops, losses, warmup_s, total_s = nbllm_tokens_per_s(method, batch, steps, examples, device,
-                                                                      precision, small, compiled)
+            tps, flops, losses, warmup_s, total_s = nbllm_tokens_per_s(
+                method, batch, steps, examples, device, precision, small, compiled
+            )
         except Exception as err:  # noqa: BLE001 - report and go on to the next variant
             say(label, "failed", type(err).__name__, str(err).splitlines()[0][:200] if str(err) else "")
             continue

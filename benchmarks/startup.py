@@ -1,9 +1,9 @@
 """Startup costs, each in a fresh process.
 
-    bench startup load_ext_over_import_torch   %load_ext nbllm vs `import torch` (target <= 0.1)
-    bench startup smollm2_first_load_s         first load: GGUF dequantized and cached
-    bench startup smollm2_cached_load_s        later loads from the safetensors cache
-    bench startup smollm2_cached_over_first    target <= 0.05
+bench startup load_ext_over_import_torch   %load_ext nbllm vs `import torch` (target <= 0.1)
+bench startup smollm2_first_load_s         first load: GGUF dequantized and cached
+bench startup smollm2_cached_load_s        later loads from the safetensors cache
+bench startup smollm2_cached_over_first    target <= 0.05
 """
 
 import os
@@ -18,8 +18,11 @@ TIME_LOAD_EXT = (
     "t = time.perf_counter(); s.extension_manager.load_extension('nbllm'); print(time.perf_counter() - t)"
 )
 # Libraries are imported before the clock starts: this measures loading the model, not Python imports.
-TIME_SMOLLM2 = ("import time, torch, transformers, nbllm; from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM; "
-                "t = time.perf_counter(); nbllm.load_model('smollm2', device='cpu'); print(time.perf_counter() - t)")
+TIME_SMOLLM2 = (
+    "import time, torch, transformers, nbllm; "
+    "from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM; "
+    "t = time.perf_counter(); nbllm.load_model('smollm2', device='cpu'); print(time.perf_counter() - t)"
+)
 
 
 def timed(code: str, env=None) -> float:

@@ -70,7 +70,9 @@ class JsonConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"unknown {cls.__name__} field(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         return cls(**data)
 
     @classmethod
@@ -80,8 +82,12 @@ class JsonConfig:
 
 # ---------------------------------------------------------------- tokenize
 
-TEMPLATE_HELP = {"auto": "from the example's keys; text -> none", "alpaca": "instruction/input/output",
-                 "chat": "the model's chat template", "none": "the text as it is"}
+TEMPLATE_HELP = {
+    "auto": "from the example's keys; text -> none",
+    "alpaca": "instruction/input/output",
+    "chat": "the model's chat template",
+    "none": "the text as it is",
+}
 TEMPLATES = tuple(TEMPLATE_HELP)
 Template = Literal[TEMPLATES]
 
@@ -100,17 +106,36 @@ class TokenizeConfig(JsonConfig):
 
 # ---------------------------------------------------------------- fine-tuning
 
-METHOD_HELP = {"full": "every weight", "lora": "low-rank adapters, peft", "last-block": "the last transformer "
-               "block", "bitfit": "the biases", "head": "only a new classification layer, with --format classify",
-               "dpo": "LoRA against the base with its adapters off", "dpo-full": "every weight against a frozen "
-               "copy", "prompt-tuning": "a soft prompt of --virtual-tokens"}
+METHOD_HELP = {
+    "full": "every weight",
+    "lora": "low-rank adapters, peft",
+    "last-block": "the last transformer block",
+    "bitfit": "the biases",
+    "head": "only a new classification layer, with --format classify",
+    "dpo": "LoRA against the base with its adapters off",
+    "dpo-full": "every weight against a frozen copy",
+    "prompt-tuning": "a soft prompt of --virtual-tokens",
+}
 METHODS = tuple(METHOD_HELP)
 Method = Literal[METHODS]
-DEFAULT_LR = {"full": 2e-5, "lora": 2e-4, "last-block": 1e-4, "bitfit": 1e-3, "head": 1e-3, "dpo": 5e-5,
-              "dpo-full": 5e-6, "prompt-tuning": 3e-2}
-FORMAT_HELP = {"alpaca": "instruction, input, output", "chat": "messages through the chat template",
-               "lima": "alternating turns", "text": "plain text", "classify": "text, label: a new output layer",
-               "preference": "prompt, chosen, rejected: for DPO"}
+DEFAULT_LR = {
+    "full": 2e-5,
+    "lora": 2e-4,
+    "last-block": 1e-4,
+    "bitfit": 1e-3,
+    "head": 1e-3,
+    "dpo": 5e-5,
+    "dpo-full": 5e-6,
+    "prompt-tuning": 3e-2,
+}
+FORMAT_HELP = {
+    "alpaca": "instruction, input, output",
+    "chat": "messages through the chat template",
+    "lima": "alternating turns",
+    "text": "plain text",
+    "classify": "text, label: a new output layer",
+    "preference": "prompt, chosen, rejected: for DPO",
+}
 SFT_FORMATS = tuple(FORMAT_HELP)
 Format = Literal[SFT_FORMATS]
 SCHEDULE_HELP = {"linear": "decay to 0", "cosine": "half a cosine to 0", "constant": "hold the peak"}
@@ -119,12 +144,15 @@ Schedule = Literal[SCHEDULES]
 PRECISION_HELP = {"auto": "bf16 or fp16 on CUDA, fp32 elsewhere", "fp32": "", "bf16": "", "fp16": ""}
 PRECISIONS = tuple(PRECISION_HELP)
 Precision = Literal[PRECISIONS]
-ATTENTION_HELP = {"auto": "varlen on CUDA in 16-bit, else sdpa; mask when compiled", "sdpa": "per example",
-                  "varlen": "flash, CUDA 16-bit", "mask": "a document mask"}
+ATTENTION_HELP = {
+    "auto": "varlen on CUDA in 16-bit, else sdpa; mask when compiled",
+    "sdpa": "per example",
+    "varlen": "flash, CUDA 16-bit",
+    "mask": "a document mask",
+}
 ATTENTIONS = tuple(ATTENTION_HELP)
 Attention = Literal[ATTENTIONS]
-PROGRESS_HELP = {"auto": "NBLLM_PROGRESS if set, else a widget in a notebook", "widget": "", "text": "",
-                 "none": ""}
+PROGRESS_HELP = {"auto": "NBLLM_PROGRESS if set, else a widget in a notebook", "widget": "", "text": "", "none": ""}
 PROGRESS = tuple(PROGRESS_HELP)
 Progress = Literal[PROGRESS]
 
@@ -139,16 +167,19 @@ class SFTConfig(JsonConfig):
     method: Method = option("lora", _choices("what trains", METHOD_HELP))
     epochs: float = option(1.0, "passes over the training split")
     max_steps: int | None = option(None, "stop after this many optimizer steps")
-    lr: float | None = option(None, "peak learning rate (default per method: "
-                              + ", ".join(f"{m} {lr:g}" for m, lr in DEFAULT_LR.items()) + ")")
+    lr: float | None = option(
+        None,
+        "peak learning rate (default per method: " + ", ".join(f"{m} {lr:g}" for m, lr in DEFAULT_LR.items()) + ")",
+    )
     batch_size: int = option(8, "examples per optimizer step")
     grad_accum: int = option(1, "split each step into this many micro-batches (same examples, less memory)")
     max_length: int = option(512, "tokens per example; longer ones are truncated")
     seed: int = option(0, "fixes data order, init, dropout and sampling")
     val_fraction: float = option(0.1, "share of examples held out for val_loss")
     train_on_prompt: bool = option(False, "count prompt tokens in the loss too")
-    packing: bool = option(True, "pack each batch's examples into rows (no padding)",
-                           no_help="pad each example instead of packing rows")
+    packing: bool = option(
+        True, "pack each batch's examples into rows (no padding)", no_help="pad each example instead of packing rows"
+    )
     warmup_ratio: float = option(0.05, "share of steps with linear warm-up")
     schedule: Schedule = option("linear", _choices("learning rate after warm-up", SCHEDULE_HELP))
     weight_decay: float = option(0.0, "AdamW weight decay")
@@ -163,8 +194,11 @@ class SFTConfig(JsonConfig):
     beta: float = option(0.1, "DPO: how far the policy may move from the reference")
     device: str | None = option(None, "cuda | mps | cpu (default: best available)")
     precision: Precision = option("auto", _choices("autocast dtype", PRECISION_HELP))
-    compile: bool = option(False, "torch.compile each transformer block: a minute or two of compiling, then "
-                                  "faster steps (long GPU runs; not on a CPU, where it is slower)")
+    compile: bool = option(
+        False,
+        "torch.compile each transformer block: a minute or two of compiling, then "
+        "faster steps (long GPU runs; not on a CPU, where it is slower)",
+    )
     attention: Attention = option("auto", _choices("packed attention kernel", ATTENTION_HELP))
 
     def __post_init__(self):
@@ -172,26 +206,33 @@ class SFTConfig(JsonConfig):
         _check_choice("format", self.format, SFT_FORMATS)
         _check_choice("attention", self.attention, ATTENTIONS)
         if self.compile and self.format in ("classify", "preference"):
-            raise ConfigError("--compile speeds up SFT runs (alpaca, chat, lima, text); drop it for "
-                              f"--format {self.format}")
+            raise ConfigError(
+                f"--compile speeds up SFT runs (alpaca, chat, lima, text); drop it for --format {self.format}"
+            )
         _check_choice("method", self.method, METHODS)
         if self.method == "head" and self.format != "classify":
             raise ConfigError("--method head trains a new classification head; use it with --format classify")
         if (self.format == "preference") != self.method.startswith("dpo"):
-            raise ConfigError("preference data trains with --method dpo (LoRA) or dpo-full, and only it does; "
-                              "use --format preference --method dpo")
+            raise ConfigError(
+                "preference data trains with --method dpo (LoRA) or dpo-full, and only it does; "
+                "use --format preference --method dpo"
+            )
         _check_positive("beta", self.beta)
         _check_positive("virtual_tokens", self.virtual_tokens)
         if self.method == "prompt-tuning" and self.format in ("classify", "preference"):
-            raise ConfigError("--method prompt-tuning trains a soft prompt for generation; use it with "
-                              "alpaca, chat, lima or text data")
+            raise ConfigError(
+                "--method prompt-tuning trains a soft prompt for generation; use it with "
+                "alpaca, chat, lima or text data"
+            )
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("schedule", self.schedule, SCHEDULES)
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must be >= 0 (got {self.weight_decay})")
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
-            raise ConfigError(f"max_grad_norm must be > 0 (got {self.max_grad_norm}); it is the gradient norm "
-                              "clipping keeps, e.g. 1.0")
+            raise ConfigError(
+                f"max_grad_norm must be > 0 (got {self.max_grad_norm}); it is the gradient norm "
+                "clipping keeps, e.g. 1.0"
+            )
         _check_positive("epochs", self.epochs)
         _check_positive("max_steps", self.max_steps, allow_none=True)
         _check_positive("lr", self.lr, allow_none=True)
@@ -202,8 +243,9 @@ class SFTConfig(JsonConfig):
         _check_positive("lora_r", self.lora_r)
         _check_positive("lora_alpha", self.lora_alpha)
         if self.grad_accum > self.batch_size:
-            raise ConfigError(f"grad_accum={self.grad_accum} is larger than batch_size={self.batch_size}; "
-                              "lower --grad-accum")
+            raise ConfigError(
+                f"grad_accum={self.grad_accum} is larger than batch_size={self.batch_size}; lower --grad-accum"
+            )
         _check_fraction("val_fraction", self.val_fraction)
         _check_fraction("lora_dropout", self.lora_dropout)
         _check_fraction("warmup_ratio", self.warmup_ratio)
@@ -220,8 +262,9 @@ class RunOptions(JsonConfig):
     samples: int = option(2, "validation prompts generated before and after training")
     save: str | None = option(None, "write a resumable checkpoint to this folder")
     save_every: int | None = option(None, "also checkpoint every N steps (with --save)")
-    resume: str | None = option(None, "continue exactly from a checkpoint folder (the flags given override "
-                                      "its saved config)")
+    resume: str | None = option(
+        None, "continue exactly from a checkpoint folder (the flags given override its saved config)"
+    )
     progress: Progress = option("auto", _choices("live progress view", PROGRESS_HELP))
 
     def __post_init__(self):
@@ -232,6 +275,7 @@ class RunOptions(JsonConfig):
 
 
 # ---------------------------------------------------------------- LoRA adapters (%lora)
+
 
 @dataclass
 class LoraOptions(JsonConfig):
@@ -247,8 +291,10 @@ class LoraOptions(JsonConfig):
     def __post_init__(self):
         self._check_numbers()
         if self.name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]{0,63}", self.name):
-            raise ConfigError(f"adapter name {self.name!r} is not usable: peft names modules with it and saves "
-                              "it as a folder; use letters, digits, _ or - (e.g. math_v2)")
+            raise ConfigError(
+                f"adapter name {self.name!r} is not usable: peft names modules with it and saves "
+                "it as a folder; use letters, digits, _ or - (e.g. math_v2)"
+            )
 
     @property
     def scale_alpha(self) -> float:
@@ -262,8 +308,7 @@ class LoraSweepOptions(JsonConfig):
     data: str = option("instructions", "data for --sweep: a file, a variable or a shipped set")
     max_steps: int = option(20, "steps per --sweep run")
     batch_size: int = option(8, "batch size of the --sweep runs")
-    lr: float | None = option(None, "learning rate of the --sweep runs (default: LoRA's, "
-                                    f"{DEFAULT_LR['lora']:g})")
+    lr: float | None = option(None, f"learning rate of the --sweep runs (default: LoRA's, {DEFAULT_LR['lora']:g})")
     seed: int = option(0, "seed of the --sweep runs (the same data order for every rank)")
 
     def __post_init__(self):

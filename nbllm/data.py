@@ -37,8 +37,10 @@ def parse_jsonl(text: str, where: str = "the cell") -> list[dict]:
         except json.JSONDecodeError as err:
             raise DataError(f"{where}: invalid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
         except RecursionError:
-            raise DataError(f"{where}: the JSON is nested too deeply to read; records are flat objects "
-                            "(one per line, or a list of them)") from None
+            raise DataError(
+                f"{where}: the JSON is nested too deeply to read; records are flat objects "
+                "(one per line, or a list of them)"
+            ) from None
         return _check_records(records, where)
     records = []
     for lineno, line in enumerate(text.splitlines(), 1):
@@ -47,11 +49,14 @@ def parse_jsonl(text: str, where: str = "the cell") -> list[dict]:
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError as err:
-            raise DataError(f"{where}: line {lineno} is not valid JSON ({err.msg} at column {err.colno}); "
-                            "write one JSON object per line") from None
+            raise DataError(
+                f"{where}: line {lineno} is not valid JSON ({err.msg} at column {err.colno}); "
+                "write one JSON object per line"
+            ) from None
         except RecursionError:
-            raise DataError(f"{where}: line {lineno} is JSON nested too deeply to read; records are flat "
-                            "objects") from None
+            raise DataError(
+                f"{where}: line {lineno} is JSON nested too deeply to read; records are flat objects"
+            ) from None
     return _check_records(records, where)
 
 
@@ -76,8 +81,10 @@ def load_records(source, split: str = "train") -> list[dict]:
     if hasattr(source, "column_names") and hasattr(source, "to_list"):  # datasets.Dataset
         return source.to_list()
     if not isinstance(source, (str, Path)):
-        raise DataError(f"cannot load data from a {type(source).__name__}; use a path, a list of dicts, "
-                        "a DataFrame or a datasets.Dataset")
+        raise DataError(
+            f"cannot load data from a {type(source).__name__}; use a path, a list of dicts, "
+            "a DataFrame or a datasets.Dataset"
+        )
     name = str(source)
     if name in SHIPPED:
         return parse_jsonl(SHIPPED[name].read_text(encoding="utf-8"), name)
@@ -86,8 +93,10 @@ def load_records(source, split: str = "train") -> list[dict]:
         return _load_file(path)
     if _looks_like_hub_id(name):
         return _load_hub(name, split)
-    raise DataError(f"data file '{name}' not found; give an existing .json/.jsonl/.csv/.parquet path, "
-                    f"a shipped set ({', '.join(SHIPPED)}) or a variable")
+    raise DataError(
+        f"data file '{name}' not found; give an existing .json/.jsonl/.csv/.parquet path, "
+        f"a shipped set ({', '.join(SHIPPED)}) or a variable"
+    )
 
 
 def _load_file(path: Path) -> list[dict]:
@@ -122,16 +131,20 @@ def _load_hub(name: str, split: str) -> list[dict]:
     from .models import hub_reachable
 
     if not hub_reachable():
-        raise DataError(f"'{name}' looks like a hub dataset id and the Hugging Face hub cannot be reached; nbllm "
-                        "is offline by default: use a local file or a shipped set")
+        raise DataError(
+            f"'{name}' looks like a hub dataset id and the Hugging Face hub cannot be reached; nbllm "
+            "is offline by default: use a local file or a shipped set"
+        )
     try:
         import datasets
 
         return datasets.load_dataset(name, split=split).to_list()
     except Exception as err:  # offline, unknown id, no such split
         reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise DataError(f"could not load hub dataset '{name}' ({reason}); nbllm is offline by default: "
-                        "use a local file or a shipped set") from None
+        raise DataError(
+            f"could not load hub dataset '{name}' ({reason}); nbllm is offline by default: "
+            "use a local file or a shipped set"
+        ) from None
 
 
 def to_examples(records: list[dict], fmt: str) -> list:
@@ -147,28 +160,38 @@ def _example(rec: dict, fmt: str, i: int):
     def need(*keys):
         missing = [k for k in keys if not isinstance(rec.get(k), str) or not rec.get(k).strip()]
         if missing:
-            raise DataError(f"record {i} has no {' / '.join(missing)} (keys: {', '.join(map(str, rec)) or 'none'}); "
-                            f"--format {fmt} needs {', '.join(keys)}")
+            raise DataError(
+                f"record {i} has no {' / '.join(missing)} (keys: {', '.join(map(str, rec)) or 'none'}); "
+                f"--format {fmt} needs {', '.join(keys)}"
+            )
 
     if fmt == "alpaca":
         if "prompt" in rec and "instruction" not in rec:
             rec = {"instruction": rec.get("prompt"), "output": rec.get("response", rec.get("completion"))}
         need("instruction", "output")
         inp = rec.get("input")
-        return {"instruction": rec["instruction"], "input": inp if isinstance(inp, str) else "",
-                "output": rec["output"]}
+        return {
+            "instruction": rec["instruction"],
+            "input": inp if isinstance(inp, str) else "",
+            "output": rec["output"],
+        }
     if fmt == "text":
         need("text")
         return {"text": rec["text"]}
     messages = rec.get("messages", rec.get("conversation", rec.get("conversations")))
     if not isinstance(messages, list) or not messages:
-        raise DataError(f"record {i} has no messages list; --format {fmt} needs 'messages' "
-                        "(chat: [{role, content}], lima: alternating user/assistant turns)")
+        raise DataError(
+            f"record {i} has no messages list; --format {fmt} needs 'messages' "
+            "(chat: [{role, content}], lima: alternating user/assistant turns)"
+        )
     if all(isinstance(m, str) for m in messages):  # LIMA: plain alternating turns
         messages = [{"role": "user" if j % 2 == 0 else "assistant", "content": m} for j, m in enumerate(messages)]
     for m in messages:
-        if not isinstance(m, dict) or not isinstance(m.get("content"), str) or m.get("role") not in (
-                "system", "user", "assistant"):
+        if (
+            not isinstance(m, dict)
+            or not isinstance(m.get("content"), str)
+            or m.get("role") not in ("system", "user", "assistant")
+        ):
             raise DataError(f"record {i}: each message needs role system/user/assistant and string content")
     if fmt == "lima":
         turns = [m["role"] for m in messages if m["role"] != "system"]

@@ -28,7 +28,7 @@ def with_provenance(render):
         if prov is None or "nbllm-provenance" in out:
             return out
         block = prov.html()
-        return out[:-len("</div>")] + block + "</div>" if out.endswith("</div>") else out + block
+        return out[: -len("</div>")] + block + "</div>" if out.endswith("</div>") else out + block
 
     _repr_html_._shows_provenance = True
     _repr_html_.__doc__, _repr_html_.__qualname__ = render.__doc__, render.__qualname__
@@ -68,8 +68,7 @@ class Result:
 # Token chips: alternating shades show token boundaries; loss tokens in colour, prompt in grey.
 _LOSS_COLOURS = ("#c6e6c3", "#a3d39c")
 _PROMPT_COLOURS = ("#eeeeee", "#dcdcdc")
-_STYLE = ("font-family:monospace;white-space:pre-wrap;padding:1px 0;margin:0;border-radius:2px;"
-          "line-height:1.9")
+_STYLE = "font-family:monospace;white-space:pre-wrap;padding:1px 0;margin:0;border-radius:2px;line-height:1.9"
 
 
 def visible(token: str) -> str:
@@ -85,8 +84,10 @@ def token_chips(tokens: list[str], ids: list[int], in_loss: list[bool], labels: 
         title = f"position {i}, id {tid}, {'target of the loss' if loss else 'not in the loss'}"
         if target is not None and target != -100:
             title += f" (predicted from position {i - 1})"
-        chips.append(f"<span title='{html.escape(title, quote=True)}' style='background:{colour};{_STYLE}'>"
-                     f"{html.escape(visible(tok))}</span>")
+        chips.append(
+            f"<span title='{html.escape(title, quote=True)}' style='background:{colour};{_STYLE}'>"
+            f"{html.escape(visible(tok))}</span>"
+        )
     return "".join(chips)
 
 
@@ -95,8 +96,16 @@ class TokenizeResult(Result):
 
     _summary_fields = ("model", "template", "n_tokens", "n_loss_tokens", "truncated")
 
-    def __init__(self, model: str, template: str, tokens: list[str], input_ids: list[int],
-                 labels: list[int], loss_mask: list[bool], truncated: bool = False):
+    def __init__(
+        self,
+        model: str,
+        template: str,
+        tokens: list[str],
+        input_ids: list[int],
+        labels: list[int],
+        loss_mask: list[bool],
+        truncated: bool = False,
+    ):
         self.model, self.template, self.tokens = model, template, tokens
         self.input_ids, self.labels, self.loss_mask, self.truncated = input_ids, labels, loss_mask, truncated
 
@@ -117,25 +126,31 @@ class TokenizeResult(Result):
         import pandas as pd
 
         nxt = self.tokens[1:] + [""]
-        return pd.DataFrame({
-            "position": range(self.n_tokens),
-            "token": self.tokens,
-            "id": self.input_ids,
-            "label": self.labels,
-            "predicts": [t if lab != -100 else "" for t, lab in zip(nxt, self.labels)],
-            "in_loss": self.loss_mask,
-        })
+        return pd.DataFrame(
+            {
+                "position": range(self.n_tokens),
+                "token": self.tokens,
+                "id": self.input_ids,
+                "label": self.labels,
+                "predicts": [t if lab != -100 else "" for t, lab in zip(nxt, self.labels)],
+                "in_loss": self.loss_mask,
+            }
+        )
 
     def _repr_html_(self) -> str:
         head = html.escape(super().__repr__())
         chips = token_chips(self.tokens, self.input_ids, self.loss_mask, self.labels)
-        legend = (f"<span style='background:{_LOSS_COLOURS[0]};{_STYLE}'>in the loss</span> "
-                  f"<span style='background:{_PROMPT_COLOURS[0]};{_STYLE}'>prompt (not in the loss)</span>")
+        legend = (
+            f"<span style='background:{_LOSS_COLOURS[0]};{_STYLE}'>in the loss</span> "
+            f"<span style='background:{_PROMPT_COLOURS[0]};{_STYLE}'>prompt (not in the loss)</span>"
+        )
         table = self.to_pandas().head(64).to_html(index=False, escape=True)
         more = f"<p>first 64 of {self.n_tokens} rows; .to_pandas() has all</p>" if self.n_tokens > 64 else ""
-        return (f"<div class='nbllm nbllm-tokenize'><code>{head}</code><p>{legend}</p>"
-                f"<div style='margin:6px 0'>{chips}</div>"
-                f"<details><summary>ids and labels (inputs shifted by one)</summary>{table}{more}</details></div>")
+        return (
+            f"<div class='nbllm nbllm-tokenize'><code>{head}</code><p>{legend}</p>"
+            f"<div style='margin:6px 0'>{chips}</div>"
+            f"<details><summary>ids and labels (inputs shifted by one)</summary>{table}{more}</details></div>"
+        )
 
 
 class InfoResult(Result):
@@ -146,13 +161,18 @@ class InfoResult(Result):
         self.smollm2_cached, self.models = smollm2_cached, models
 
     def __repr__(self) -> str:
-        lines = ["nbllm " + self.versions.get("nbllm", "?"),
-                 "versions: " + ", ".join(f"{k} {v}" for k, v in self.versions.items() if k != "nbllm"),
-                 f"device: {self.device} ({self.dtype})",
-                 f"cache: {self.cache} (smollm2 {'cached' if self.smollm2_cached else 'not cached yet'})",
-                 "models:"]
-        lines += [f"  {m['model']:<11} {m['kind']:<9} {'installed' if m['installed'] else 'NOT INSTALLED':<13} "
-                  f"{m['description']}" for m in self.models]
+        lines = [
+            "nbllm " + self.versions.get("nbllm", "?"),
+            "versions: " + ", ".join(f"{k} {v}" for k, v in self.versions.items() if k != "nbllm"),
+            f"device: {self.device} ({self.dtype})",
+            f"cache: {self.cache} (smollm2 {'cached' if self.smollm2_cached else 'not cached yet'})",
+            "models:",
+        ]
+        lines += [
+            f"  {m['model']:<11} {m['kind']:<9} {'installed' if m['installed'] else 'NOT INSTALLED':<13} "
+            f"{m['description']}"
+            for m in self.models
+        ]
         return "\n".join(lines)
 
     def to_pandas(self):
@@ -167,8 +187,11 @@ class InfoResult(Result):
 def loss_svg(history: list[dict], width: int = 480, height: int = 170) -> str:
     """Train (blue line) and validation (orange dots) loss against step, as inline SVG."""
     pts = [(r["step"], r["loss"]) for r in history if r.get("loss") == r.get("loss")]
-    val = [(r["step"], r["val_loss"]) for r in history if r.get("val_loss") == r.get("val_loss")
-           and r.get("val_loss") is not None]
+    val = [
+        (r["step"], r["val_loss"])
+        for r in history
+        if r.get("val_loss") == r.get("val_loss") and r.get("val_loss") is not None
+    ]
     if not pts:
         return ""
     pad_l, pad_b, pad_t, pad_r = 44, 22, 10, 10
@@ -184,15 +207,20 @@ def loss_svg(history: list[dict], width: int = 480, height: int = 170) -> str:
         return f"{x:.1f},{y:.1f}"
 
     line = " ".join(xy(s, v) for s, v in pts)
-    dots = "".join(f"<circle cx='{xy(s, v).split(',')[0]}' cy='{xy(s, v).split(',')[1]}' r='3' fill='#ff7f0e'/>"
-                   for s, v in val)
-    axis = (f"<text x='2' y='{pad_t + 8}' font-size='10'>{y1:.2f}</text>"
-            f"<text x='2' y='{height - pad_b}' font-size='10'>{y0:.2f}</text>"
-            f"<text x='{pad_l}' y='{height - 6}' font-size='10'>step {x0}</text>"
-            f"<text x='{width - 60}' y='{height - 6}' font-size='10'>step {x1}</text>"
-            f"<text x='{width - 150}' y='{pad_t + 8}' font-size='10' fill='#1f77b4'>train</text>"
-            f"<text x='{width - 110}' y='{pad_t + 8}' font-size='10' fill='#ff7f0e'>validation</text>")
-    return (f"<svg width='{width}' height='{height}' xmlns='http://www.w3.org/2000/svg' class='nbllm-loss'>"
-            f"<rect x='{pad_l}' y='{pad_t}' width='{width - pad_l - pad_r}' height='{height - pad_t - pad_b}' "
-            f"fill='none' stroke='#ccc'/><polyline points='{line}' fill='none' stroke='#1f77b4' stroke-width='1.5'/>"
-            f"{dots}{axis}</svg>")
+    dots = "".join(
+        f"<circle cx='{xy(s, v).split(',')[0]}' cy='{xy(s, v).split(',')[1]}' r='3' fill='#ff7f0e'/>" for s, v in val
+    )
+    axis = (
+        f"<text x='2' y='{pad_t + 8}' font-size='10'>{y1:.2f}</text>"
+        f"<text x='2' y='{height - pad_b}' font-size='10'>{y0:.2f}</text>"
+        f"<text x='{pad_l}' y='{height - 6}' font-size='10'>step {x0}</text>"
+        f"<text x='{width - 60}' y='{height - 6}' font-size='10'>step {x1}</text>"
+        f"<text x='{width - 150}' y='{pad_t + 8}' font-size='10' fill='#1f77b4'>train</text>"
+        f"<text x='{width - 110}' y='{pad_t + 8}' font-size='10' fill='#ff7f0e'>validation</text>"
+    )
+    return (
+        f"<svg width='{width}' height='{height}' xmlns='http://www.w3.org/2000/svg' class='nbllm-loss'>"
+        f"<rect x='{pad_l}' y='{pad_t}' width='{width - pad_l - pad_r}' height='{height - pad_t - pad_b}' "
+        f"fill='none' stroke='#ccc'/><polyline points='{line}' fill='none' stroke='#1f77b4' stroke-width='1.5'/>"
+        f"{dots}{axis}</svg>"
+    )

@@ -38,8 +38,16 @@ def rendered(tokenizer, prompt, template: str) -> tuple[str, bool]:
 
 
 @torch.no_grad()
-def generate(model, tokenizer, prompt, template: str = "chat", max_new_tokens: int = 64,
-             temperature: float = 0.0, top_p: float = 0.95, seed: int = 0) -> str:
+def generate(
+    model,
+    tokenizer,
+    prompt,
+    template: str = "chat",
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+    top_p: float = 0.95,
+    seed: int = 0,
+) -> str:
     """The model's continuation of `prompt` (greedy when temperature is 0, else seeded sampling)."""
     check_settings(max_new_tokens, temperature)
     text, special = rendered(tokenizer, prompt, template)
@@ -48,17 +56,27 @@ def generate(model, tokenizer, prompt, template: str = "chat", max_new_tokens: i
     n_prompt = inputs["input_ids"].shape[1]
     limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
     if limit and n_prompt + max_new_tokens > limit:
-        raise DataError(f"the prompt is {n_prompt} tokens; with max_new_tokens={max_new_tokens} it exceeds the "
-                        f"model's context of {limit}; shorten the prompt or ask for fewer new tokens")
+        raise DataError(
+            f"the prompt is {n_prompt} tokens; with max_new_tokens={max_new_tokens} it exceeds the "
+            f"model's context of {limit}; shorten the prompt or ask for fewer new tokens"
+        )
     was_training = model.training
     model.eval()
     sampling = temperature > 0
-    extra = {"temperature": temperature, "top_p": top_p} if sampling else {"temperature": None, "top_p": None,
-                                                                              "top_k": None}
+    extra = (
+        {"temperature": temperature, "top_p": top_p}
+        if sampling
+        else {"temperature": None, "top_p": None, "top_k": None}
+    )
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=sampling,
-                             pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
-                             eos_token_id=tokenizer.eos_token_id, **extra)
+        out = model.generate(
+            **inputs,
+            max_new_tokens=max_new_tokens,
+            do_sample=sampling,
+            pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            **extra,
+        )
     model.train(was_training)
     return tokenizer.decode(out[0, n_prompt:], skip_special_tokens=True).strip()

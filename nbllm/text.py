@@ -16,7 +16,7 @@ def sentences(text: str) -> list[str]:
         piece = f"{carry} {piece}".strip()
         marker = _MARKER_AT_END.search(piece)
         carry = marker.group().strip() if marker else ""
-        piece = piece[:marker.start()].strip() if marker else piece
+        piece = piece[: marker.start()].strip() if marker else piece
         if piece:
             out.append(piece)
     if carry:  # the text ended in "...\n2.": keep it with the sentence before

@@ -44,8 +44,10 @@ def detect_template(example) -> str:
         return "alpaca"
     if "text" in example:
         return "none"
-    raise DataError(f"cannot tell the format of an example with keys {sorted(example)}; "
-                    "use instruction/input/output (alpaca), messages (chat) or text")
+    raise DataError(
+        f"cannot tell the format of an example with keys {sorted(example)}; "
+        "use instruction/input/output (alpaca), messages (chat) or text"
+    )
 
 
 def _field(example: dict, *names: str, default=None):
@@ -116,8 +118,9 @@ def _chat_segments(messages: list[dict], tokenizer) -> list[tuple[str, bool]]:
             continue
         start, end = len(render(messages[:i], gen=True)), len(render(messages[: i + 1]))
         if not (full.startswith(render(messages[: i + 1])) and cursor <= start <= end):
-            raise TemplateError("this chat template does not render conversations prefix by prefix; "
-                                "use --template alpaca")
+            raise TemplateError(
+                "this chat template does not render conversations prefix by prefix; use --template alpaca"
+            )
         pieces += [(full[cursor:start], False), (full[start:end], True)]
         cursor = end
     pieces.append((full[cursor:], False))
@@ -145,8 +148,14 @@ def shift_labels(input_ids: list[int], loss_mask: list[bool]) -> list[int]:
     return nxt + [IGNORE_INDEX] if input_ids else []
 
 
-def encode(tokenizer, example, template: str = "auto", max_length: int | None = None,
-           train_on_prompt: bool = False, add_eos: bool = True) -> Encoded:
+def encode(
+    tokenizer,
+    example,
+    template: str = "auto",
+    max_length: int | None = None,
+    train_on_prompt: bool = False,
+    add_eos: bool = True,
+) -> Encoded:
     """Token ids and loss mask for one example (str or dict) under a template."""
     if template == "auto":
         template = detect_template(example)
@@ -175,7 +184,7 @@ def _tokenize_pieces(tokenizer, pieces, special: bool) -> tuple[list[int], list[
             bounds.append((pos, pos + len(piece), loss))
             pos += len(piece)
         mask = []
-        for (start, end) in enc["offset_mapping"]:
+        for start, end in enc["offset_mapping"]:
             mask.append(start != end and any(lo <= start < hi and loss for lo, hi, loss in bounds))
         return list(enc["input_ids"]), mask
     ids, mask = [], []  # slow tokenizers: no offsets, so tokenize piece by piece

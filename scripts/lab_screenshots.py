@@ -37,8 +37,13 @@ def executed_copy(lab: Path) -> Path:
     nb = nbformat.read(lab, as_version=4)
     started = time.perf_counter()
     # store_widget_state: the widgets' last state goes into the file, so JupyterLab can draw them again
-    NotebookClient(nb, timeout=1800, kernel_name="python3", store_widget_state=True,
-                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=1800,
+        kernel_name="python3",
+        store_widget_state=True,
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    ).execute()
     BUILD.mkdir(exist_ok=True)
     nbformat.write(nb, out)
     print(f"{lab.name}: executed in {time.perf_counter() - started:.0f} s -> {out.relative_to(ROOT)}")
@@ -80,7 +85,10 @@ def screenshot(server, chromium, executed: Path, target: Path, at: str | None) -
     image = Image.open(BytesIO(png)).convert("RGB").quantize(colors=128)  # palette PNG: a fraction of the size
     target.parent.mkdir(parents=True, exist_ok=True)
     image.save(target, optimize=True)
-    print(f"{executed.name}: {target.relative_to(ROOT)} ({image.width}x{image.height}, {target.stat().st_size // 1024} KB)")
+    print(
+        f"{executed.name}: {target.relative_to(ROOT)} "
+        f"({image.width}x{image.height}, {target.stat().st_size // 1024} KB)"
+    )
 
 
 def main() -> None:

@@ -78,13 +78,13 @@ def build(method: str, objective: str, procs: Processes):
 def train_step(step, wrapped, params, optimizer, procs, accum):
     ids, labels = step_batch(step)
     per = EXAMPLES // procs.world
-    ids, labels = ids[procs.rank * per:(procs.rank + 1) * per], labels[procs.rank * per:(procs.rank + 1) * per]
+    ids, labels = ids[procs.rank * per : (procs.rank + 1) * per], labels[procs.rank * per : (procs.rank + 1) * per]
     tokens = procs.sum(int((labels[:, 1:] != -100).sum()))
     loss = 0.0
     micro = per // accum
     for i in range(accum):
         with procs.gradient_sync(wrapped, enabled=i == accum - 1):
-            part = wrapped(ids[i * micro:(i + 1) * micro], labels[i * micro:(i + 1) * micro]) / tokens
+            part = wrapped(ids[i * micro : (i + 1) * micro], labels[i * micro : (i + 1) * micro]) / tokens
             part.backward()
         loss += part.item()
     norm = procs.clip_grad_norm(params, MAX_NORM)

@@ -1,6 +1,6 @@
 """A minimal PDF writer (text pages, Helvetica) for the shipped corpus and the tests.
 
-    python tests/pdfwriter.py     # regenerates nbllm/data/corpus/evaluation_benchmarks.pdf
+python tests/pdfwriter.py     # regenerates nbllm/data/corpus/evaluation_benchmarks.pdf
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ def _escape(line: str) -> str:
 
 def write_pdf(path, pages: list[str], width: int = 88) -> Path:
     """One PDF page per string; paragraphs (blank-line separated) are wrapped at `width` characters."""
-    objects = ["<< /Type /Catalog /Pages 2 0 R >>", None,
-               "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"]
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        None,
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ]
     kids = []
     for text in pages:
         lines = []
@@ -26,8 +29,10 @@ def write_pdf(path, pages: list[str], width: int = 88) -> Path:
         stream = "\n".join(ops).encode("latin-1")
         objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream.decode('latin-1')}\nendstream")
         content = len(objects)
-        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 842] "
-                       f"/Resources << /Font << /F1 3 0 R >> >> /Contents {content} 0 R >>")
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 842] "
+            f"/Resources << /Font << /F1 3 0 R >> >> /Contents {content} 0 R >>"
+        )
         kids.append(len(objects))
     objects[1] = f"<< /Type /Pages /Kids [{' '.join(f'{k} 0 R' for k in kids)}] /Count {len(kids)} >>"
     out, offsets = bytearray(b"%PDF-1.4\n"), []

@@ -36,22 +36,34 @@ def files(tmp_path_factory, ip):
 
     ip.user_ns["bi_frame"] = pd.DataFrame({"a": [1, 2]})
     ip.user_ns["bi_few_votes"] = [{"model_a": "x", "model_b": "y", "winner": "model_a"}]
-    ip.user_ns["bi_classifier"] = nbllm.sft([{"text": f"good {i}" if i % 2 else f"bad {i}",
-                                              "label": "pos" if i % 2 else "neg"} for i in range(12)],
-                                            model="tiny-llama", format="classify", max_steps=1, batch_size=4,
-                                            progress="none")
+    ip.user_ns["bi_classifier"] = nbllm.sft(
+        [{"text": f"good {i}" if i % 2 else f"bad {i}", "label": "pos" if i % 2 else "neg"} for i in range(12)],
+        model="tiny-llama",
+        format="classify",
+        max_steps=1,
+        batch_size=4,
+        progress="none",
+    )
     ip.run_cell("%lora bi_lora --base tiny-llama --r 2")
     import shutil
 
-    nbllm.sft(str(d / "good.jsonl"), model="tiny-llama", max_steps=1, batch_size=2, samples=0, progress="none",
-              save=str(d / "ck"))
-    damage = {"ck-no-optimizer": lambda c: (c / "optimizer.pt").unlink(),
-              "ck-empty-state": lambda c: (c / "trainer_state.json").write_text(""),
-              "ck-cut-state": lambda c: (c / "trainer_state.json").write_text((c / "trainer_state.json")
-                                                                                .read_text()[:40]),
-              "ck-bad-weights": lambda c: (c / "adapter" / "adapter_model.safetensors").write_bytes(b"\xff" * 64),
-              "ck-no-rng": lambda c: (c / "rng.pt").unlink(),
-              "ck-cut-optimizer": lambda c: (c / "optimizer.pt").write_bytes((c / "optimizer.pt").read_bytes()[:99])}
+    nbllm.sft(
+        str(d / "good.jsonl"),
+        model="tiny-llama",
+        max_steps=1,
+        batch_size=2,
+        samples=0,
+        progress="none",
+        save=str(d / "ck"),
+    )
+    damage = {
+        "ck-no-optimizer": lambda c: (c / "optimizer.pt").unlink(),
+        "ck-empty-state": lambda c: (c / "trainer_state.json").write_text(""),
+        "ck-cut-state": lambda c: (c / "trainer_state.json").write_text((c / "trainer_state.json").read_text()[:40]),
+        "ck-bad-weights": lambda c: (c / "adapter" / "adapter_model.safetensors").write_bytes(b"\xff" * 64),
+        "ck-no-rng": lambda c: (c / "rng.pt").unlink(),
+        "ck-cut-optimizer": lambda c: (c / "optimizer.pt").write_bytes((c / "optimizer.pt").read_bytes()[:99]),
+    }
     for name, spoil in damage.items():
         shutil.copytree(d / "ck", d / name)
         spoil(d / name)
@@ -75,7 +87,7 @@ def cases():
         (f"{sft} --data '{f}/notes'", "is a folder"),
         (f"{sft} --data nosuch_var", "'nosuch_var' not found; give an existing"),
         (f"{sft} --data bi_int", "int"),
-        (f"{sft} --data \"{f}/missing dir/train.jsonl\"", "missing dir/train.jsonl"),
+        (f'{sft} --data "{f}/missing dir/train.jsonl"', "missing dir/train.jsonl"),
         # ---------------------------------------------------------------- %%sft: numbers and choices
         (f"{sft} {data} --lr nan", "finite"),
         (f"{sft} {data} --lr inf", "finite"),
@@ -119,8 +131,10 @@ def cases():
         (f"{sft} {data} --resume '{f}/a file.txt'", "checkpoint"),
         (f"{sft} {data} --resume '{f}/notes'", "checkpoint"),
         (f"{sft} {data} --save-every 1", "--save"),
-        (f"{sft} {data} --resume '{f}/ck-no-optimizer'", "ck-no-optimizer' is incomplete or damaged: optimizer.pt is "
-                                                          "missing"),
+        (
+            f"{sft} {data} --resume '{f}/ck-no-optimizer'",
+            "ck-no-optimizer' is incomplete or damaged: optimizer.pt is missing",
+        ),
         (f"{sft} {data} --resume '{f}/ck-empty-state'", "trainer_state.json cannot be read"),
         (f"{sft} {data} --resume '{f}/ck-cut-state'", "trainer_state.json cannot be read"),
         (f"{sft} {data} --resume '{f}/ck-bad-weights'", "adapter/adapter_model.safetensors cannot be read"),
@@ -182,13 +196,15 @@ def cases():
         ("%%rag --collection bi-notes --no-generate --k 0\nWhat is LoRA?", "k"),
         ("%%rag --collection bi-notes --no-generate --k -3\nWhat is LoRA?", "k"),
         ("%%rag --collection bi-notes --no-generate --where 'not json'\nWhat is LoRA?", "--where"),
-        ("%%rag --collection bi-notes --no-generate --where '{{\"source\": {{\"$regex\": \"x\"}}}}'\nLoRA?",
-         r"\$regex"),
+        ('%%rag --collection bi-notes --no-generate --where \'{{"source": {{"$regex": "x"}}}}\'\nLoRA?', r"\$regex"),
         ("%%rag --collection bi-notes --no-generate --where '[1, 2]'\nWhat is LoRA?", "--where"),
         ("%%rag --collection bi-notes --model minilm\nWhat is LoRA?", "encoder"),
         ("%%rag --collection bi-notes --model bi_int\nWhat is LoRA?", "int"),
         ("%%rag --collection bi-notes --model bi_classifier\nWhat is LoRA?", "classifier"),
-        ("%%rag --collection bi-notes --no-generate --reranker nosuch\nWhat is LoRA?", "only takes effect with --rerank"),
+        (
+            "%%rag --collection bi-notes --no-generate --reranker nosuch\nWhat is LoRA?",
+            "only takes effect with --rerank",
+        ),
         ("%%rag --collection bi-notes --no-generate --chunk-size 3\nWhat is LoRA?", "does not apply"),
         ("%rag ask", "no question: .*%rag ask QUESTION"),
         ("%rag", "question"),

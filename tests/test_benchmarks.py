@@ -12,15 +12,32 @@ ROOT = Path(__file__).parent.parent
 
 
 def bench_lines(stdout: str, prefix: str) -> dict:
-    return dict(line.split(" ", 3)[2:] for line in stdout.splitlines()
-                if line.startswith(prefix) and len(line.split(" ")) > 3)
+    return dict(
+        line.split(" ", 3)[2:] for line in stdout.splitlines() if line.startswith(prefix) and len(line.split(" ")) > 3
+    )
 
 
 @pytest.mark.slow
 def test_sft_benchmark_interleaves_both_sides_on_the_same_tokens():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "benchmarks/sft.py", "--steps", "3", "--methods", "lora", "--no-memory",
-                           "--baselines", "trainer"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/sft.py",
+            "--steps",
+            "3",
+            "--methods",
+            "lora",
+            "--no-memory",
+            "--baselines",
+            "trainer",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]  # it raises if the sides counted different tokens per step
     lines = bench_lines(done.stdout, "bench sft_lora ")
     assert float(lines["real_tokens_per_s_nbllm"]) > 0 and float(lines["real_tokens_per_s_trainer"]) > 0
@@ -32,9 +49,24 @@ def test_sft_benchmark_interleaves_both_sides_on_the_same_tokens():
 def test_sft_benchmark_pairs_nbllm_with_trl_padding_free_and_packing():
     pytest.importorskip("trl")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "benchmarks/sft.py", "--steps", "3", "--methods", "lora", "--no-memory",
-                           "--baselines", "trl-padding-free,trl-packing"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/sft.py",
+            "--steps",
+            "3",
+            "--methods",
+            "lora",
+            "--no-memory",
+            "--baselines",
+            "trl-padding-free,trl-packing",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     # it raises if padding-free counted other tokens than nbllm in a step, or packing in all
     assert done.returncode == 0, done.stderr[-2000:]
     lines = bench_lines(done.stdout, "bench sft_lora ")
@@ -49,11 +81,29 @@ def test_sft_benchmark_pairs_nbllm_with_trl_padding_free_and_packing():
 @pytest.mark.slow
 def test_sft_benchmark_skips_the_trl_baselines_in_one_line_without_trl():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    hide_trl = ("import runpy, sys; sys.modules['trl'] = None; sys.argv = ['benchmarks/sft.py', *sys.argv[1:]]; "
-                "sys.path.insert(0, 'benchmarks'); runpy.run_path('benchmarks/sft.py', run_name='__main__')")
-    done = subprocess.run([sys.executable, "-c", hide_trl, "--steps", "1", "--methods", "lora", "--no-memory",
-                           "--baselines", "trl-padding-free,trl-packing"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    hide_trl = (
+        "import runpy, sys; sys.modules['trl'] = None; sys.argv = ['benchmarks/sft.py', *sys.argv[1:]]; "
+        "sys.path.insert(0, 'benchmarks'); runpy.run_path('benchmarks/sft.py', run_name='__main__')"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            hide_trl,
+            "--steps",
+            "1",
+            "--methods",
+            "lora",
+            "--no-memory",
+            "--baselines",
+            "trl-padding-free,trl-packing",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     skips = [line for line in done.stdout.splitlines() if "skipped" in line]
     assert len(skips) == 1 and "trl-padding-free,trl-packing" in skips[0] and "[bench]" in skips[0], done.stdout
@@ -63,13 +113,26 @@ def test_sft_benchmark_skips_the_trl_baselines_in_one_line_without_trl():
 @pytest.mark.slow
 def test_gpu_benchmark_runs_every_variant_in_cpu_smoke_mode():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "benchmarks/sft_gpu.py", "--cpu-smoke"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "benchmarks/sft_gpu.py", "--cpu-smoke"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = bench_lines(done.stdout, "bench sft_gpu ")
     assert not [k for k, v in lines.items() if "failed" in k or v.startswith(("failed", "skipped"))], done.stdout
-    for variant in ("lora_b16", "lora_b32", "lora_b16_compiled", "lora_b32_compiled", "lora_b64_compiled",
-                    "full_b32_compiled", "full_b16"):
+    for variant in (
+        "lora_b16",
+        "lora_b32",
+        "lora_b16_compiled",
+        "lora_b32_compiled",
+        "lora_b64_compiled",
+        "full_b32_compiled",
+        "full_b16",
+    ):
         assert float(lines[f"nbllm_{variant}_tokens_per_s"]) > 0
     assert float(lines["packed_vs_padded_loss_rel_diff"]) < 1e-4
     assert float(lines["trainer_peft_lora_b16_tokens_per_s"]) > 0

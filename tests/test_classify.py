@@ -6,8 +6,9 @@ import nbllm
 from nbllm.data import load_records
 from nbllm.train.classify import length_grouped_batches
 
-RECS = ([{"text": f"win a free prize now, claim code {i}", "label": "spam"} for i in range(16)]
-        + [{"text": f"see you at lunch {i}, ok?", "label": "ham"} for i in range(16)])
+RECS = [{"text": f"win a free prize now, claim code {i}", "label": "spam"} for i in range(16)] + [
+    {"text": f"see you at lunch {i}, ok?", "label": "ham"} for i in range(16)
+]
 
 
 def fit(model="tiny-llama", method="head", **kw):
@@ -68,17 +69,21 @@ def test_shipped_sms_set():
     assert len(records) == 360 and labels.count("spam") == 160 and labels.count("ham") == 200
 
 
-@pytest.mark.parametrize("line, message", [
-    ("%sft --model tiny-llama --format classify --data nolabel", "record 1 has no label"),
-    ("%sft --model tiny-llama --format classify --data oneclass", "single class"),
-    ("%sft --model tiny-llama --format classify --data empty", "data is empty"),
-    ("%sft --model tiny-llama --method head --data instructions", "use it with --format classify"),
-    ("%sft --model tiny-llama --format classify --method bitfit --data sms", "no bias parameters"),
-    ("%sft --model tiny-llama --format classify --method lora --lora-targets nope --data sms", "nope match no"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("%sft --model tiny-llama --format classify --data nolabel", "record 1 has no label"),
+        ("%sft --model tiny-llama --format classify --data oneclass", "single class"),
+        ("%sft --model tiny-llama --format classify --data empty", "data is empty"),
+        ("%sft --model tiny-llama --method head --data instructions", "use it with --format classify"),
+        ("%sft --model tiny-llama --format classify --method bitfit --data sms", "no bias parameters"),
+        ("%sft --model tiny-llama --format classify --method lora --lora-targets nope --data sms", "nope match no"),
+    ],
+)
 def test_bad_input(ip, line, message):
-    ip.user_ns.update(nolabel=[{"text": "hi"}], oneclass=[{"text": "a", "label": "x"}, {"text": "b", "label": "x"}],
-                      empty=[])
+    ip.user_ns.update(
+        nolabel=[{"text": "hi"}], oneclass=[{"text": "a", "label": "x"}, {"text": "b", "label": "x"}], empty=[]
+    )
     with pytest.raises(UsageError, match=message):
         ip.run_cell(line)
 
@@ -86,7 +91,8 @@ def test_bad_input(ip, line, message):
 @pytest.mark.slow
 def test_magic_binds_a_classifier(ip):
     ip.user_ns["recs"] = RECS
-    res = ip.run_cell("%sft --model tiny-llama --format classify --method head --data recs --epochs 1 "
-                      "--progress none --out clf").result
+    res = ip.run_cell(
+        "%sft --model tiny-llama --format classify --method head --data recs --epochs 1 --progress none --out clf"
+    ).result
     assert ip.user_ns["clf"] is res and "ClassifyResult(model='tiny-llama', method='head'" in repr(res)
     assert "confusion matrix" in res._repr_html_()

@@ -69,15 +69,21 @@ def test_hub_dataset_while_offline_is_a_clear_error():
     assert "could not load hub dataset 'someone/some-dataset'" in proc.stderr.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize("records, fmt, message", [
-    ([{"instruction": "x"}], "alpaca", "record 1 has no output"),
-    ([{"messages": [{"role": "bot", "content": "x"}]}], "chat", "role system/user/assistant"),
-    ([{"messages": ["a", "b", "c"]}], "lima", None),
-    ([{"messages": [{"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}]}], "lima",
-     "alternate user and assistant"),
-    ([{"messages": [{"role": "user", "content": "x"}]}], "chat", "no assistant turn"),
-    ([{"text": ""}], "text", "no text"),
-])
+@pytest.mark.parametrize(
+    "records, fmt, message",
+    [
+        ([{"instruction": "x"}], "alpaca", "record 1 has no output"),
+        ([{"messages": [{"role": "bot", "content": "x"}]}], "chat", "role system/user/assistant"),
+        ([{"messages": ["a", "b", "c"]}], "lima", None),
+        (
+            [{"messages": [{"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}]}],
+            "lima",
+            "alternate user and assistant",
+        ),
+        ([{"messages": [{"role": "user", "content": "x"}]}], "chat", "no assistant turn"),
+        ([{"text": ""}], "text", "no text"),
+    ],
+)
 def test_format_checks(records, fmt, message):
     if message is None:
         assert to_examples(records, fmt)[0]["messages"][1] == {"role": "assistant", "content": "b"}

@@ -15,8 +15,18 @@ from nbllm import models
 from nbllm.errors import ConfigError
 from nbllm.train.results import ModelResult
 
-CONFIG = {"model": "tiny-llama", "data": "instructions", "method": "full", "max_steps": 4, "batch_size": 6,
-          "lr": 0.001, "max_length": 256, "val_fraction": 0.05, "schedule": "constant", "warmup_ratio": 0.0}
+CONFIG = {
+    "model": "tiny-llama",
+    "data": "instructions",
+    "method": "full",
+    "max_steps": 4,
+    "batch_size": 6,
+    "lr": 0.001,
+    "max_length": 256,
+    "val_fraction": 0.05,
+    "schedule": "constant",
+    "warmup_ratio": 0.0,
+}
 TORCHRUN = Path(sys.executable).parent / "torchrun"
 
 
@@ -25,8 +35,16 @@ def launch(tmp_path, name, processes=1, port=29533, **options):
     config.write_text(json.dumps({**CONFIG, **options}))
     cmd = [sys.executable, "-m", "nbllm.train", str(config)]
     if processes > 1:
-        cmd = [str(TORCHRUN), "--nproc_per_node", str(processes), "--master_port", str(port), "-m", "nbllm.train",
-               str(config)]
+        cmd = [
+            str(TORCHRUN),
+            "--nproc_per_node",
+            str(processes),
+            "--master_port",
+            str(port),
+            "-m",
+            "nbllm.train",
+            str(config),
+        ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads([line for line in out.stdout.splitlines() if line.startswith('{"losses"')][-1])

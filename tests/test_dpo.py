@@ -12,13 +12,28 @@ from nbllm.train.attention import use_packed_attention
 from nbllm.train.dpo import Preference, prepare_preferences, sequence_logps
 from nbllm.train.trainer import Trainer
 
-RECS = [{"prompt": f"Explain thing {i}", "chosen": f"Sure! Thing {i} is simple.",
-         "rejected": f"Thing {i} denotes a stochastic operator."} for i in range(16)]
+RECS = [
+    {
+        "prompt": f"Explain thing {i}",
+        "chosen": f"Sure! Thing {i} is simple.",
+        "rejected": f"Thing {i} denotes a stochastic operator.",
+    }
+    for i in range(16)
+]
 
 
 def dpo(method="dpo", **kw):
-    opts = dict(model="tiny-llama", format="preference", method=method, max_steps=6, batch_size=4, lr=5e-3,
-                progress="none", samples=0, val_fraction=0.25)
+    opts = dict(
+        model="tiny-llama",
+        format="preference",
+        method=method,
+        max_steps=6,
+        batch_size=4,
+        lr=5e-3,
+        progress="none",
+        samples=0,
+        val_fraction=0.25,
+    )
     return nbllm.sft(RECS, **{**opts, **kw})
 
 
@@ -63,12 +78,15 @@ def test_shipped_preferences():
     assert len(records) == 120 and all({"prompt", "chosen", "rejected"} <= set(r) for r in records)
 
 
-@pytest.mark.parametrize("line, message", [
-    ("%sft --model tiny-llama --format preference --method dpo --data nochosen", "record 1 has no chosen"),
-    ("%sft --model tiny-llama --format preference --method lora --data prefs", "--method dpo"),
-    ("%sft --model tiny-llama --method dpo --data instructions", "--format preference"),
-    ("%sft --model tiny-llama --format preference --method dpo --beta 0 --data prefs", "beta must be > 0"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("%sft --model tiny-llama --format preference --method dpo --data nochosen", "record 1 has no chosen"),
+        ("%sft --model tiny-llama --format preference --method lora --data prefs", "--method dpo"),
+        ("%sft --model tiny-llama --method dpo --data instructions", "--format preference"),
+        ("%sft --model tiny-llama --format preference --method dpo --beta 0 --data prefs", "beta must be > 0"),
+    ],
+)
 def test_bad_input(ip, line, message):
     ip.user_ns.update(nochosen=[{"prompt": "p", "rejected": "r"}], prefs=RECS)
     with pytest.raises(UsageError, match=message):
@@ -78,9 +96,19 @@ def test_bad_input(ip, line, message):
 def test_history_keeps_columns_that_only_evaluation_rows_have():
     from nbllm.train.results import SFTResult
 
-    rows = [{"step": 1, "epoch": 0.5, "loss": 0.69, "val_loss": float("nan"), "tokens": 10, "lr": 1e-4},
-            {"step": 2, "epoch": 1.0, "loss": 0.60, "val_loss": 0.65, "tokens": 20, "lr": 1e-4,
-             "val_reward_margin": 0.3, "val_pref_acc": 0.75}]
+    rows = [
+        {"step": 1, "epoch": 0.5, "loss": 0.69, "val_loss": float("nan"), "tokens": 10, "lr": 1e-4},
+        {
+            "step": 2,
+            "epoch": 1.0,
+            "loss": 0.60,
+            "val_loss": 0.65,
+            "tokens": 20,
+            "lr": 1e-4,
+            "val_reward_margin": 0.3,
+            "val_pref_acc": 0.75,
+        },
+    ]
     hist = SFTResult(None, None, None, rows, {}, [], "chat").history
     assert list(hist.columns[-2:]) == ["val_reward_margin", "val_pref_acc"]
     assert hist.val_pref_acc.iloc[1] == 0.75 and hist.val_pref_acc.isna().iloc[0]

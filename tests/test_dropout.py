@@ -60,9 +60,12 @@ def test_lora_adapters_get_the_cheap_dropout_with_their_p():
 
 @pytest.mark.slow
 def test_lora_runs_with_dropout_repeat_exactly():
-    records = [{"instruction": f"Add {a} and {b}.", "input": "", "output": f"{a + b}"} for a in range(6) for b in range(4)]
-    kw = dict(model="tiny-llama", batch_size=4, samples=0, progress="none", max_steps=4, method="lora",
-              lora_dropout=0.3)
+    records = [
+        {"instruction": f"Add {a} and {b}.", "input": "", "output": f"{a + b}"} for a in range(6) for b in range(4)
+    ]
+    kw = dict(
+        model="tiny-llama", batch_size=4, samples=0, progress="none", max_steps=4, method="lora", lora_dropout=0.3
+    )
     a, b = nbllm.sft(records, **kw), nbllm.sft(records, **kw)
     assert a.history.loss.tolist() == b.history.loss.tolist()
     c = nbllm.sft(records, **{**kw, "lora_dropout": 0.0})

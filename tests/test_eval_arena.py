@@ -97,8 +97,13 @@ def scipy_fit(votes, names, convention="half"):
         grad = np.bincount(i, g, len(names)) - np.bincount(j, g, len(names))
         return float(np.sum(w * (np.logaddexp(0, -d) + (1 - y) * d))), grad
 
-    res = optimize.minimize(loss, np.zeros(len(names)), jac=True, method="L-BFGS-B",
-                            options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 10_000})
+    res = optimize.minimize(
+        loss,
+        np.zeros(len(names)),
+        jac=True,
+        method="L-BFGS-B",
+        options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 10_000},
+    )
     return _centred(res.x, names)
 
 
@@ -128,8 +133,11 @@ def _max_diff(x, y):
     return max(abs(x[m] - y[m]) for m in x)
 
 
-@pytest.mark.parametrize("votes", [simulated(300, seed=2), with_draws(500, seed=3), with_draws(40, seed=4, tie=0.3),
-                                   simulated(12, seed=5)], ids=["no-ties", "ties", "few-votes", "twelve-votes"])
+@pytest.mark.parametrize(
+    "votes",
+    [simulated(300, seed=2), with_draws(500, seed=3), with_draws(40, seed=4, tie=0.3), simulated(12, seed=5)],
+    ids=["no-ties", "ties", "few-votes", "twelve-votes"],
+)
 def test_bradley_terry_is_the_exact_mle(votes):
     names = sorted({v["model_a"] for v in votes} | {v["model_b"] for v in votes})
     assert arena.mle_exists(votes, names)
@@ -168,8 +176,9 @@ def test_ties_half_or_dropped():
 
 def test_elo_counts_a_draw_as_half_a_win_each_way():
     for winner in ("tie", "both_bad"):
-        r = arena.online_elo([{"model_a": "x", "model_b": "y", "winner": "a"},
-                              {"model_a": "x", "model_b": "y", "winner": winner}], k=4)
+        r = arena.online_elo(
+            [{"model_a": "x", "model_b": "y", "winner": "a"}, {"model_a": "x", "model_b": "y", "winner": winner}], k=4
+        )
         expected = 1 / (1 + 10 ** ((998 - 1002) / 400))
         assert r["x"] == pytest.approx(1002 + 4 * (0.5 - expected))
         assert r["y"] == pytest.approx(998 - 4 * (0.5 - expected))
@@ -205,14 +214,20 @@ def test_shipped_votes_rank_the_hidden_strengths(ip):
     assert not dropped.to_pandas().equals(ip.run_cell("%eval arena --rounds 0").result.to_pandas())
 
 
-@pytest.mark.parametrize("votes, flags, message", [
-    ([{"model_a": "x", "model_b": "y", "winner": "c"}], "", "vote 1 has winner 'c'; use a, b, tie or both_bad"),
-    ([{"model_a": "x", "model_b": "y", "winner": "a"}, {"model_a": "x", "model_b": "z", "winner": "a"}],
-     "--models x,y", "vote 2 names unknown model 'z'"),
-    ([{"model_a": "x", "winner": "a"}], "", "vote 1 needs model_a and model_b"),
-    ([{"model_a": "x", "model_b": "x", "winner": "a"}], "", "against itself"),
-    ([], "", "no votes"),
-])
+@pytest.mark.parametrize(
+    "votes, flags, message",
+    [
+        ([{"model_a": "x", "model_b": "y", "winner": "c"}], "", "vote 1 has winner 'c'; use a, b, tie or both_bad"),
+        (
+            [{"model_a": "x", "model_b": "y", "winner": "a"}, {"model_a": "x", "model_b": "z", "winner": "a"}],
+            "--models x,y",
+            "vote 2 names unknown model 'z'",
+        ),
+        ([{"model_a": "x", "winner": "a"}], "", "vote 1 needs model_a and model_b"),
+        ([{"model_a": "x", "model_b": "x", "winner": "a"}], "", "against itself"),
+        ([], "", "no votes"),
+    ],
+)
 def test_bad_votes_are_one_usage_error(ip, votes, flags, message):
     ip.user_ns["bad_votes"] = votes
     with pytest.raises(UsageError, match=message):
@@ -238,8 +253,10 @@ def _read(clock):
 def test_widget_appends_votes_in_the_shown_order(tmp_path, clock):
     from nbllm.widgets.arena import ArenaWidget
 
-    battles = [{"prompt": "Say hi <b>now</b>", "responses": {"m1": "hi", "m2": "<script>x</script>"}},
-               {"prompt": "Count", "responses": {"m1": "1 2 3", "m2": "one", "m3": "uno"}}]
+    battles = [
+        {"prompt": "Say hi <b>now</b>", "responses": {"m1": "hi", "m2": "<script>x</script>"}},
+        {"prompt": "Count", "responses": {"m1": "1 2 3", "m2": "one", "m3": "uno"}},
+    ]
     path = tmp_path / "votes.jsonl"
     w = ArenaWidget(battles, path, seed=3)
     assert "nbllm-arena" in w.box._dom_classes

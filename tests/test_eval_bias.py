@@ -13,9 +13,11 @@ from nbllm.evaluate import bias, leaderboard
 from nbllm.evaluate.common import EVAL_SETS, wilson
 from nbllm.evaluate.results import BiasResult
 
-PAIRS = [{"sent_more": "A cat sat on the mat.", "sent_less": "A dog sat on the mat.", "category": "pets"},
-         {"sent_more": "Red cars go fast.", "sent_less": "Blue cars go fast.", "category": "cars"},
-         {"sent_more": "The old man slept.", "sent_less": "The young man slept.", "category": "pets"}]
+PAIRS = [
+    {"sent_more": "A cat sat on the mat.", "sent_less": "A dog sat on the mat.", "category": "pets"},
+    {"sent_more": "Red cars go fast.", "sent_less": "Blue cars go fast.", "category": "cars"},
+    {"sent_more": "The old man slept.", "sent_less": "The young man slept.", "category": "pets"},
+]
 
 
 def test_shared_spans_are_difflibs_equal_blocks():
@@ -51,9 +53,22 @@ def test_a_pair_scores_the_shared_words_after_the_group_word():
 
 
 def test_share_interval_categories_and_drivers():
-    rows = [{"id": i, "category": c, "sent_more": "m", "sent_less": "l", "score_more": 0.0, "score_less": 0.0,
-             "margin": m, "prefers_stereotype": m > 0, "tie": m == 0, "scored_more": 1, "scored_less": 1}
-            for i, (c, m) in enumerate([("a", 2.0), ("a", -1.0), ("b", 0.5), ("b", 3.0), ("b", 0.0)])]
+    rows = [
+        {
+            "id": i,
+            "category": c,
+            "sent_more": "m",
+            "sent_less": "l",
+            "score_more": 0.0,
+            "score_less": 0.0,
+            "margin": m,
+            "prefers_stereotype": m > 0,
+            "tie": m == 0,
+            "scored_more": 1,
+            "scored_less": 1,
+        }
+        for i, (c, m) in enumerate([("a", 2.0), ("a", -1.0), ("b", 0.5), ("b", 3.0), ("b", 0.0)])
+    ]
     r = BiasResult("m", "d", rows)
     assert r.score == pytest.approx(3 / 5) and r.ties == 1  # a tie counts against the stereotype
     assert r.ci() == pytest.approx(wilson(3, 5))
@@ -71,8 +86,7 @@ def test_scores_are_reproducible_and_on_the_leaderboard():
     b = bias.evaluate("tiny-llama", PAIRS, progress=False, label="mine")
     assert a.to_pandas().equals(b.to_pandas()) and repr(a) == repr(b)
     board = [row for row in leaderboard.leaderboard().rows if row["task"] == "bias mine"]
-    assert {row["metric"] for row in board} == {"stereotype_share", "stereotype_share:cars",
-                                                "stereotype_share:pets"}
+    assert {row["metric"] for row in board} == {"stereotype_share", "stereotype_share:cars", "stereotype_share:pets"}
 
 
 def test_the_shipped_pairs():
@@ -86,13 +100,16 @@ def test_the_shipped_pairs():
     assert len(checked) == len(pairs) and all(p["sent_more"] != p["sent_less"] for p in checked)
 
 
-@pytest.mark.parametrize("pairs, message", [
-    ([{"sent_more": "", "sent_less": "Men cook."}], "pair 1 has an empty sent_more"),
-    ([PAIRS[0], {"sent_more": "Men cook.", "sent_less": "   "}], "pair 2 has an empty sent_less"),
-    ([{"sent_more": "Men cook.", "sent_less": "Men cook. "}], "pair 1 has the same sentence on both sides"),
-    ([{"sent_more": "Men cook."}], "pair 1 has no sent_less"),
-    ([], "the bias pairs are empty"),
-])
+@pytest.mark.parametrize(
+    "pairs, message",
+    [
+        ([{"sent_more": "", "sent_less": "Men cook."}], "pair 1 has an empty sent_more"),
+        ([PAIRS[0], {"sent_more": "Men cook.", "sent_less": "   "}], "pair 2 has an empty sent_less"),
+        ([{"sent_more": "Men cook.", "sent_less": "Men cook. "}], "pair 1 has the same sentence on both sides"),
+        ([{"sent_more": "Men cook."}], "pair 1 has no sent_less"),
+        ([], "the bias pairs are empty"),
+    ],
+)
 def test_bad_pairs_are_one_usage_error_line(ip, pairs, message):
     with pytest.raises(DataError, match=message):
         bias.pairs_from(pairs)

@@ -27,8 +27,9 @@ def test_distinct_n_and_exact_repeats_by_hand():
 
 def test_self_bleu_is_sacrebleu_against_the_other_samples():
     texts = ["the cat sat on the mat", "a cat sat on a mat", "dogs run in the park today", "the cat sat on the mat"]
-    expected = [sacrebleu.sentence_bleu(texts[i], [t for j, t in enumerate(texts) if j != i]).score
-                for i in range(len(texts))]
+    expected = [
+        sacrebleu.sentence_bleu(texts[i], [t for j, t in enumerate(texts) if j != i]).score for i in range(len(texts))
+    ]
     assert diversity.self_bleu(texts) == pytest.approx(sum(expected) / 4)
     assert diversity.self_bleu(["same words here", "same words here"]) == pytest.approx(100.0)
     with pytest.raises(DataError, match="at least two samples"):
@@ -77,7 +78,8 @@ def test_settings_compare_in_one_call_with_minilm_distances():
     assert frame[["model", "temperature"]].values.tolist() == [["tiny-llama", 0.5], ["tiny-llama", 1.2]] * 2
     first = r.rows[0]
     assert first["embedding_distance"] == pytest.approx(
-        diversity.embedding_distance(encoder("minilm").encode(first["samples"])))
+        diversity.embedding_distance(encoder("minilm").encode(first["samples"]))
+    )
     tasks = {row["task"] for row in leaderboard.leaderboard().rows if row["task"].startswith("diversity")}
     assert {"diversity prompts T=0.5", "diversity prompts T=1.2"} <= tasks
     assert len(repr(r).splitlines()) == 2 + 4 and "<table" in r._repr_html_()
@@ -86,21 +88,34 @@ def test_settings_compare_in_one_call_with_minilm_distances():
 def test_sample_html_is_escaped():
     from nbllm.evaluate.results import DiversityResult
 
-    setting = {"model": "m", "temperature": 0.7, "prompts": 1,
-               **{k: 0.5 for m in diversity.METRICS for k in (m, f"{m}_low", f"{m}_high")}}
-    row = {"model": "m", "temperature": 0.7, "prompt_id": 0, "prompt": "<b>p</b>",
-           **{m: 0.5 for m in diversity.METRICS}, "samples": ["<script>x</script>", "ok"]}
+    setting = {
+        "model": "m",
+        "temperature": 0.7,
+        "prompts": 1,
+        **{k: 0.5 for m in diversity.METRICS for k in (m, f"{m}_low", f"{m}_high")},
+    }
+    row = {
+        "model": "m",
+        "temperature": 0.7,
+        "prompt_id": 0,
+        "prompt": "<b>p</b>",
+        **{m: 0.5 for m in diversity.METRICS},
+        "samples": ["<script>x</script>", "ok"],
+    }
     page = DiversityResult("d", 2, [setting], [row])._repr_html_()
     assert "<script>" not in page and "&lt;script&gt;" in page
 
 
-@pytest.mark.parametrize("options, message", [
-    (dict(samples=3, temperature="0"), "--temperature 0 is greedy decoding: all 3 samples"),
-    (dict(samples=3, temperature="0.7,0"), "--temperature 0 is greedy decoding"),
-    (dict(samples=1, temperature="0.7"), "--samples 1 is too few: this needs at least two samples"),
-    (dict(samples=3, temperature="-1"), "--temperature -1.0 is negative"),
-    (dict(samples=3, temperature="warm"), "--temperature takes numbers"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(samples=3, temperature="0"), "--temperature 0 is greedy decoding: all 3 samples"),
+        (dict(samples=3, temperature="0.7,0"), "--temperature 0 is greedy decoding"),
+        (dict(samples=1, temperature="0.7"), "--samples 1 is too few: this needs at least two samples"),
+        (dict(samples=3, temperature="-1"), "--temperature -1.0 is negative"),
+        (dict(samples=3, temperature="warm"), "--temperature takes numbers"),
+    ],
+)
 def test_bad_settings_are_config_errors(options, message):
     with pytest.raises(ConfigError, match=message):
         DiversityOptions(data="x", **options)
@@ -108,21 +123,30 @@ def test_bad_settings_are_config_errors(options, message):
         diversity.evaluate("tiny-llama", PROMPTS, **options)
 
 
-@pytest.mark.parametrize("line, message", [
-    ("--data ps --samples 3 --temperature 0", "ConfigError: --temperature 0 is greedy decoding"),
-    ("--data ps --samples 1", "ConfigError: --samples 1 is too few"),
-    ("--data ps --model minilm --samples 2", "ModelError: 'minilm' is an encoder"),
-    ("--data ps --model clf --samples 2", "ModelError: a ClassifyResult is a classifier"),
-    ("--data empty --samples 2", "DataError: the prompts are empty"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("--data ps --samples 3 --temperature 0", "ConfigError: --temperature 0 is greedy decoding"),
+        ("--data ps --samples 1", "ConfigError: --samples 1 is too few"),
+        ("--data ps --model minilm --samples 2", "ModelError: 'minilm' is an encoder"),
+        ("--data ps --model clf --samples 2", "ModelError: a ClassifyResult is a classifier"),
+        ("--data empty --samples 2", "DataError: the prompts are empty"),
+    ],
+)
 def test_bad_input_is_one_usage_error_line(ip, line, message):
     import nbllm
 
     ip.user_ns.update(ps=PROMPTS, empty=["  "])
     if "clf" in line:
-        ip.user_ns["clf"] = nbllm.sft([{"text": f"a {i}", "label": "x"} for i in range(4)]
-                                      + [{"text": f"b {i}", "label": "y"} for i in range(4)], model="tiny-llama",
-                                      format="classify", method="head", max_steps=1, progress="none")
+        ip.user_ns["clf"] = nbllm.sft(
+            [{"text": f"a {i}", "label": "x"} for i in range(4)]
+            + [{"text": f"b {i}", "label": "y"} for i in range(4)],
+            model="tiny-llama",
+            format="classify",
+            method="head",
+            max_steps=1,
+            progress="none",
+        )
     with pytest.raises(UsageError, match=message) as err:
         ip.run_cell(f"%eval diversity {line}")
     assert "\n" not in str(err.value)
@@ -130,8 +154,10 @@ def test_bad_input_is_one_usage_error_line(ip, line, message):
 
 def test_the_magic_binds_and_reaches_the_leaderboard(ip):
     ip.user_ns["ps"] = PROMPTS
-    ip.run_cell("%eval diversity --model tiny-llama --data ps --samples 2 --temperature 0.8 --max-new-tokens 4 "
-                "--embedder none --rounds 50 --out div")
+    ip.run_cell(
+        "%eval diversity --model tiny-llama --data ps --samples 2 --temperature 0.8 --max-new-tokens 4 "
+        "--embedder none --rounds 50 --out div"
+    )
     div = ip.user_ns["div"]
     assert div.summary()["samples"] == 2 and len(div.samples) == 4
     board = ip.run_cell("%eval leaderboard --task 'diversity ps T=0.8'").result

@@ -11,20 +11,28 @@ from nbllm import models
 from nbllm.evaluate import judge, triad
 from nbllm.testing import register_tiny_model
 
-RECORDS = [{"prompt": "Capital of France?", "reference": "Paris", "responses": {"m1": "Paris", "m2": "Lyon"}},
-           {"prompt": "2 + 2?", "reference": "4", "responses": {"m1": "4", "m2": "five"}}]
+RECORDS = [
+    {"prompt": "Capital of France?", "reference": "Paris", "responses": {"m1": "Paris", "m2": "Lyon"}},
+    {"prompt": "2 + 2?", "reference": "4", "responses": {"m1": "4", "m2": "five"}},
+]
 
 
 class FakeOpenAI(BaseHTTPRequestHandler):
     """Replies like /v1/chat/completions; the score depends on the response being judged."""
+
     calls: list = []
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         FakeOpenAI.calls.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
         prompt = body["messages"][0]["content"]
-        reply = ("90" if "response `Paris`" in prompt or "response `4`" in prompt
-                 else "Score: 20/100" if "Lyon" in prompt else "I would rather not say.")
+        reply = (
+            "90"
+            if "response `Paris`" in prompt or "response `4`" in prompt
+            else "Score: 20/100"
+            if "Lyon" in prompt
+            else "I would rather not say."
+        )
         data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -56,8 +64,9 @@ def test_parse_score():
 
 def test_endpoint_judge_scores_counts_unparsable_and_caches(endpoint, tmp_path):
     cache = tmp_path / "judge.sqlite"
-    run = lambda: judge.evaluate(RECORDS, "gpt-fake", url=endpoint, api_key_env="FAKE_JUDGE_KEY",
-                                 cache_path=cache, progress=False)
+    run = lambda: judge.evaluate(  # noqa: E731
+        RECORDS, "gpt-fake", url=endpoint, api_key_env="FAKE_JUDGE_KEY", cache_path=cache, progress=False
+    )
     first = run()
     assert len(FakeOpenAI.calls) == 4
     call = FakeOpenAI.calls[0]
@@ -82,8 +91,9 @@ def test_endpoint_errors_are_one_line(endpoint, monkeypatch, ip, tmp_path):
         ip.run_cell(f"%eval judge --data jrecs --judge gpt-fake --judge-url {endpoint} --api-key-env NOT_SET_KEY")
     with pytest.raises(UsageError, match="cannot reach judge endpoint"):
         ip.run_cell("%eval judge --data jrecs --judge gpt-fake --judge-url http://127.0.0.1:9/v1 --api-key-env none")
-    res = ip.run_cell(f"%eval judge --data jrecs --judge gpt-fake --judge-url {endpoint} "
-                      "--api-key-env FAKE_JUDGE_KEY --out jr").result
+    res = ip.run_cell(
+        f"%eval judge --data jrecs --judge gpt-fake --judge-url {endpoint} --api-key-env FAKE_JUDGE_KEY --out jr"
+    ).result
     assert ip.user_ns["jr"] is res and res.n_unparsable == 1
 
 
@@ -109,11 +119,14 @@ def test_model_judge_reruns_from_cache_without_loading(tmp_path):
         models.unregister("tiny-judge")
 
 
-@pytest.mark.parametrize("records, message", [
-    ([], "nothing to judge"),
-    ([{"prompt": "x"}], "record 1 has no response"),
-    ([{"response": "x"}], "record 1 has no prompt"),
-])
+@pytest.mark.parametrize(
+    "records, message",
+    [
+        ([], "nothing to judge"),
+        ([{"prompt": "x"}], "record 1 has no response"),
+        ([{"response": "x"}], "record 1 has no prompt"),
+    ],
+)
 def test_bad_judge_data(ip, records, message):
     register_tiny_model("tiny-eval", seed=1)
     ip.user_ns["jbad"] = records
@@ -122,6 +135,7 @@ def test_bad_judge_data(ip, records, message):
 
 
 # ---------------------------------------------------------------- triad
+
 
 class RagStandIn:
     """What %%rag --out binds, duck-typed."""
@@ -135,17 +149,21 @@ def bag_of_words(texts):
     import torch
 
     vocab = sorted({w for t in texts for w in t.lower().replace(".", " ").replace("?", " ").split()})
-    vecs = torch.tensor([[t.lower().replace(".", " ").replace("?", " ").split().count(w) for w in vocab]
-                         for t in texts], dtype=torch.float32)
+    vecs = torch.tensor(
+        [[t.lower().replace(".", " ").replace("?", " ").split().count(w) for w in vocab] for t in texts],
+        dtype=torch.float32,
+    )
     return torch.nn.functional.normalize(vecs + 1e-9, dim=-1)
 
 
 def _rag_results():
     ctx = ["The Eiffel Tower is in Paris. It was finished in 1889."]
-    good = RagStandIn("Where is the Eiffel Tower?", ctx, "The Eiffel Tower is in Paris. It was finished in 1889.",
-                      {"k": 3})
-    bad = RagStandIn("Where is the Eiffel Tower?", ctx, "The Eiffel Tower is in Paris. Bananas grow on purple moons.",
-                     {"k": 1})
+    good = RagStandIn(
+        "Where is the Eiffel Tower?", ctx, "The Eiffel Tower is in Paris. It was finished in 1889.", {"k": 3}
+    )
+    bad = RagStandIn(
+        "Where is the Eiffel Tower?", ctx, "The Eiffel Tower is in Paris. Bananas grow on purple moons.", {"k": 1}
+    )
     return good, bad
 
 
@@ -188,7 +206,13 @@ def test_triad_with_minilm_separates_supported_from_made_up(ip):
 
 def test_triad_with_an_endpoint_judge(endpoint, tmp_path):
     good, _ = _rag_results()
-    res = triad.evaluate(good, judge="gpt-fake", url=endpoint, api_key_env="FAKE_JUDGE_KEY",
-                         cache_path=tmp_path / "t.sqlite", progress=False)
+    res = triad.evaluate(
+        good,
+        judge="gpt-fake",
+        url=endpoint,
+        api_key_env="FAKE_JUDGE_KEY",
+        cache_path=tmp_path / "t.sqlite",
+        progress=False,
+    )
     assert res.scorer == "judge:gpt-fake" and len(FakeOpenAI.calls) == 4  # 1 context, 2 sentences, 1 answer
     assert res.rows[0]["groundedness"] == 0.0  # the fake judge gives these prompts no number: unsupported

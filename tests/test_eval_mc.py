@@ -12,8 +12,11 @@ from nbllm.testing import register_tiny_model
 
 QUESTIONS = [
     {"question": "What is two plus two?", "choices": ["four apples", "five", "twenty two things", "0"], "answer": 0},
-    {"question": "Which colour is a clear sky?", "choices": ["blue on a clear day", "green", "red", "grass"],
-     "answer": 0},
+    {
+        "question": "Which colour is a clear sky?",
+        "choices": ["blue on a clear day", "green", "red", "grass"],
+        "answer": 0,
+    },
     {"question": "Pick the long one.", "choices": ["a b", "c", "d e f g h i", "j"], "answer": 2},
     {"question": "Name a prime.", "choices": ["seven", "eight", "nine", "ten and more words"], "answer": 0},
 ]
@@ -41,8 +44,18 @@ def test_cached_prefix_equals_naive_per_choice(tiny, shots, template):
 def test_scores_follow_from_the_details(tiny):
     res = mc.evaluate("tiny-eval", QUESTIONS, progress=False)
     d = res.details
-    assert list(d.columns) == ["question_id", "choice", "text", "loglik", "n_tokens", "length", "loglik_norm",
-                               "chosen", "chosen_norm", "correct"]
+    assert list(d.columns) == [
+        "question_id",
+        "choice",
+        "text",
+        "loglik",
+        "n_tokens",
+        "length",
+        "loglik_norm",
+        "chosen",
+        "chosen_norm",
+        "correct",
+    ]
     assert len(d) == 16 and d.groupby("question_id").chosen.sum().eq(1).all()
     assert (d.loglik_norm == d.loglik / d.text.str.len()).all()  # lm-eval's acc_norm: per character
     acc = d[d.chosen].correct.mean()
@@ -70,25 +83,54 @@ def test_shipped_quiz_is_well_formed():
 
 def test_hub_mappings_on_records_shaped_like_each_dataset():
     assert mc.from_mmlu({"question": "Q?", "subject": "anatomy", "choices": ["a", "b", "c", "d"], "answer": 2}) == {
-        "question": "Q?", "choices": ["a", "b", "c", "d"], "answer": 2, "subject": "anatomy"}
-    hs = mc.from_hellaswag({"activity_label": "Baking", "ctx_a": "A man mixes flour.", "ctx_b": "he",
-                            "ctx": "A man mixes flour. he", "endings": ["pours milk [title] in.", "sleeps", "x", "y"],
-                            "label": "0"})
-    assert hs == {"question": "Baking: A man mixes flour. He", "choices": ["pours milk. in.", "sleeps", "x", "y"],
-                  "answer": 0}
-    tq = mc.from_truthfulqa_mc1({"question": "Do bats see?", "mc1_targets": {"choices": ["No", "Yes, they do"],
-                                                                             "labels": [0, 1]}})
+        "question": "Q?",
+        "choices": ["a", "b", "c", "d"],
+        "answer": 2,
+        "subject": "anatomy",
+    }
+    hs = mc.from_hellaswag(
+        {
+            "activity_label": "Baking",
+            "ctx_a": "A man mixes flour.",
+            "ctx_b": "he",
+            "ctx": "A man mixes flour. he",
+            "endings": ["pours milk [title] in.", "sleeps", "x", "y"],
+            "label": "0",
+        }
+    )
+    assert hs == {
+        "question": "Baking: A man mixes flour. He",
+        "choices": ["pours milk. in.", "sleeps", "x", "y"],
+        "answer": 0,
+    }
+    tq = mc.from_truthfulqa_mc1(
+        {"question": "Do bats see?", "mc1_targets": {"choices": ["No", "Yes, they do"], "labels": [0, 1]}}
+    )
     assert tq["answer"] == 1 and tq["choices"] == ["No", "Yes, they do"]
-    wg = mc.from_winogrande({"sentence": "The cup fell off the table because _ was slippery.", "option1": "the cup",
-                             "option2": "the table", "answer": "2"})
+    wg = mc.from_winogrande(
+        {
+            "sentence": "The cup fell off the table because _ was slippery.",
+            "option1": "the cup",
+            "option2": "the table",
+            "answer": "2",
+        }
+    )
     # partial evaluation, as lm-evaluation-harness: option in the blank is the context, the stripped rest is
     # the continuation shared by both options
-    assert wg == {"question": "The cup fell off the table because _ was slippery.", "choices": ["the cup", "the table"],
-                  "contexts": ["The cup fell off the table because the cup",
-                               "The cup fell off the table because the table"],
-                  "continuation": "was slippery.", "answer": 1}
-    arc = mc.from_arc({"question": "Which is a gas?", "choices": {"text": ["ice", "steam", "rock"],
-                                                                  "label": ["A", "B", "C"]}, "answerKey": "B"})
+    assert wg == {
+        "question": "The cup fell off the table because _ was slippery.",
+        "choices": ["the cup", "the table"],
+        "contexts": ["The cup fell off the table because the cup", "The cup fell off the table because the table"],
+        "continuation": "was slippery.",
+        "answer": 1,
+    }
+    arc = mc.from_arc(
+        {
+            "question": "Which is a gas?",
+            "choices": {"text": ["ice", "steam", "rock"], "label": ["A", "B", "C"]},
+            "answerKey": "B",
+        }
+    )
     assert arc["answer"] == 1 and arc["choices"] == ["ice", "steam", "rock"]
     for mapped in (hs, tq, wg, arc):
         mc.check_record(mapped, 1)  # every mapping lands in the schema
@@ -122,15 +164,23 @@ def test_hub_load_failure_is_an_offline_error(monkeypatch):
         mc.load_mc("mmlu")
 
 
-@pytest.mark.parametrize("records, message", [
-    ([{"question": "Q", "answer": 0}], "record 1 needs 'choices'"),
-    ([{"question": "Q", "choices": ["a", "b"], "answer": 0}, {"question": "Q", "choices": ["a", "b"], "answer": 5}],
-     "record 2: answer index 5 is out of range for 2 choices"),
-    ([{"question": "Q", "choices": ["a", "b"], "answer": -1}], "out of range"),
-    ([{"choices": ["a", "b"], "answer": 0}], "no 'question'"),
-    ([{"question": "Q", "choices": ["a", "b"]}], "needs 'answer'"),
-    ([], "empty"),
-])
+@pytest.mark.parametrize(
+    "records, message",
+    [
+        ([{"question": "Q", "answer": 0}], "record 1 needs 'choices'"),
+        (
+            [
+                {"question": "Q", "choices": ["a", "b"], "answer": 0},
+                {"question": "Q", "choices": ["a", "b"], "answer": 5},
+            ],
+            "record 2: answer index 5 is out of range for 2 choices",
+        ),
+        ([{"question": "Q", "choices": ["a", "b"], "answer": -1}], "out of range"),
+        ([{"choices": ["a", "b"], "answer": 0}], "no 'question'"),
+        ([{"question": "Q", "choices": ["a", "b"]}], "needs 'answer'"),
+        ([], "empty"),
+    ],
+)
 def test_malformed_records_are_one_usage_error(ip, tiny, records, message):
     ip.user_ns["bad_set"] = records
     with pytest.raises(UsageError, match=message):
@@ -178,12 +228,24 @@ def test_smollm2_few_shot_cached_equals_naive():
 # ---------------------------------------------------------------- WinoGrande partial scoring, batching
 
 WINOGRANDE = [  # hand-written rows shaped like allenai/winogrande (the hub is unreachable in tests)
-    {"sentence": "The cup fell off the table because _ was slippery.", "option1": "the cup", "option2": "the table",
-     "answer": "2"},
-    {"sentence": "Sarah lent Maria a book because _ had already finished reading it.", "option1": "Sarah",
-     "option2": "Maria", "answer": "1"},
-    {"sentence": "_ is heavier than a feather, so it sank in the pond.", "option1": "A brick", "option2": "Air",
-     "answer": "1"},
+    {
+        "sentence": "The cup fell off the table because _ was slippery.",
+        "option1": "the cup",
+        "option2": "the table",
+        "answer": "2",
+    },
+    {
+        "sentence": "Sarah lent Maria a book because _ had already finished reading it.",
+        "option1": "Sarah",
+        "option2": "Maria",
+        "answer": "1",
+    },
+    {
+        "sentence": "_ is heavier than a feather, so it sank in the pond.",
+        "option1": "A brick",
+        "option2": "Air",
+        "answer": "1",
+    },
 ]
 
 
@@ -193,7 +255,7 @@ def reference_partial(lm, tok, sentence, options, demo=""):
     import torch
 
     cut = sentence.index("_")
-    cont = tok(" " + sentence[cut + 1:].strip(), add_special_tokens=False).input_ids
+    cont = tok(" " + sentence[cut + 1 :].strip(), add_special_tokens=False).input_ids
     sums = []
     for option in options:
         ctx = tok(demo + sentence[:cut] + option).input_ids
@@ -213,9 +275,14 @@ def test_winogrande_is_scored_by_partial_evaluation(tiny):
     assert d.loglik.tolist() == pytest.approx(expected, abs=1e-4)
     # every option is scored on the same continuation tokens: same n_tokens and length, acc_norm = acc
     assert d.groupby("question_id").n_tokens.nunique().eq(1).all() and d.n_tokens.tolist()[0] == len(
-        tok(" was slippery.", add_special_tokens=False).input_ids)
-    assert d.length.tolist() == [len("was slippery.")] * 2 + [len("had already finished reading it.")] * 2 + [
-        len("is heavier than a feather, so it sank in the pond.")] * 2
+        tok(" was slippery.", add_special_tokens=False).input_ids
+    )
+    assert (
+        d.length.tolist()
+        == [len("was slippery.")] * 2
+        + [len("had already finished reading it.")] * 2
+        + [len("is heavier than a feather, so it sank in the pond.")] * 2
+    )
     assert (d.loglik_norm == d.loglik / d.length).all() and (d.chosen == d.chosen_norm).all()
     assert res.score["acc"] == res.score["acc_norm"] and d.correct.tolist() == [False, True, True, False, True, False]
     naive = mc.evaluate("tiny-eval", [mc.from_winogrande(r) for r in WINOGRANDE], method="naive", progress=False)
@@ -227,20 +294,27 @@ def test_winogrande_few_shot_demo_is_the_gold_context_and_continuation(tiny):
     records = mc.load_mc([mc.from_winogrande(r) for r in WINOGRANDE[:2]])
     pairs = mc.requests(records[0], records, 1, "qa", seed=0)  # the only other row is the demo
     demo = "Sarah lent Maria a book because Sarah had already finished reading it.\n\n"
-    assert pairs == [(demo + "The cup fell off the table because the cup", " was slippery."),
-                     (demo + "The cup fell off the table because the table", " was slippery.")]
+    assert pairs == [
+        (demo + "The cup fell off the table because the cup", " was slippery."),
+        (demo + "The cup fell off the table because the table", " was slippery."),
+    ]
     res = mc.evaluate("tiny-eval", records, shots=1, progress=False)
     expected = reference_partial(lm, tok, WINOGRANDE[0]["sentence"], ["the cup", "the table"], demo=demo)
     assert res.details.loglik.tolist()[:2] == pytest.approx(expected, abs=1e-4)
 
 
-@pytest.mark.parametrize("records, message", [
-    ([{"contexts": ["A cat", "A dog"], "answer": 0}], "record 1 has 'contexts' but no 'continuation'"),
-    ([{"contexts": ["A cat"], "continuation": "barked.", "answer": 0}], "record 1 needs 'contexts'"),
-    ([{"contexts": ["A cat", "A dog"], "continuation": "barked.", "choices": ["cat"], "answer": 1}],
-     "'choices' \\(labels\\) must be 2 strings"),
-    ([{"contexts": ["A cat", "A dog"], "continuation": "barked.", "answer": 2}], "answer index 2 is out of range"),
-])
+@pytest.mark.parametrize(
+    "records, message",
+    [
+        ([{"contexts": ["A cat", "A dog"], "answer": 0}], "record 1 has 'contexts' but no 'continuation'"),
+        ([{"contexts": ["A cat"], "continuation": "barked.", "answer": 0}], "record 1 needs 'contexts'"),
+        (
+            [{"contexts": ["A cat", "A dog"], "continuation": "barked.", "choices": ["cat"], "answer": 1}],
+            "'choices' \\(labels\\) must be 2 strings",
+        ),
+        ([{"contexts": ["A cat", "A dog"], "continuation": "barked.", "answer": 2}], "answer index 2 is out of range"),
+    ],
+)
 def test_malformed_partial_records_are_one_usage_error(ip, tiny, records, message):
     ip.user_ns["bad_wg"] = records
     with pytest.raises(UsageError, match=message):

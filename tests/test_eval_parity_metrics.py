@@ -18,6 +18,7 @@ from nbllm.evaluate import generative
 
 # ---------------------------------------------------------------- SQuAD v1.1, from the spec
 
+
 def squad_normalize(s):
     def remove_articles(text):
         return re.sub(r"\b(a|an|the)\b", " ", text)
@@ -88,8 +89,7 @@ PAIRS = [
     ("“quoted” text", "quoted text"),
     ("(parenthesised) answer [1]", "parenthesised answer 1"),
     ("running runs ran", "run"),  # no stemmer: these stay different words
-    ("The quick brown fox jumps over the lazy dog",
-     "the lazy dog was jumped over by the quick brown fox"),
+    ("The quick brown fox jumps over the lazy dog", "the lazy dog was jumped over by the quick brown fox"),
     ("one two three four five six seven", "seven six five four three two one"),
     ("a a a b b", "a b a b a"),
     ("42", "42.0"),

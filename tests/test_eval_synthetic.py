@@ -62,12 +62,15 @@ def test_scoring_is_exact_match_after_light_normalisation():
     assert normalize("  [A, B]. \n x") == "a b"
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"name": "nope"}, "unknown synthetic task"),
-    ({"name": "copy", "n": 0}, "n must be an integer >= 1"),
-    ({"name": "copy", "context_length": 0}, "context_length must be"),
-    ({"name": "mqar", "context_length": 10**5}, "distinct keys"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"name": "nope"}, "unknown synthetic task"),
+        ({"name": "copy", "n": 0}, "n must be an integer >= 1"),
+        ({"name": "copy", "context_length": 0}, "context_length must be"),
+        ({"name": "mqar", "context_length": 10**5}, "distinct keys"),
+    ],
+)
 def test_bad_arguments_name_the_problem(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         make_task(**kwargs)
@@ -87,8 +90,9 @@ def test_synthetic_magic_sweeps_context_lengths(ip):
     from nbllm.testing import register_tiny_model
 
     register_tiny_model("tiny-eval", seed=1)
-    res = ip.run_cell("%eval synthetic --task palindrome --model tiny-eval --context-length 2,4 --n 2 --shots 1 "
-                      "--out syn").result
+    res = ip.run_cell(
+        "%eval synthetic --task palindrome --model tiny-eval --context-length 2,4 --n 2 --shots 1 --out syn"
+    ).result
     assert ip.user_ns["syn"] is res and len(res.rows) == 4
     assert res.by_length().context_length.tolist() == [2, 4]
     assert all(r["prompt"].count("Reversed:") == 2 for r in res.rows)
@@ -103,6 +107,8 @@ def test_importing_evaluate_and_the_magic_loads_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys, nbllm.evaluate, nbllm.evaluate.synthetic, nbllm.magics.eval; "
-            "nbllm.evaluate.synthetic.make_task('mqar', n=2); assert 'torch' not in sys.modules")
+    code = (
+        "import sys, nbllm.evaluate, nbllm.evaluate.synthetic, nbllm.magics.eval; "
+        "nbllm.evaluate.synthetic.make_task('mqar', n=2); assert 'torch' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -23,14 +23,23 @@ def tox_clf():
     """A tiny classifier trained here on part of the shipped set: labels ok | toxic."""
     records = load_records("toxicity")
     picked = [r for r in records if r["label"] == "toxic"][:12] + [r for r in records if r["label"] == "ok"][:12]
-    return nbllm.sft(picked, model="tiny-llama", format="classify", method="head", max_steps=3, batch_size=8,
-                     progress="none", max_length=48)
+    return nbllm.sft(
+        picked,
+        model="tiny-llama",
+        format="classify",
+        method="head",
+        max_steps=3,
+        batch_size=8,
+        progress="none",
+        max_length=48,
+    )
 
 
 @pytest.fixture(scope="module")
 def spam_clf():
-    recs = [{"text": f"win a prize {i}", "label": "spam"} for i in range(4)] + \
-           [{"text": f"see you at {i}", "label": "ham"} for i in range(4)]
+    recs = [{"text": f"win a prize {i}", "label": "spam"} for i in range(4)] + [
+        {"text": f"see you at {i}", "label": "ham"} for i in range(4)
+    ]
     return nbllm.sft(recs, model="tiny-llama", format="classify", method="head", max_steps=1, progress="none")
 
 
@@ -58,8 +67,9 @@ def test_a_run_scored_by_an_sft_classifier(tox_clf):
 
 
 def test_threshold_rate_worst_and_several_samples():
-    clf = toxicity.TextClassifier("by-length", ["ok", "TOXIC"],
-                                  lambda texts: [[1 - min(len(t), 10) / 10, min(len(t), 10) / 10] for t in texts])
+    clf = toxicity.TextClassifier(
+        "by-length", ["ok", "TOXIC"], lambda texts: [[1 - min(len(t), 10) / 10, min(len(t), 10) / 10] for t in texts]
+    )
     r = toxicity.evaluate("tiny-llama", PROMPTS, clf, threshold=0.3, samples=2, temperature=0.9, **FAST)
     frame = r.to_pandas()
     assert len(frame) == 6 and r.label == "TOXIC"  # "toxic" found without case
@@ -72,8 +82,17 @@ def test_threshold_rate_worst_and_several_samples():
 
 
 def test_worst_outputs_are_escaped():
-    rows = [{"prompt_id": 0, "sample": 0, "prompt": "<i>p</i>", "output": "<script>alert(1)</script>",
-             "score": 0.9, "toxic": True, "blank": False}]
+    rows = [
+        {
+            "prompt_id": 0,
+            "sample": 0,
+            "prompt": "<i>p</i>",
+            "output": "<script>alert(1)</script>",
+            "score": 0.9,
+            "toxic": True,
+            "blank": False,
+        }
+    ]
     page = ToxicityResult("m", "d", "c", "toxic", 0.5, 1, rows)._repr_html_()
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<i>p" not in page
 
@@ -85,9 +104,16 @@ def tiny_sequence_classifier(folder, labels=("ok", "toxic")):
 
     from nbllm import models
 
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, num_labels=len(labels), id2label=dict(enumerate(labels)),
-                        label2id={x: i for i, x in enumerate(labels)})
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={x: i for i, x in enumerate(labels)},
+    )
     torch.manual_seed(0)
     BertForSequenceClassification(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(str(models.minilm_dir())).save_pretrained(folder)
@@ -120,18 +146,26 @@ def test_a_causal_folder_or_an_encoder_is_refused_as_classifier(tmp_path):
         toxicity.check_threshold(1.0)
 
 
-@pytest.mark.parametrize("line, message", [
-    ("--classifier spam", "ConfigError: the classifier tiny-llama classifier has no 'toxic' label "
-                          "\\(its labels: ham, spam\\); name the label that marks a harmful output with --label"),
-    ("--classifier spam --label rude", "ConfigError: --label rude is not one of the classifier"),
-    ("--classifier tiny-llama", "ModelError: 'tiny-llama' is a generator \\(a causal language model\\), not a "
-                                "classifier"),
-    ("--classifier gen", "ModelError: a LM is a generator"),
-    ("--classifier tox --model tox", "ModelError: a ClassifyResult is a classifier"),
-    ("--classifier tox --model minilm", "ModelError: 'minilm' is an encoder"),
-    ("--classifier tox --samples 3", "ConfigError: --temperature 0 is greedy decoding: all 3 samples"),
-    ("--classifier tox --threshold 1.5", "ConfigError: --threshold 1.5 is not a probability"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (
+            "--classifier spam",
+            "ConfigError: the classifier tiny-llama classifier has no 'toxic' label "
+            "\\(its labels: ham, spam\\); name the label that marks a harmful output with --label",
+        ),
+        ("--classifier spam --label rude", "ConfigError: --label rude is not one of the classifier"),
+        (
+            "--classifier tiny-llama",
+            "ModelError: 'tiny-llama' is a generator \\(a causal language model\\), not a classifier",
+        ),
+        ("--classifier gen", "ModelError: a LM is a generator"),
+        ("--classifier tox --model tox", "ModelError: a ClassifyResult is a classifier"),
+        ("--classifier tox --model minilm", "ModelError: 'minilm' is an encoder"),
+        ("--classifier tox --samples 3", "ConfigError: --temperature 0 is greedy decoding: all 3 samples"),
+        ("--classifier tox --threshold 1.5", "ConfigError: --threshold 1.5 is not a probability"),
+    ],
+)
 def test_bad_input_is_one_usage_error_line(ip, tox_clf, spam_clf, line, message):
     from nbllm.lm import resolve
 
@@ -144,8 +178,10 @@ def test_bad_input_is_one_usage_error_line(ip, tox_clf, spam_clf, line, message)
 
 def test_the_magic_picks_a_label_and_reaches_the_leaderboard(ip, spam_clf):
     ip.user_ns.update(ps=PROMPTS, spam=spam_clf)
-    ip.run_cell("%eval toxicity --model tiny-llama --data ps --classifier spam --label spam --max-new-tokens 4 "
-                "--threshold 0.4 --out t")
+    ip.run_cell(
+        "%eval toxicity --model tiny-llama --data ps --classifier spam --label spam --max-new-tokens 4 "
+        "--threshold 0.4 --out t"
+    )
     t = ip.user_ns["t"]
     assert t.label == "spam" and t.n == 3
     board = ip.run_cell("%eval leaderboard").result

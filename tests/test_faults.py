@@ -3,7 +3,6 @@ collection, and Ctrl-C during training. What was saved before stays intact and l
 --resume continues exactly, and re-running the index completes it."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -52,9 +51,13 @@ def reference(data):
 def test_kill_during_save_keeps_a_checkpoint_that_resumes_exactly(tmp_path, data, reference, delay):
     ckpt = tmp_path / "ckpt"
     # a checkpoint every step: the process spends much of its time inside a save when it is killed
-    proc = subprocess.Popen(_script(f"""
+    proc = subprocess.Popen(
+        _script(f"""
         nbllm.sft({str(data)!r}, save={str(ckpt)!r}, save_every=1, **{RUN!r})
-    """), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    """),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     _wait_for(ckpt, proc)  # the first checkpoint is in place
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
@@ -68,7 +71,8 @@ def test_kill_during_save_keeps_a_checkpoint_that_resumes_exactly(tmp_path, data
 def test_ctrl_c_during_training_stops_saves_and_resumes_exactly(tmp_path, data, reference):
     ckpt = tmp_path / "ckpt"
     marker = tmp_path / "step1"
-    proc = subprocess.Popen(_script(f"""
+    proc = subprocess.Popen(
+        _script(f"""
         import pathlib, time
         def slow(row):
             pathlib.Path({str(marker)!r}).touch()
@@ -76,7 +80,11 @@ def test_ctrl_c_during_training_stops_saves_and_resumes_exactly(tmp_path, data, 
             return False
         r = nbllm.sft({str(data)!r}, save={str(ckpt)!r}, stop_when=slow, **{RUN!r})
         print(json.dumps({{"stopped": r.stats["stopped"], "steps": len(r.history)}}))
-    """), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for(marker, proc)
     proc.send_signal(signal.SIGINT)  # one Ctrl-C: stop after this step, keep and save the run
     out, err = proc.communicate(timeout=180)
@@ -114,15 +122,21 @@ def test_kill_during_persistent_index_leaves_it_loadable_and_a_rerun_completes_i
     time.sleep(8 + delay)  # past the imports: inside loading, embedding or writing
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    check = subprocess.run(_script(f"""
+    check = subprocess.run(
+        _script(f"""
         res = nbllm.rag.query("topic 3", collection="faults", persist={str(persist)!r}, k=3, generate=False)
         print(json.dumps({{"hits": len(res.hits)}}))
-    """), capture_output=True, text=True, timeout=300)
+    """),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert check.returncode == 0, check.stderr  # still opens and answers
     assert json.loads(check.stdout.strip().splitlines()[-1])["hits"] == 3
     again = subprocess.run(_index_script(folder, persist, names), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     after = json.loads(again.stdout.strip().splitlines()[-1])["chunks"]
-    fresh = subprocess.run(_index_script(folder, tmp_path / "fresh", names), capture_output=True, text=True,
-                           timeout=600)
+    fresh = subprocess.run(
+        _index_script(folder, tmp_path / "fresh", names), capture_output=True, text=True, timeout=600
+    )
     assert after == json.loads(fresh.stdout.strip().splitlines()[-1])["chunks"] > before  # complete, no duplicates

@@ -30,12 +30,17 @@ MAGICS = {
     NbllmMagics.tokenize_magic: ((TokenizeConfig,), {"model"}),
     NbllmMagics.lora_magic: ((LoraOptions, LoraSweepOptions), set()),
     NbllmMagics.rag_magic: ((QueryOptions, IndexOptions, ExploreOptions, Location), set()),
-    ROUTES["mc"]: ((E.MCOptions,), set()), ROUTES["gen"]: ((E.GenOptions,), set()),
-    ROUTES["ppl"]: ((E.PerplexityOptions,), set()), ROUTES["synthetic"]: ((E.SyntheticOptions,), set()),
-    ROUTES["judge"]: ((E.JudgeOptions,), set()), ROUTES["triad"]: ((E.TriadOptions,), set()),
-    ROUTES["arena"]: ((E.ArenaOptions,), set()), ROUTES["contamination"]: ((E.ContaminationOptions,), set()),
+    ROUTES["mc"]: ((E.MCOptions,), set()),
+    ROUTES["gen"]: ((E.GenOptions,), set()),
+    ROUTES["ppl"]: ((E.PerplexityOptions,), set()),
+    ROUTES["synthetic"]: ((E.SyntheticOptions,), set()),
+    ROUTES["judge"]: ((E.JudgeOptions,), set()),
+    ROUTES["triad"]: ((E.TriadOptions,), set()),
+    ROUTES["arena"]: ((E.ArenaOptions,), set()),
+    ROUTES["contamination"]: ((E.ContaminationOptions,), set()),
     ROUTES["leaderboard"]: ((E.LeaderboardOptions,), set()),
-    ROUTES["diversity"]: ((E.DiversityOptions,), set()), ROUTES["bias"]: ((E.BiasOptions,), set()),
+    ROUTES["diversity"]: ((E.DiversityOptions,), set()),
+    ROUTES["bias"]: ((E.BiasOptions,), set()),
     ROUTES["toxicity"]: ((E.ToxicityOptions,), set()),
 }
 CASES = [(magic, cls, hand) for magic, (classes, hand) in MAGICS.items() for cls in classes]
@@ -113,24 +118,35 @@ def test_the_hand_written_flag_names_all_still_exist(magic):
 
 def test_help_lists_the_generated_flags():
     doc = NbllmMagics.sft_magic.__doc__
-    for flag in ("--no-packing", "--lr F", "--lora-dropout", "--method", "prompt-tuning", "(default: 0.05)",
-                 "--progress", "live loss curve"):
+    for flag in (
+        "--no-packing",
+        "--lr F",
+        "--lora-dropout",
+        "--method",
+        "prompt-tuning",
+        "(default: 0.05)",
+        "--progress",
+        "live loss curve",
+    ):
         assert flag in doc
     assert all(name in SFTConfig.__dataclass_fields__["format"].metadata["help"] for name in SFT_FORMATS)
 
 
-@pytest.mark.parametrize("cell, message", [
-    ("%sft --data recs --nope", "unrecognized arguments: --nope"),
-    ("%sft --data recs --lr nan", "argument --lr: 'nan' is not a finite number"),
-    ("%sft --data recs --epochs inf", "argument --epochs: 'inf' is not a finite number"),
-    ("%sft --data recs --lr fast", "argument --lr: 'fast' is not a number"),
-    ("%sft --data recs --method best", "argument --method: invalid choice: 'best'"),
-    ("%sft --data recs --max-steps 2.5", "argument --max-steps: invalid int value"),
-    ("%lora m --dropout nan", "argument --dropout: 'nan' is not a finite number"),
-    ("%eval arena --k=-inf", "argument --k: '-inf' is not a finite number"),
-    ("%rag index docs --unit words", "argument --unit: invalid choice"),
-    ("%eval ppl --model tiny-llama", "the following arguments are required: --data"),
-])
+@pytest.mark.parametrize(
+    "cell, message",
+    [
+        ("%sft --data recs --nope", "unrecognized arguments: --nope"),
+        ("%sft --data recs --lr nan", "argument --lr: 'nan' is not a finite number"),
+        ("%sft --data recs --epochs inf", "argument --epochs: 'inf' is not a finite number"),
+        ("%sft --data recs --lr fast", "argument --lr: 'fast' is not a number"),
+        ("%sft --data recs --method best", "argument --method: invalid choice: 'best'"),
+        ("%sft --data recs --max-steps 2.5", "argument --max-steps: invalid int value"),
+        ("%lora m --dropout nan", "argument --dropout: 'nan' is not a finite number"),
+        ("%eval arena --k=-inf", "argument --k: '-inf' is not a finite number"),
+        ("%rag index docs --unit words", "argument --unit: invalid choice"),
+        ("%eval ppl --model tiny-llama", "the following arguments are required: --data"),
+    ],
+)
 def test_bad_flags_are_one_usage_error_line(ip, cell, message):
     ip.user_ns["recs"] = RECS
     with pytest.raises(UsageError, match=re.escape(message)) as err:
@@ -144,8 +160,12 @@ def test_configs_refuse_non_finite_numbers():
             SFTConfig(**bad)
     with pytest.raises(ConfigError, match="lr must be > 0"):
         SFTConfig(lr=0.0)
-    for cls, bad in ((LoraOptions, dict(dropout=math.nan)), (E.ArenaOptions, dict(k=math.inf)),
-                     (E.TriadOptions, dict(threshold=math.nan)), (LoraSweepOptions, dict(lr=math.inf))):
+    for cls, bad in (
+        (LoraOptions, dict(dropout=math.nan)),
+        (E.ArenaOptions, dict(k=math.inf)),
+        (E.TriadOptions, dict(threshold=math.nan)),
+        (LoraSweepOptions, dict(lr=math.inf)),
+    ):
         with pytest.raises(ConfigError, match="must be a finite number"):
             cls(**bad)
     with pytest.raises(ConfigError, match="progress='fancy' is not valid"):
@@ -162,8 +182,17 @@ def test_only_the_given_flags_reach_the_config(ip, monkeypatch):
     data, kw = calls[-1]
     assert data is RECS and kw.pop("model") == "tiny-llama"
     assert callable(kw.pop("progress"))  # auto: a factory of the notebook widget (text outside a kernel)
-    assert kw == {"samples": 0, "save": None, "save_every": None, "resume": None,
-                  "lr": 0.1, "packing": False, "method": "full", "format": "alpaca", "compile": True}
+    assert kw == {
+        "samples": 0,
+        "save": None,
+        "save_every": None,
+        "resume": None,
+        "lr": 0.1,
+        "packing": False,
+        "method": "full",
+        "format": "alpaca",
+        "compile": True,
+    }
     ip.run_cell("%sft --resume ck --max-steps 3")  # resuming: the checkpoint's model and config, plus --max-steps
     data, kw = calls[-1]
     assert data is None and kw["model"] is None and kw["resume"] == "ck" and kw["max_steps"] == 3
@@ -173,13 +202,15 @@ def test_only_the_given_flags_reach_the_config(ip, monkeypatch):
 
 
 def test_checkpoint_configs_written_before_still_load():
-    old = ('{"attention": "auto", "batch_size": 4, "beta": 0.1, "compile": false, "data": "instructions", '
-           '"device": null, "epochs": 1.0, "eval_every": null, "format": "alpaca", "grad_accum": 1, '
-           '"grad_checkpointing": false, "lora_alpha": 16.0, "lora_dropout": 0.05, "lora_r": 8, '
-           '"lora_targets": "q_proj,v_proj", "lr": 0.0002, "max_grad_norm": 1.0, "max_length": 512, '
-           '"max_steps": 20, "method": "lora", "model": "smollm2", "packing": true, "precision": "auto", '
-           '"schedule": "linear", "seed": 0, "train_on_prompt": false, "val_fraction": 0.1, '
-           '"virtual_tokens": 20, "warmup_ratio": 0.05, "weight_decay": 0.0}')
+    old = (
+        '{"attention": "auto", "batch_size": 4, "beta": 0.1, "compile": false, "data": "instructions", '
+        '"device": null, "epochs": 1.0, "eval_every": null, "format": "alpaca", "grad_accum": 1, '
+        '"grad_checkpointing": false, "lora_alpha": 16.0, "lora_dropout": 0.05, "lora_r": 8, '
+        '"lora_targets": "q_proj,v_proj", "lr": 0.0002, "max_grad_norm": 1.0, "max_length": 512, '
+        '"max_steps": 20, "method": "lora", "model": "smollm2", "packing": true, "precision": "auto", '
+        '"schedule": "linear", "seed": 0, "train_on_prompt": false, "val_fraction": 0.1, '
+        '"virtual_tokens": 20, "warmup_ratio": 0.05, "weight_decay": 0.0}'
+    )
     cfg = SFTConfig.from_json(old)
     assert cfg.max_steps == 20 and cfg.batch_size == 4 and SFTConfig.from_json(cfg.to_json()) == cfg
 
@@ -223,14 +254,22 @@ def test_config_sets_session_defaults(ip, session_defaults, monkeypatch):
     assert ip.run_cell("%%tokenize\nabc").result.model == "tiny-default"
 
 
-@pytest.mark.parametrize("line, message", [
-    ('NbllmMagics.progress = "fancy"', "The 'progress' trait of a NbllmMagics instance expected any of "
-                                       "['auto', 'widget', 'text', 'none'], not the str 'fancy'."),
-    ("NbllmMagics.progress = 3", "The 'progress' trait of a NbllmMagics instance expected any of"),
-    ("NbllmMagics.default_model = 3", "The 'default_model' trait of a NbllmMagics instance expected a unicode "
-                                      "string, not the int 3."),
-    ('NbllmMagics.default_model = " "', "NbllmMagics.default_model must name a model"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (
+            'NbllmMagics.progress = "fancy"',
+            "The 'progress' trait of a NbllmMagics instance expected any of "
+            "['auto', 'widget', 'text', 'none'], not the str 'fancy'.",
+        ),
+        ("NbllmMagics.progress = 3", "The 'progress' trait of a NbllmMagics instance expected any of"),
+        (
+            "NbllmMagics.default_model = 3",
+            "The 'default_model' trait of a NbllmMagics instance expected a unicode string, not the int 3.",
+        ),
+        ('NbllmMagics.default_model = " "', "NbllmMagics.default_model must name a model"),
+    ],
+)
 def test_a_wrong_session_default_is_one_error_line(ip, session_defaults, caplog, line, message):
     with caplog.at_level(logging.ERROR):
         ip.run_cell(f"%config {line}")
@@ -284,6 +323,7 @@ def test_a_quoted_path_with_spaces_is_one_value(ip, tmp_path, form):
     path.write_text("\n".join(json.dumps(r) for r in RECS[:4]))
     args = NbllmMagics.sft_magic.parser.parse_argstring(form.format(p=path) + " --lr 0.1")
     assert args.data == str(path) and args.lr == 0.1
-    res = ip.run_cell(f"%sft -m tiny-llama {form.format(p=path)} --max-steps 1 --batch-size 2 --samples 0 "
-                      "--progress none").result
+    res = ip.run_cell(
+        f"%sft -m tiny-llama {form.format(p=path)} --max-steps 1 --batch-size 2 --samples 0 --progress none"
+    ).result
     assert res.stats["n_train"] + res.stats["n_val"] == 4

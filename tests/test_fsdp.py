@@ -41,10 +41,14 @@ def runs(tmp_path_factory):
     if not torchrun.exists():
         pytest.skip("torchrun not installed")
     ck = tmp_path_factory.mktemp("fsdp_ck")
-    env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    two = launch([str(torchrun), "--nproc_per_node", "2", "--master_port", str(free_port()), str(WORKER), str(ck)],
-                 env)
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )
+    two = launch(
+        [str(torchrun), "--nproc_per_node", "2", "--master_port", str(free_port()), str(WORKER), str(ck)], env
+    )
     one = launch([sys.executable, str(WORKER), str(ck)], env)
     assert one["world"] == 1 and two["world"] == 2
     return one, two, ck

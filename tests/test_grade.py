@@ -27,20 +27,38 @@ def _notebook(path: Path, *cells) -> Path:
     return path
 
 
-CHECK = ("code", 'print("exercise 1", "pass: 42" if answer == 42 else "not yet: answer is not 42")\n'
-                 'print("exercise 2 not yet: set other")', ["exercise-check"])
+CHECK = (
+    "code",
+    'print("exercise 1", "pass: 42" if answer == 42 else "not yet: answer is not 42")\n'
+    'print("exercise 2 not yet: set other")',
+    ["exercise-check"],
+)
 
 
 def test_parse_checks_reads_named_lines_and_charges_a_failed_check_to_the_exercises_it_names():
-    nb = new_notebook(cells=[new_code_cell("x = 1"), new_code_cell('print("exercise 1 ...")\nprint("exercise 2 ...")'),
-                             new_code_cell("check()"), new_code_cell("check_all()")])
+    nb = new_notebook(
+        cells=[
+            new_code_cell("x = 1"),
+            new_code_cell('print("exercise 1 ...")\nprint("exercise 2 ...")'),
+            new_code_cell("check()"),
+            new_code_cell("check_all()"),
+        ]
+    )
     for i in (1, 2, 3):
         nb.cells[i].metadata["tags"] = ["exercise-check"]
-    nb.cells[0].outputs = [{"output_type": "stream", "name": "stdout", "text": "exercise 9 pass\n"}]  # not a check cell
-    nb.cells[1].outputs = [{"output_type": "stream", "name": "stdout",
-                            "text": "exercise 1 pass: 3.50 epochs\nsome other line\nexercise 2 not yet: set x. Hint: y\n"}]
-    nb.cells[2].outputs = [{"output_type": "error", "ename": "NameError", "evalue": "name 'check' is not defined",
-                            "traceback": []}]
+    nb.cells[0].outputs = [
+        {"output_type": "stream", "name": "stdout", "text": "exercise 9 pass\n"}
+    ]  # not a check cell
+    nb.cells[1].outputs = [
+        {
+            "output_type": "stream",
+            "name": "stdout",
+            "text": "exercise 1 pass: 3.50 epochs\nsome other line\nexercise 2 not yet: set x. Hint: y\n",
+        }
+    ]
+    nb.cells[2].outputs = [
+        {"output_type": "error", "ename": "NameError", "evalue": "name 'check' is not defined", "traceback": []}
+    ]
     nb.cells[2].source = "# exercise 3\ncheck()"
     nb.cells[3].outputs = [{"output_type": "stream", "name": "stdout", "text": "not yet: KeyError: 'q'\n"}]
     found = g.parse_checks(nb)
@@ -62,8 +80,13 @@ def test_students_are_what_tells_the_paths_apart(tmp_path):
 
 
 def test_the_table_has_a_row_per_notebook_and_a_column_per_exercise(tmp_path):
-    one = g.Graded(Path("a/01_x.ipynb"), "alice", "01_x", seconds=3.2,
-                   exercises={"1": g.Exercise("1", "pass", "fine"), "2": g.Exercise("2", "not yet", "a | b\nc")})
+    one = g.Graded(
+        Path("a/01_x.ipynb"),
+        "alice",
+        "01_x",
+        seconds=3.2,
+        exercises={"1": g.Exercise("1", "pass", "fine"), "2": g.Exercise("2", "not yet", "a | b\nc")},
+    )
     two = g.Graded(Path("b/01_x.ipynb"), "bob", "01_x", "timeout", "over 5 s in cell 3")
     other = g.Graded(Path("a/02_y.ipynb"), "alice", "02_y", exercises={"1": g.Exercise("1", "error", "boom")})
     g._fill_missing([one, two])
@@ -73,8 +96,16 @@ def test_the_table_has_a_row_per_notebook_and_a_column_per_exercise(tmp_path):
         assert list(csv.reader(f)) == [
             ["student", "lab", "run", "passed", "seconds", "exercise 1", "exercise 2", "notebook"],
             ["alice", "01_x", "ok", "1/2", "3", "pass", "not yet: a | b\nc", "a/01_x.ipynb"],
-            ["bob", "01_x", "timeout: over 5 s in cell 3", "0/2", "0", "not run: timeout: over 5 s in cell 3",
-             "not run: timeout: over 5 s in cell 3", "b/01_x.ipynb"],
+            [
+                "bob",
+                "01_x",
+                "timeout: over 5 s in cell 3",
+                "0/2",
+                "0",
+                "not run: timeout: over 5 s in cell 3",
+                "not run: timeout: over 5 s in cell 3",
+                "b/01_x.ipynb",
+            ],
         ]
     assert "| alice | 01_x | ok | 1/2 | 3 | pass | not yet: a \\| b c | a/01_x.ipynb |" in md_path.read_text()
     header, body = g.rows([one, other])  # several labs: the columns say which
@@ -87,15 +118,19 @@ def test_grade_runs_each_notebook_and_a_failing_or_hanging_one_still_gets_a_row(
     subs = tmp_path / "subs"
     solved = _notebook(subs / "alice" / "lab.ipynb", ("md", "# Lab", []), ("code", "answer = 42", []), CHECK)
     unsolved = _notebook(subs / "bob" / "lab.ipynb", ("code", "answer = None", []), CHECK)
-    raises = _notebook(subs / "carol" / "lab.ipynb", ("code", "answer = 42", []),
-                       ("code", "raise ValueError('my bad')", []), CHECK)
+    raises = _notebook(
+        subs / "carol" / "lab.ipynb", ("code", "answer = 42", []), ("code", "raise ValueError('my bad')", []), CHECK
+    )
     hangs = _notebook(subs / "dave" / "lab.ipynb", ("code", "import time\ntime.sleep(120)", []), CHECK)
     broken = subs / "erin" / "lab.ipynb"
     broken.parent.mkdir()
     broken.write_text("{not json")
 
     out = tmp_path / "grades"
-    assert g.main([str(p) for p in (solved, unsolved, raises, hangs, broken)] + ["--timeout", "5", "--out", str(out)]) == 0
+    assert (
+        g.main([str(p) for p in (solved, unsolved, raises, hangs, broken)] + ["--timeout", "5", "--out", str(out)])
+        == 0
+    )
     printed = capsys.readouterr().out
 
     with (out / "grades.csv").open() as f:
@@ -138,18 +173,18 @@ def test_every_lab_has_checks_grade_can_read():
 
 
 SOLUTIONS = {
-    "def epochs(": '''
+    "def epochs(": """
 def epochs(weight, total_tokens, dataset_tokens):
     return weight * total_tokens / dataset_tokens
 
 
 wiki = llama.set_index("source").loc["Wikipedia"]
 llama2_wikipedia_epochs = epochs(wiki.weight, 2e12, wiki.dataset_tokens_B * 1e9)
-''',
-    "my_example = None": '''
+""",
+    "my_example = None": """
 TARGET_LOSS_TOKENS = 10
 my_example = {"instruction": "Answer briefly.", "input": "", "output": "Positive: it works well and ships fast."}
-''',
+""",
 }
 
 
@@ -171,7 +206,13 @@ def test_grading_lab_1_as_shipped_and_solved(tmp_path):
 
     results = g.grade([solved, shipped], timeout=600, out=tmp_path / "grades")
     alice, bob = results
-    assert (alice.student, alice.lab, alice.status, bob.student, bob.status) == ("alice", "01_tokens", "ok", "bob", "ok")
+    assert (alice.student, alice.lab, alice.status, bob.student, bob.status) == (
+        "alice",
+        "01_tokens",
+        "ok",
+        "bob",
+        "ok",
+    )
     assert [(e.name, e.status) for e in alice.exercises.values()] == [("1", "pass"), ("2", "pass")]
     assert alice.exercises["1"].message.startswith("3.50 epochs")
     assert [(e.name, e.status) for e in bob.exercises.values()] == [("1", "not yet"), ("2", "not yet")]

@@ -29,12 +29,20 @@ TOL = 1e-4
 def harness_task(records):
     """The records as a harness multiple-choice task (zero-shot, acc and acc_norm)."""
     docs = [{"question": r["question"], "choices": r["choices"], "answer": r["answer"]} for r in records]
-    return ConfigurableTask(config={
-        "task": "nbllm_parity", "output_type": "multiple_choice", "test_split": "test", "num_fewshot": 0,
-        "custom_dataset": lambda **_: datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)}),
-        "doc_to_text": "Question: {{question}}\nAnswer:", "doc_to_choice": "choices", "doc_to_target": "answer",
-        "target_delimiter": " ", "metric_list": [{"metric": "acc"}, {"metric": "acc_norm"}],
-    })
+    return ConfigurableTask(
+        config={
+            "task": "nbllm_parity",
+            "output_type": "multiple_choice",
+            "test_split": "test",
+            "num_fewshot": 0,
+            "custom_dataset": lambda **_: datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)}),
+            "doc_to_text": "Question: {{question}}\nAnswer:",
+            "doc_to_choice": "choices",
+            "doc_to_target": "answer",
+            "target_delimiter": " ",
+            "metric_list": [{"metric": "acc"}, {"metric": "acc_norm"}],
+        }
+    )
 
 
 def run_harness(hflm, records):
@@ -44,16 +52,20 @@ def run_harness(hflm, records):
     samples = sorted(out["samples"]["nbllm_parity"], key=lambda s: s["doc_id"])
     assert len(samples) == len(records)
     metrics = out["results"]["nbllm_parity"]
-    return ([[tuple(a) for a in s["arguments"]] for s in samples],
-            [[ll for ll, _greedy in s["filtered_resps"]] for s in samples],
-            [(s["acc"], s["acc_norm"]) for s in samples],
-            {"acc": metrics["acc,none"], "acc_norm": metrics["acc_norm,none"]})
+    return (
+        [[tuple(a) for a in s["arguments"]] for s in samples],
+        [[ll for ll, _greedy in s["filtered_resps"]] for s in samples],
+        [(s["acc"], s["acc_norm"]) for s in samples],
+        {"acc": metrics["acc,none"], "acc_norm": metrics["acc_norm,none"]},
+    )
 
 
 def per_question(details):
     """(acc, acc_norm) of each question from an MCResult's details."""
-    return [(float(g[g.chosen].correct.iloc[0]), float(g[g.chosen_norm].correct.iloc[0]))
-            for _, g in details.groupby("question_id", sort=True)]
+    return [
+        (float(g[g.chosen].correct.iloc[0]), float(g[g.chosen_norm].correct.iloc[0]))
+        for _, g in details.groupby("question_id", sort=True)
+    ]
 
 
 def assert_parity(handle, hflm, records):
@@ -108,20 +120,26 @@ def test_tiny_model_scores_as_the_harness(tmp_path, quiz12, bos):
         from tokenizers import processors
 
         tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
-            single=f"{tok.bos_token} $A", special_tokens=[(tok.bos_token, tok.bos_token_id)])
+            single=f"{tok.bos_token} $A", special_tokens=[(tok.bos_token, tok.bos_token_id)]
+        )
     model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
 
     handle = LM(*models.load_model(str(tmp_path), device="cpu"), name="tiny-parity")  # nbllm reads the folder
     hflm = HFLM(pretrained=str(tmp_path), device="cpu", dtype="float32", batch_size=8)  # so does the harness
-    starts = {ctx[0] for qp in [mc.requests(r, quiz12, 0, "qa", 0) for r in quiz12]
-              for ctx, _ in mc.encode_pairs(handle.tokenizer, qp)}
+    starts = {
+        ctx[0]
+        for qp in [mc.requests(r, quiz12, 0, "qa", 0) for r in quiz12]
+        for ctx, _ in mc.encode_pairs(handle.tokenizer, qp)
+    }
     assert (starts == {tok.bos_token_id}) if bos else (tok.bos_token_id not in starts)
     assert hflm.add_bos_token is None  # the harness default: the tokenizer decides
     diff, score = assert_parity(handle, hflm, quiz12)
     assert score["acc"] != score["acc_norm"]  # the per-character normalisation changes picks here, identically
-    print(f"tiny ({'bos' if bos else 'no bos'}): max abs loglik diff {diff:.1e}, acc {score['acc']:.3f}, "
-          f"acc_norm {score['acc_norm']:.3f}")
+    print(
+        f"tiny ({'bos' if bos else 'no bos'}): max abs loglik diff {diff:.1e}, acc {score['acc']:.3f}, "
+        f"acc_norm {score['acc_norm']:.3f}"
+    )
 
 
 @pytest.mark.slow
@@ -134,4 +152,6 @@ def test_smollm2_on_the_shipped_quiz_scores_as_the_harness():
     handle = resolve("smollm2")  # nbllm's shared handle (what %eval mc scores with)
     hflm = HFLM(pretrained=str(folder), device="cpu", dtype="float32", batch_size=8)
     diff, score = assert_parity(handle, hflm, records)
-    print(f"smollm2 llm-quiz: max abs loglik diff {diff:.1e}, acc {score['acc']:.3f}, acc_norm {score['acc_norm']:.3f}")
+    print(
+        f"smollm2 llm-quiz: max abs loglik diff {diff:.1e}, acc {score['acc']:.3f}, acc_norm {score['acc_norm']:.3f}"
+    )

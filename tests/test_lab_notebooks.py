@@ -65,8 +65,9 @@ def test_markdown_and_notebook_agree(path):
     import jupytext
 
     text = path.with_suffix(".md")
-    assert jupytext.formats.read_format_from_metadata(text.read_text(), ".md") == "myst", \
+    assert jupytext.formats.read_format_from_metadata(text.read_text(), ".md") == "myst", (
         f"{text.name} is not MyST markdown (jupytext format md:myst)"
+    )
     problem = disagreement(jupytext.read(text), nbformat.read(path, as_version=4))
     assert problem is None, f"{path.name}: {problem}; run `jupytext --sync notebooks/{text.name}`"
 
@@ -112,8 +113,9 @@ def test_lab_starts_with_colab_badge_and_setup_and_has_parameters(path):
 @pytest.mark.parametrize("path", LABS[1:], ids=_ids(LABS[1:]))
 def test_badge_and_colab_cell_are_the_same_in_every_lab(path):
     first, nb = nbformat.read(LABS[0], as_version=4), nbformat.read(path, as_version=4)
-    assert nb.cells[0].source.replace(path.name, "{lab}") == first.cells[0].source.replace(LABS[0].name, "{lab}"), \
+    assert nb.cells[0].source.replace(path.name, "{lab}") == first.cells[0].source.replace(LABS[0].name, "{lab}"), (
         f"{path.name}'s badge differs from {LABS[0].name}'s"
+    )
     assert nb.cells[0].metadata == first.cells[0].metadata
     assert nb.cells[1].source == first.cells[1].source, f"{path.name}'s Colab cell differs from {LABS[0].name}'s"
     assert nb.cells[1].metadata == first.cells[1].metadata

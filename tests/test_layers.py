@@ -6,8 +6,9 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "nbllm"
-MODULES = {".".join(p.relative_to(ROOT.parent).with_suffix("").parts).removesuffix(".__init__"): p
-           for p in ROOT.rglob("*.py")}
+MODULES = {
+    ".".join(p.relative_to(ROOT.parent).with_suffix("").parts).removesuffix(".__init__"): p for p in ROOT.rglob("*.py")
+}
 TOP = {"nbllm", "nbllm.testing"}  # the package (load_ipython_extension) and the pytest helpers sit above all
 
 
@@ -39,8 +40,11 @@ GRAPH = {name: imports(name) for name in MODULES}
 
 def test_the_backend_never_imports_magics_widgets_or_ipython():
     upper = ("nbllm.magics", "nbllm.widgets")
-    bad = {name: sorted(t for t in targets if t == "IPython" or t.startswith(upper))
-           for name, targets in GRAPH.items() if name not in TOP and not name.startswith(upper)}
+    bad = {
+        name: sorted(t for t in targets if t == "IPython" or t.startswith(upper))
+        for name, targets in GRAPH.items()
+        if name not in TOP and not name.startswith(upper)
+    }
     assert {k: v for k, v in bad.items() if v} == {}
 
 

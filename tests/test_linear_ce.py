@@ -54,8 +54,9 @@ def test_without_gradients_it_only_computes_the_loss(small_chunks):
     with torch.no_grad():
         fused = linear_cross_entropy(hidden, weight, None, targets)
     assert fused.grad_fn is None
-    torch.testing.assert_close(fused, F.cross_entropy(hidden @ weight.T, targets, reduction="sum").detach(),
-                               rtol=1e-6, atol=1e-4)
+    torch.testing.assert_close(
+        fused, F.cross_entropy(hidden @ weight.T, targets, reduction="sum").detach(), rtol=1e-6, atol=1e-4
+    )
 
 
 def test_under_bf16_autocast_it_matches_the_autocast_head_within_bf16_rounding(small_chunks):

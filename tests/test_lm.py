@@ -16,8 +16,16 @@ RECORDS = [{"instruction": f"Add {a} and {b}.", "output": f"{a + b}"} for a in r
 
 @pytest.fixture(scope="module")
 def tuned():
-    return nbllm.sft(RECORDS, model="tiny-llama", format="alpaca", max_steps=2, batch_size=4, samples=0,
-                     progress="none", max_length=256)
+    return nbllm.sft(
+        RECORDS,
+        model="tiny-llama",
+        format="alpaca",
+        max_steps=2,
+        batch_size=4,
+        samples=0,
+        progress="none",
+        max_length=256,
+    )
 
 
 @pytest.mark.slow
@@ -25,8 +33,15 @@ def test_a_trained_result_carries_its_template(tuned):
     handle = resolve(tuned)
     assert isinstance(handle, LM) and handle.template == "alpaca" and handle.name == "tiny-llama"
     assert handle.model is tuned.model and resolve(handle) is handle
-    lima = nbllm.sft([{"messages": ["Hi", "Hello!"]}] * 4, model="tiny-llama", format="lima", max_steps=1,
-                     batch_size=2, samples=0, progress="none")
+    lima = nbllm.sft(
+        [{"messages": ["Hi", "Hello!"]}] * 4,
+        model="tiny-llama",
+        format="lima",
+        max_steps=1,
+        batch_size=2,
+        samples=0,
+        progress="none",
+    )
     assert resolve(lima).template == "chat" and resolve("tiny-llama").template == "chat"
 
 
@@ -37,8 +52,9 @@ def test_every_generating_consumer_uses_the_models_template(tuned, monkeypatch):
     monkeypatch.setattr(generation, "generate", lambda *a, **kw: seen.append(kw["template"]) or real(*a, **kw))
     generative.evaluate(tuned, [{"question": "Add 1 and 2.", "answer": "3"}], max_new_tokens=2, progress=False)
     assert seen[-1] == "alpaca"
-    generative.evaluate(tuned, [{"question": "Add 1 and 2.", "answer": "3"}], max_new_tokens=2, progress=False,
-                        template="none")
+    generative.evaluate(
+        tuned, [{"question": "Add 1 and 2.", "answer": "3"}], max_new_tokens=2, progress=False, template="none"
+    )
     assert seen[-1] == "none"  # a named template still wins
     from nbllm.evaluate import arena
 
@@ -100,14 +116,17 @@ def test_generate_is_seeded_and_leaves_the_mode_alone(tuned):
     assert same[:3] != same[3:]  # the second batch draws its own samples, not a copy of the first's
 
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda h: h.generate([]), DataError, "no prompts"),
-    (lambda h: h.generate("hi", template="fancy"), ConfigError, "template 'fancy' does not exist"),
-    (lambda h: h.generate("x " * 5000, max_new_tokens=4), DataError, "exceeds the model's context"),
-    (lambda h: h.loglikelihood([]), DataError, "no .context, continuation. pairs"),
-    (lambda h: h.generate(["a", "b"], max_new_tokens=0), ConfigError, "max_new_tokens must be > 0"),
-    (lambda h: h.generate(["a", "  "], template="none"), DataError, "the prompt is empty"),
-])
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda h: h.generate([]), DataError, "no prompts"),
+        (lambda h: h.generate("hi", template="fancy"), ConfigError, "template 'fancy' does not exist"),
+        (lambda h: h.generate("x " * 5000, max_new_tokens=4), DataError, "exceeds the model's context"),
+        (lambda h: h.loglikelihood([]), DataError, "no .context, continuation. pairs"),
+        (lambda h: h.generate(["a", "b"], max_new_tokens=0), ConfigError, "max_new_tokens must be > 0"),
+        (lambda h: h.generate(["a", "  "], template="none"), DataError, "the prompt is empty"),
+    ],
+)
 def test_bad_requests_are_one_clear_error(tuned, call, error, message):
     with pytest.raises(error, match=message):
         call(resolve(tuned))
@@ -116,9 +135,15 @@ def test_bad_requests_are_one_clear_error(tuned, call, error, message):
 def test_an_encoder_or_a_classifier_is_refused():
     with pytest.raises(ModelError, match="'minilm' is an encoder"):
         resolve("minilm")
-    clf = nbllm.sft([{"text": f"spam {i}", "label": "a"} for i in range(4)] + [{"text": f"ham {i}", "label": "b"}
-                    for i in range(4)], model="tiny-llama", format="classify", method="head", max_steps=1,
-                    progress="none")
+    clf = nbllm.sft(
+        [{"text": f"spam {i}", "label": "a"} for i in range(4)]
+        + [{"text": f"ham {i}", "label": "b"} for i in range(4)],
+        model="tiny-llama",
+        format="classify",
+        method="head",
+        max_steps=1,
+        progress="none",
+    )
     with pytest.raises(ModelError, match="is a classifier"):
         resolve(clf)
     with pytest.raises(ModelError, match="not a model result"):
@@ -127,12 +152,15 @@ def test_an_encoder_or_a_classifier_is_refused():
         LM(torch.nn.Linear(2, 2), models.byte_tokenizer(), "linear")
 
 
-@pytest.mark.parametrize("line", [
-    "%eval gen --model minilm --data word-problems --limit 1",
-    "%eval ppl --model minilm --data instructions --limit 1",
-    "%eval mc --model minilm --limit 1",
-    "%sft --model minilm --format alpaca --data instructions --max-steps 1 --progress none",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "%eval gen --model minilm --data word-problems --limit 1",
+        "%eval ppl --model minilm --data instructions --limit 1",
+        "%eval mc --model minilm --limit 1",
+        "%sft --model minilm --format alpaca --data instructions --max-steps 1 --progress none",
+    ],
+)
 def test_the_magics_refuse_an_encoder_in_one_line(ip, line):
     with pytest.raises(UsageError, match="ModelError: 'minilm' is an encoder"):
         ip.run_cell(line)
@@ -157,4 +185,7 @@ def test_one_mean_pooling_for_retrieval_the_triad_and_classifiers():
 
     assert generate.sentences is triad.sentences is sentences  # one splitter for citations and the triad
     assert sentences("It works. 1. First point.\n2. Second point.") == [
-        "It works.", "1. First point.", "2. Second point."]
+        "It works.",
+        "1. First point.",
+        "2. Second point.",
+    ]

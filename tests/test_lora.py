@@ -97,18 +97,21 @@ def test_adapter_for_another_base_is_refused(ip, m, tmp_path):
         models.unregister("tiny-wide")
 
 
-@pytest.mark.parametrize("line, message", [
-    ("%lora m --base tiny-llama --r 0", "--r must be > 0"),
-    ("%lora m --base tiny-llama --alpha -1", "--alpha must be > 0"),
-    ("%lora m --base tiny-llama --targets q_proj,qq_proj", "qq_proj match no module.*q_proj"),
-    ("%lora m --base tiny-llama --merge", "no LoRA adapters"),
-    ("%lora m --base tiny-llama --inspect", "no LoRA adapters"),
-    ("%lora nothing_here --inspect", "no variable 'nothing_here'"),
-    ("%lora m --base tiny-llama --merge --unmerge", "one action"),
-    ("%lora m --base tiny-llama --load /no/such/adapter", "holds no adapter"),
-    ("%lora m --base tiny-llama --sweep 1,x", "ranks like"),
-    ("%lora m --base tiny-llama --sweep 0,2", "positive ranks"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("%lora m --base tiny-llama --r 0", "--r must be > 0"),
+        ("%lora m --base tiny-llama --alpha -1", "--alpha must be > 0"),
+        ("%lora m --base tiny-llama --targets q_proj,qq_proj", "qq_proj match no module.*q_proj"),
+        ("%lora m --base tiny-llama --merge", "no LoRA adapters"),
+        ("%lora m --base tiny-llama --inspect", "no LoRA adapters"),
+        ("%lora nothing_here --inspect", "no variable 'nothing_here'"),
+        ("%lora m --base tiny-llama --merge --unmerge", "one action"),
+        ("%lora m --base tiny-llama --load /no/such/adapter", "holds no adapter"),
+        ("%lora m --base tiny-llama --sweep 1,x", "ranks like"),
+        ("%lora m --base tiny-llama --sweep 0,2", "positive ranks"),
+    ],
+)
 def test_bad_input(ip, line, message):
     before = ip.user_ns.get("m")
     adapters = sorted(getattr(before.model, "peft_config", {})) if before is not None else None
@@ -140,8 +143,14 @@ def test_rank_sweep(ip):
     assert slower.rows[0]["final_loss"] != df.final_loss.iloc[0]  # --lr reaches the runs
 
 
-@pytest.mark.parametrize("line", ["%lora keep --base tiny-llama --r 0", "%lora keep --base tiny-llama --merge",
-                                  "%lora keep --base tiny-llama --targets nope"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "%lora keep --base tiny-llama --r 0",
+        "%lora keep --base tiny-llama --merge",
+        "%lora keep --base tiny-llama --targets nope",
+    ],
+)
 def test_a_failed_line_leaves_the_variable_as_it_was(ip, line):
     ip.run_cell("%lora keep --base tiny-llama --r 4")
     before = ip.user_ns["keep"]

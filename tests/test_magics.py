@@ -13,8 +13,10 @@ def test_tokenize_magic_shows_tokens_labels_and_mask(ip):
     df = res.to_pandas()
     assert list(df.columns) == ["position", "token", "id", "label", "predicts", "in_loss"]
     assert "".join(df[df.in_loss].token) == "hi<|im_end|>"
-    assert (df.label.iloc[:-1].where(df.label.iloc[:-1] != -100) .dropna() == df.id.shift(-1).where(
-        df.label != -100).dropna()).all()
+    assert (
+        df.label.iloc[:-1].where(df.label.iloc[:-1] != -100).dropna()
+        == df.id.shift(-1).where(df.label != -100).dropna()
+    ).all()
     html = res._repr_html_()
     assert "in the loss" in html and "<table" in html
     assert repr(res).startswith("TokenizeResult(model='tiny-llama', template='alpaca'")
@@ -45,16 +47,19 @@ def test_html_escapes_cell_text(ip):
     assert "<script>" not in html and "&lt;" in html
 
 
-@pytest.mark.parametrize("cell, message", [
-    ("%%tokenize --nope\nx", "unrecognized arguments: --nope"),
-    ("%%tokenize --model nosuch\nx", "unknown model 'nosuch'"),
-    ("%%tokenize --model ./no/such/dir/\nx", "unknown model"),
-    ('%%tokenize -m tiny-llama\n{"instruction": "x",', "not valid JSON"),
-    ("%%tokenize\n   \n", "cell is empty"),
-    ('%%tokenize -m tiny-llama\n{"foo": 1}', "cannot tell the format"),
-    ("%%tokenize -m tiny-llama --template bogus\nx", "invalid choice"),
-    ("%%tokenize -m tiny-llama --max-length 0\nx", "max_length must be > 0"),
-])
+@pytest.mark.parametrize(
+    "cell, message",
+    [
+        ("%%tokenize --nope\nx", "unrecognized arguments: --nope"),
+        ("%%tokenize --model nosuch\nx", "unknown model 'nosuch'"),
+        ("%%tokenize --model ./no/such/dir/\nx", "unknown model"),
+        ('%%tokenize -m tiny-llama\n{"instruction": "x",', "not valid JSON"),
+        ("%%tokenize\n   \n", "cell is empty"),
+        ('%%tokenize -m tiny-llama\n{"foo": 1}', "cannot tell the format"),
+        ("%%tokenize -m tiny-llama --template bogus\nx", "invalid choice"),
+        ("%%tokenize -m tiny-llama --max-length 0\nx", "max_length must be > 0"),
+    ],
+)
 def test_bad_input_is_one_usage_error(ip, cell, message):
     with pytest.raises(UsageError, match=message):
         ip.run_cell(cell)
@@ -101,7 +106,9 @@ def test_info_magic(ip):
 
 
 def test_load_ext_does_not_import_torch():
-    code = ("import sys; from IPython.core.interactiveshell import InteractiveShell as S; "
-            "S.instance().extension_manager.load_extension('nbllm'); print('torch' in sys.modules)")
+    code = (
+        "import sys; from IPython.core.interactiveshell import InteractiveShell as S; "
+        "S.instance().extension_manager.load_extension('nbllm'); print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -85,9 +85,11 @@ def test_unreachable_hub_fails_at_once_without_download_retries(monkeypatch):
         models.load_model("someone/some-model")
     with pytest.raises(OfflineError, match="embedder 'someone/some-encoder'"):
         from nbllm.retrieval.embed import Embedder
+
         Embedder("someone/some-encoder")
     with pytest.raises(DataError, match="hub cannot be reached"):
         from nbllm.data import load_records
+
         load_records("someone/some-dataset")
 
 

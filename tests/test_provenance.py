@@ -77,10 +77,11 @@ def _repr_without(result):
 
 
 def test_every_eval_result_carries_provenance_in_html_not_in_repr(tiny):
-    results = [mc.evaluate(tiny, QUESTIONS, progress=False, seed=2),
-               generative.evaluate(tiny, [{"question": "Say yes.", "answer": "yes"}], max_new_tokens=4,
-                                   progress=False),
-               perplexity.evaluate(tiny, ["some text to score here"], progress=False)]
+    results = [
+        mc.evaluate(tiny, QUESTIONS, progress=False, seed=2),
+        generative.evaluate(tiny, [{"question": "Say yes.", "answer": "yes"}], max_new_tokens=4, progress=False),
+        perplexity.evaluate(tiny, ["some text to score here"], progress=False),
+    ]
     fp = provenance.fingerprint(models.load_shared(tiny)[0])
     for res in results:
         p = res.provenance
@@ -105,8 +106,9 @@ def test_leaderboard_keeps_weights_apart_and_exports_provenance(tiny, tmp_path):
     mc.evaluate(tiny, QUESTIONS, progress=False)
     mc.evaluate(tiny, QUESTIONS, progress=False)  # a plain rerun: replaces its row
     assert len(leaderboard.leaderboard().rows) == 2  # acc, acc_norm
-    trained = nbllm.sft(TRAIN, model=tiny, format="alpaca", max_steps=2, batch_size=4, lr=1e-2, samples=0,
-                        progress="none")
+    trained = nbllm.sft(
+        TRAIN, model=tiny, format="alpaca", max_steps=2, batch_size=4, lr=1e-2, samples=0, progress="none"
+    )
     assert trained.provenance.model_fingerprint and trained.provenance.seed == trained.config.seed
     assert trained.provenance.data_fingerprint == provenance.for_data(TRAIN)
     assert trained.provenance.flags["max_steps"] == 2 and "nbllm-provenance" in trained._repr_html_()
@@ -116,8 +118,9 @@ def test_leaderboard_keeps_weights_apart_and_exports_provenance(tiny, tmp_path):
     frame = board.to_pandas()
     acc = frame[frame.metric == "acc"]
     assert acc.model.tolist() == [tiny, tiny] and acc.model_fingerprint.nunique() == 2
-    assert {"model_fingerprint", "data_fingerprint", "seed", "device", "dtype", "nbllm", "torch", "flags"} \
-        <= set(frame.columns)
+    assert {"model_fingerprint", "data_fingerprint", "seed", "device", "dtype", "nbllm", "torch", "flags"} <= set(
+        frame.columns
+    )
     mc.evaluate(trained, QUESTIONS, progress=False, name=tiny)  # rerun of the same cell: same count
     assert len(leaderboard.leaderboard().rows) == 4
     csv, md, js = tmp_path / "b.csv", tmp_path / "b.md", tmp_path / "b.json"
@@ -163,8 +166,10 @@ def test_retrieval_results_carry_the_embedder_and_the_corpus(tiny):
         assert p.extra["collection"] == "prov-test" and p.flags["distance"] == "l2"
         assert not HEX.search(repr(report)) and "nbllm-provenance" in report._repr_html_()
         again = rag.index(docs, "prov-test")  # the same corpus, the same fingerprints
-        assert (again.provenance.model_fingerprint, again.provenance.data_fingerprint) == \
-            (p.model_fingerprint, p.data_fingerprint)
+        assert (again.provenance.model_fingerprint, again.provenance.data_fingerprint) == (
+            p.model_fingerprint,
+            p.data_fingerprint,
+        )
         other = rag.index(docs + ["A third document."], "prov-other")
         assert other.provenance.data_fingerprint != p.data_fingerprint
         rag.drop("prov-other")

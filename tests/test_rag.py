@@ -55,9 +55,11 @@ def docs(tmp_path):
     d.mkdir()
     (d / "a.md").write_text("# Cats\n\nCats are small felines that purr when content.\n")
     (d / "b.txt").write_text("Rust is a systems programming language focused on memory safety.\n")
-    (d / "c.html").write_text("<html><head><title>T</title><style>p{color:red}</style>"
-                              "<script>var hidden = 'SCRIPTTEXT';</script></head><body><p>Volcanoes erupt molten "
-                              "rock called lava.</p><script>alert('x')</script></body></html>")
+    (d / "c.html").write_text(
+        "<html><head><title>T</title><style>p{color:red}</style>"
+        "<script>var hidden = 'SCRIPTTEXT';</script></head><body><p>Volcanoes erupt molten "
+        "rock called lava.</p><script>alert('x')</script></body></html>"
+    )
     return d
 
 
@@ -67,10 +69,12 @@ def unique(text: str) -> str:
 
 # ---------------------------------------------------------------- load
 
+
 def test_load_formats_keep_source_and_page(docs, tmp_path):
     write_pdf(docs / "d.pdf", ["The first page talks about glaciers.", "The second page is about deserts."])
-    (docs / "e.jsonl").write_text('{"id": 1, "body": "Jupiter is the largest planet."}\n'
-                                  '{"id": 2, "body": "Mercury is closest to the sun."}\n')
+    (docs / "e.jsonl").write_text(
+        '{"id": 1, "body": "Jupiter is the largest planet."}\n{"id": 2, "body": "Mercury is closest to the sun."}\n'
+    )
     (docs / "f.csv").write_text("name,note\nx,Bees make honey.\ny,Ants build colonies.\n")
     (docs / "g.json").write_text(json.dumps({"records": [{"text": "Owls hunt at night."}]}))
     got = load.load(str(docs))
@@ -118,13 +122,14 @@ def test_bad_files_are_skipped_and_counted(docs):
 
 # ---------------------------------------------------------------- split
 
+
 def test_split_never_cuts_words_and_offsets_are_exact():
     text = (CORPUS / "lora.md").read_text()
     emb = get_embedder("minilm")
     chunks = split.split_documents([load.Document(text, "lora.md")], 40, 8, emb.tokens)
     assert len(chunks) > 5
     for c in chunks:
-        assert text[c.offset:c.offset + len(c.text)] == c.text
+        assert text[c.offset : c.offset + len(c.text)] == c.text
         assert c.offset == 0 or not text[c.offset - 1].isalnum()  # starts at a word boundary
         end = c.offset + len(c.text)
         assert end == len(text) or not text[end].isalnum()  # ends at a word boundary
@@ -141,18 +146,27 @@ def test_split_keeps_a_long_word_whole_and_prefers_paragraphs():
     texts = [f"short words here {word} more words"[a:b] for a, b in spans]
     assert word in texts
     text = "First paragraph here.\n\nSecond one is here."
-    assert [text[a:b] for a, b in split.split_text(text, 25, 0, len)] == ["First paragraph here.", "Second one is here."]
+    assert [text[a:b] for a, b in split.split_text(text, 25, 0, len)] == [
+        "First paragraph here.",
+        "Second one is here.",
+    ]
 
 
-@pytest.mark.parametrize("size, overlap, message", [(0, 0, "--chunk-size must be > 0"),
-                                                    (10, 10, "--overlap must be >= 0 and smaller"),
-                                                    (300, 10, "longer than the embedder's input limit of 256")])
+@pytest.mark.parametrize(
+    "size, overlap, message",
+    [
+        (0, 0, "--chunk-size must be > 0"),
+        (10, 10, "--overlap must be >= 0 and smaller"),
+        (300, 10, "longer than the embedder's input limit of 256"),
+    ],
+)
 def test_bad_chunk_sizes(size, overlap, message):
     with pytest.raises(ConfigError, match=message):
         rag.index(["some text"], "bad-sizes", chunk_size=size, overlap=overlap)
 
 
 # ---------------------------------------------------------------- index, cache
+
 
 @pytest.mark.slow
 def test_reindexing_adds_nothing_and_embeds_only_what_changed(tmp_path, fresh_cache):
@@ -171,8 +185,10 @@ def test_reindexing_adds_nothing_and_embeds_only_what_changed(tmp_path, fresh_ca
         assert edited.unchanged >= first.chunks - 4
         (d / "lima.txt").write_text("LIMA, shortened to one line.")
         shrunk = rag.index(str(d), "reindex-test")
-        assert shrunk.removed >= 1 and shrunk.total == rag.collections().to_pandas().set_index(
-            "collection").loc["reindex-test", "chunks"]
+        assert (
+            shrunk.removed >= 1
+            and shrunk.total == rag.collections().to_pandas().set_index("collection").loc["reindex-test", "chunks"]
+        )
         # a new collection over the same texts finds every vector in the cache
         other = rag.index(str(d), "reindex-other", distance="cosine")
         assert other.added == other.chunks and other.embedded == 0
@@ -193,13 +209,17 @@ def test_embedding_cache_survives_a_new_process_cache_object(tmp_path, fresh_cac
 
 # ---------------------------------------------------------------- retrieve
 
-@pytest.mark.parametrize("question, source, page", [
-    ("How many records does the Alpaca dataset have?", "instruction_tuning.md", None),
-    ("Which benchmark has grade school math word problems?", "evaluation_benchmarks.pdf", 2),
-    ("What does a transformer keep in its KV cache during generation?", "glossary.jsonl", 6),
-    ("How does reciprocal rank fusion merge ranked lists?", "hybrid_search.html", None),
-    ("What are Chatbot Arena's pairwise human votes turned into?", "chatbot_arena.txt", None),
-])
+
+@pytest.mark.parametrize(
+    "question, source, page",
+    [
+        ("How many records does the Alpaca dataset have?", "instruction_tuning.md", None),
+        ("Which benchmark has grade school math word problems?", "evaluation_benchmarks.pdf", 2),
+        ("What does a transformer keep in its KV cache during generation?", "glossary.jsonl", 6),
+        ("How does reciprocal rank fusion merge ranked lists?", "hybrid_search.html", None),
+        ("What are Chatbot Arena's pairwise human votes turned into?", "chatbot_arena.txt", None),
+    ],
+)
 @pytest.mark.slow
 def test_the_right_source_comes_first(corpus, question, source, page):
     res = rag.query(question, "test-corpus", k=3, generate=False)
@@ -314,8 +334,15 @@ def tiny_cross_encoder(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("cross-encoder")
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, num_labels=1, initializer_range=0.5)  # scores that differ
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=1,
+        initializer_range=0.5,
+    )  # scores that differ
     BertForSequenceClassification(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(models.minilm_dir()).save_pretrained(folder)
     return str(folder)
@@ -347,6 +374,7 @@ def test_lm_scores_prefer_the_passage_that_predicts_the_question(tiny_lm):
 
 # ---------------------------------------------------------------- generate and cite
 
+
 def test_prompt_numbers_the_chunks_and_model_citations_are_parsed():
     msgs = generate.build_prompt("Why?", ["first chunk", "second chunk"])
     assert msgs[0]["role"] == "system" and "[1] first chunk\n\n[2] second chunk" in msgs[1]["content"]
@@ -360,8 +388,10 @@ def test_similarity_citations_when_the_model_cites_nothing():
     contexts = ["Cats purr when they are content.", "Volcanoes erupt molten rock called lava."]
     rows = generate.similarity_citations("Lava is molten rock from volcanoes. Blue.", contexts, emb.embed)
     assert [(r["n"], r["by"]) for r in rows] == [(2, "similarity")] and rows[0]["similarity"] > 0.5
-    assert generate.with_markers("Lava is molten rock from volcanoes. Blue.", rows) == \
-        "Lava is molten rock from volcanoes [2]. Blue."
+    assert (
+        generate.with_markers("Lava is molten rock from volcanoes. Blue.", rows)
+        == "Lava is molten rock from volcanoes [2]. Blue."
+    )
     assert generate.similarity_citations("Stock markets rose today on bank news.", contexts, emb.embed) == []
 
 
@@ -393,6 +423,7 @@ def test_smollm2_answers_from_the_retrieved_chunk(corpus):
 
 # ---------------------------------------------------------------- display and widget
 
+
 def test_retrieved_html_is_escaped_everywhere():
     evil = "<script>alert('rag')</script> <img src=x onerror=alert(1)> lt amp gt"
     rag.index([evil, "harmless text about gardens"], "xss-test")
@@ -422,6 +453,7 @@ def test_explorer_searches_when_the_query_changes(corpus):
 
 
 # ---------------------------------------------------------------- stores
+
 
 def test_persistent_collection_survives_a_restart_and_a_failed_run(tmp_path, monkeypatch):
     path = str(tmp_path / "chroma")
@@ -458,8 +490,11 @@ def _start_chroma(path, port: int):
     cli = Path(sys.executable).parent / "chroma"
     if not cli.exists():
         pytest.skip(f"the chroma CLI is not installed next to {sys.executable}")
-    proc = subprocess.Popen([str(cli), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(cli), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     import urllib.request
 
     for _ in range(600):
@@ -539,20 +574,27 @@ def test_a_server_that_dies_mid_session_is_one_line_and_comes_back(ip, tmp_path,
         assert "Traceback" not in printed.out + printed.err
         assert printed.err.strip().splitlines() == [
             f"UsageError: ServerError: cannot reach the Chroma server at {url} (ConnectError); start it (again) "
-            f"with `chroma run --path DIR --host 127.0.0.1 --port {port}`, or fix or drop --server"]
-        for line in (f"%rag index server_notes --collection dies-test --server {url}", f"%rag list --server {url}",
-                     "%rag drop dies-test", "%rag explore --collection dies-test"):  # the last two: remembered URL
+            f"with `chroma run --path DIR --host 127.0.0.1 --port {port}`, or fix or drop --server"
+        ]
+        for line in (
+            f"%rag index server_notes --collection dies-test --server {url}",
+            f"%rag list --server {url}",
+            "%rag drop dies-test",
+            "%rag explore --collection dies-test",
+        ):  # the last two: remembered URL
             with pytest.raises(UsageError, match=f"cannot reach the Chroma server at {url} \\(Connect"):
                 ip.run_cell(line)
         assert ip.run_cell("%%rag --collection local-notes --k 1 --no-generate\nmemory").result.contexts == [
-            "Local notes stay in this kernel's memory."]
+            "Local notes stay in this kernel's memory."
+        ]
 
         proc = _start_chroma(folder, port)  # back on the same port and folder: no kernel restart needed
         assert ip.run_cell(cell).result.contexts == kept
         _stop(proc)
         proc = _start_chroma(tmp_path / "empty", port)  # back, but without the collection
-        with pytest.raises(UsageError, match=f"no collection 'dies-test' in server {url} .*run %rag index PATH "
-                                             "--collection dies-test"):
+        with pytest.raises(
+            UsageError, match=f"no collection 'dies-test' in server {url} .*run %rag index PATH --collection dies-test"
+        ):
             ip.run_cell(cell)
 
         @store.server_errors
@@ -585,9 +627,11 @@ def test_a_hung_server_times_out_in_one_line_and_comes_back(ip, tmp_path, capsys
         assert store._CLIENTS[("server", url)]._server._session.timeout.read == 2
 
         os.kill(proc.pid, signal.SIGSTOP)
-        said = (f"UsageError: ServerError: the Chroma server at {url} did not answer within 2 s; check that it is "
-                f"running and not stopped or stuck (restart `chroma run --path DIR --host 127.0.0.1 --port {port}`), "
-                "or raise NBLLM_CHROMA_TIMEOUT (seconds) for slow requests")
+        said = (
+            f"UsageError: ServerError: the Chroma server at {url} did not answer within 2 s; check that it is "
+            f"running and not stopped or stuck (restart `chroma run --path DIR --host 127.0.0.1 --port {port}`), "
+            "or raise NBLLM_CHROMA_TIMEOUT (seconds) for slow requests"
+        )
         for _ in range(2):  # a request on the cached client, then a new connection (the hung client was dropped)
             capsys.readouterr()
             shown = InteractiveShell.run_cell(ip, cell)
@@ -611,8 +655,9 @@ def test_a_hung_server_times_out_in_one_line_and_comes_back(ip, tmp_path, capsys
 def test_bad_chroma_timeout_is_one_config_error(ip, monkeypatch, value):
     monkeypatch.setenv("NBLLM_CHROMA_TIMEOUT", value)
     url = f"http://127.0.0.1:{_free_port()}"  # checked before connecting, so no server is needed
-    with pytest.raises(ConfigError, match=f"NBLLM_CHROMA_TIMEOUT='{value}' is not a number of seconds; set it to a "
-                                          "positive number"):
+    with pytest.raises(
+        ConfigError, match=f"NBLLM_CHROMA_TIMEOUT='{value}' is not a number of seconds; set it to a positive number"
+    ):
         rag.index(["x y z"], "nowhere", server=url)
     with pytest.raises(UsageError, match="ConfigError: NBLLM_CHROMA_TIMEOUT="):
         ip.run_cell(f"%rag list --server {url}")
@@ -620,9 +665,11 @@ def test_bad_chroma_timeout_is_one_config_error(ip, monkeypatch, value):
 
 # ---------------------------------------------------------------- embedders
 
+
 @pytest.fixture(scope="module")
 def tiny_encoder():
     """A seeded random 2-layer BERT with minilm's tokenizer, registered as an encoder."""
+
     def load_tiny():
         import torch
         from transformers import AutoTokenizer, BertConfig, BertModel
@@ -630,8 +677,15 @@ def tiny_encoder():
         tok = AutoTokenizer.from_pretrained(str(models.minilm_dir()))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            model = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
-                                         num_attention_heads=2, intermediate_size=64))
+            model = BertModel(
+                BertConfig(
+                    vocab_size=tok.vocab_size,
+                    hidden_size=32,
+                    num_hidden_layers=2,
+                    num_attention_heads=2,
+                    intermediate_size=64,
+                )
+            )
         return model, tok
 
     models.register("tiny-encoder", load=load_tiny, kind=models.ENCODER)
@@ -669,6 +723,7 @@ def test_embedder_errors(monkeypatch):
 
 # ---------------------------------------------------------------- magics
 
+
 @pytest.mark.slow
 def test_magics_index_list_ask_drop(ip, tmp_path):
     ip.user_ns["notes"] = ["Magic cells index Python lists.", "Sourdough bread needs a starter."]
@@ -681,7 +736,7 @@ def test_magics_index_list_ask_drop(ip, tmp_path):
     assert line.contexts == res.contexts
     filtered = ip.run_cell("%%rag -c magic-test --k 2 --no-generate --where page=1\nbread").result
     assert filtered.contexts == ["Magic cells index Python lists."]
-    filtered = ip.run_cell("%%rag -c magic-test --k 2 --no-generate --where '{\"source\": \"list\"}'\nbread").result
+    filtered = ip.run_cell('%%rag -c magic-test --k 2 --no-generate --where \'{"source": "list"}\'\nbread').result
     assert len(filtered.contexts) == 2
     both = ip.run_cell("%%rag -c magic-test --k 2 --no-generate --where source=list,page=2\nbread").result
     assert both.contexts == ["Sourdough bread needs a starter."]
@@ -700,28 +755,33 @@ def test_magic_generates_with_a_result_variable(ip, corpus, tiny_lm):
     assert isinstance(res.answer, str) and res.config["k"] == 2
 
 
-@pytest.mark.parametrize("cell, message", [
-    ("%%rag --collection no-such-collection\nwhat?", "no collection 'no-such-collection'"),
-    ("%%rag --collection test-corpus --k 0\nwhat?", "--k must be >= 1"),
-    ("%rag index /no/such/path/anywhere", "no such file or folder: '/no/such/path/anywhere'"),
-    ("%rag index pyproject.toml", "file type '.toml' is not supported"),
-    ("%rag index 'nbllm/data/corpus/*.nothing'", "no files match"),
-    ("%rag index nbllm/data/corpus --server http://127.0.0.1:9", "cannot reach the Chroma server at "
-                                                                  "http://127.0.0.1:9"),
-    ("%rag index nbllm/data/corpus --persist a --server http://x", "either --persist DIR or --server URL"),
-    ("%rag index nbllm/data/corpus --collection x", "collection name 'x' is not valid"),
-    ("%rag index nbllm/data/corpus --k 3", "--k does not apply to %rag index"),
-    ("%%rag --chunk-size 5\nwhat?", "--chunk-size does not apply to a question"),
-    ("%%rag\n   ", "no question"),
-    ("%%rag --collection test-corpus\n", "cell body is empty"),  # IPython's own message
-    ("%rag --collection test-corpus", "no question"),
-    ("%rag index", "one PATH"),
-    ("%rag drop", "one collection name"),
-    ("%%rag --collection test-corpus --where '[1]'\nwhat?", "must be a JSON object"),
-    ("%%rag --collection test-corpus --model nosuchmodel\nwhat?", "unknown model 'nosuchmodel'"),
-    ("%%rag --distance manhattan\nwhat?", "invalid choice"),
-    ("%rag index nbllm/data/corpus --collection emb-test --embedder nope", "unknown embedder 'nope'"),
-])
+@pytest.mark.parametrize(
+    "cell, message",
+    [
+        ("%%rag --collection no-such-collection\nwhat?", "no collection 'no-such-collection'"),
+        ("%%rag --collection test-corpus --k 0\nwhat?", "--k must be >= 1"),
+        ("%rag index /no/such/path/anywhere", "no such file or folder: '/no/such/path/anywhere'"),
+        ("%rag index pyproject.toml", "file type '.toml' is not supported"),
+        ("%rag index 'nbllm/data/corpus/*.nothing'", "no files match"),
+        (
+            "%rag index nbllm/data/corpus --server http://127.0.0.1:9",
+            "cannot reach the Chroma server at http://127.0.0.1:9",
+        ),
+        ("%rag index nbllm/data/corpus --persist a --server http://x", "either --persist DIR or --server URL"),
+        ("%rag index nbllm/data/corpus --collection x", "collection name 'x' is not valid"),
+        ("%rag index nbllm/data/corpus --k 3", "--k does not apply to %rag index"),
+        ("%%rag --chunk-size 5\nwhat?", "--chunk-size does not apply to a question"),
+        ("%%rag\n   ", "no question"),
+        ("%%rag --collection test-corpus\n", "cell body is empty"),  # IPython's own message
+        ("%rag --collection test-corpus", "no question"),
+        ("%rag index", "one PATH"),
+        ("%rag drop", "one collection name"),
+        ("%%rag --collection test-corpus --where '[1]'\nwhat?", "must be a JSON object"),
+        ("%%rag --collection test-corpus --model nosuchmodel\nwhat?", "unknown model 'nosuchmodel'"),
+        ("%%rag --distance manhattan\nwhat?", "invalid choice"),
+        ("%rag index nbllm/data/corpus --collection emb-test --embedder nope", "unknown embedder 'nope'"),
+    ],
+)
 def test_bad_input_is_one_usage_error(ip, corpus, cell, message):
     with pytest.raises(UsageError, match=message.replace("(", "\\(").replace("*", "\\*").replace("[", "\\[")):
         ip.run_cell(cell)
@@ -741,7 +801,9 @@ def test_help_and_light_import():
     from nbllm.magics.rag import rag_magic
 
     assert "%rag index PATH|GLOB|VAR" in rag_magic.__doc__ and "--hybrid" in rag_magic.__doc__
-    code = ("import sys, nbllm, nbllm.magics, nbllm.rag; "
-            "print(sorted(m for m in ('torch', 'chromadb', 'bm25s', 'sentence_transformers') if m in sys.modules))")
+    code = (
+        "import sys, nbllm, nbllm.magics, nbllm.rag; "
+        "print(sorted(m for m in ('torch', 'chromadb', 'bm25s', 'sentence_transformers') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

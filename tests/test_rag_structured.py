@@ -39,7 +39,9 @@ if __name__ == "__main__":
     Trainer(None).run(2)
 '''
 
-JS = "function add(a, b) {\n  return a + b;\n}\n\n\n// multiply two numbers\nfunction mul(a, b) {\n  return a * b;\n}\n"
+JS = (
+    "function add(a, b) {\n  return a + b;\n}\n\n\n// multiply two numbers\nfunction mul(a, b) {\n  return a * b;\n}\n"
+)
 
 
 @pytest.fixture
@@ -57,11 +59,18 @@ def db(tmp_path):
     path = tmp_path / "data.db"
     con = sqlite3.connect(path)
     con.execute("CREATE TABLE people (name TEXT, age INTEGER, city TEXT, photo BLOB)")
-    con.executemany("INSERT INTO people VALUES (?, ?, ?, ?)", [
-        ("Ada Lovelace", 36, "London", b"\x89PNG"), ("Alan Turing", 41, "Manchester", None),
-        ("Grace Hopper", 29, None, None)])
+    con.executemany(
+        "INSERT INTO people VALUES (?, ?, ?, ?)",
+        [
+            ("Ada Lovelace", 36, "London", b"\x89PNG"),
+            ("Alan Turing", 41, "Manchester", None),
+            ("Grace Hopper", 29, None, None),
+        ],
+    )
     con.execute("CREATE TABLE cities (name TEXT, country TEXT, population REAL)")
-    con.executemany("INSERT INTO cities VALUES (?, ?, ?)", [("London", "England", 8.9), ("Manchester", "England", 0.55)])
+    con.executemany(
+        "INSERT INTO cities VALUES (?, ?, ?)", [("London", "England", 8.9), ("Manchester", "England", 0.55)]
+    )
     con.commit()
     con.close()
     return path
@@ -83,8 +92,14 @@ def test_sqlite_rows_as_documents(db):
     assert sorted(by) == ["data.db:people:1", "data.db:people:2", "data.db:people:3"]
     ada = by["data.db:people:1"]
     assert ada.text == "name: Ada Lovelace\nage: 36\ncity: London"  # the blob is skipped
-    assert ada.meta == {"name": "Ada Lovelace", "age": 36, "city": "London", "table": "people", "rowid": 1,
-                        "origin": "data.db:people"}
+    assert ada.meta == {
+        "name": "Ada Lovelace",
+        "age": 36,
+        "city": "London",
+        "table": "people",
+        "rowid": 1,
+        "origin": "data.db:people",
+    }
     assert "city" not in by["data.db:people:3"].meta  # None dropped
     every = load.load(str(db))
     assert {d.meta["table"] for d in every.documents} == {"people", "cities"} and len(every.documents) == 5
@@ -97,14 +112,19 @@ def test_sqlite_index_where_and_idempotent(ip, db, fresh_cache):
     ip.user_ns["dbpath"] = str(db)
     one = ip.run_cell("%rag index {dbpath} --table people --collection sql-one").result
     assert (one.documents, one.added) == (3, 3)
-    assert set(rag.query("who", "sql-one", k=5, generate=False).hits.source) == \
-        {"data.db:people:1", "data.db:people:2", "data.db:people:3"}
+    assert set(rag.query("who", "sql-one", k=5, generate=False).hits.source) == {
+        "data.db:people:1",
+        "data.db:people:2",
+        "data.db:people:3",
+    }
     first = ip.run_cell("%rag index {dbpath} --collection sql-all").result
     assert (first.documents, first.added) == (5, 5)
     again = ip.run_cell("%rag index {dbpath} --collection sql-all").result
     assert (again.added, again.unchanged, again.removed, again.embedded) == (0, 5, 0, 0)
-    res = ip.run_cell("%%rag -c sql-all --k 5 --no-generate --where '{\"$and\": [{\"table\": \"people\"}, "
-                      "{\"age\": {\"$gt\": 30}}]}'\nWho was a mathematician?").result
+    res = ip.run_cell(
+        '%%rag -c sql-all --k 5 --no-generate --where \'{"$and": [{"table": "people"}, '
+        '{"age": {"$gt": 30}}]}\'\nWho was a mathematician?'
+    ).result
     assert sorted(res.hits.source) == ["data.db:people:1", "data.db:people:2"]
     con = sqlite3.connect(db)  # a deleted row's chunk goes on re-indexing
     con.execute("DELETE FROM people WHERE rowid = 3")
@@ -134,10 +154,20 @@ def test_sqlite_errors_are_one_usage_error(ip, db, tmp_path):
 def test_python_by_functions_classes_methods(code):
     got = load.load(str(code / "train.py"))
     by = {d.source: d for d in got.documents}
-    assert list(by) == ["train.py::schedule", "train.py::Trainer", "train.py::Trainer.__init__",
-                        "train.py::Trainer.run", "train.py::<module>"]
-    assert by["train.py::Trainer.run"].meta == {"qualname": "Trainer.run", "kind": "method", "lineno": 20,
-                                                "language": "python", "origin": "train.py"}
+    assert list(by) == [
+        "train.py::schedule",
+        "train.py::Trainer",
+        "train.py::Trainer.__init__",
+        "train.py::Trainer.run",
+        "train.py::<module>",
+    ]
+    assert by["train.py::Trainer.run"].meta == {
+        "qualname": "Trainer.run",
+        "kind": "method",
+        "lineno": 20,
+        "language": "python",
+        "origin": "train.py",
+    }
     assert by["train.py::Trainer.run"].text.startswith('def run(self, steps):\n    """Run the gradient')
     assert by["train.py::schedule"].meta["kind"] == "function" and '"""Cosine' in by["train.py::schedule"].text
     cls = by["train.py::Trainer"]
@@ -170,7 +200,8 @@ def test_folder_rule_for_code_and_databases(code, db, tmp_path):
     assert [d.source for d in got.documents] == ["guide.md"]
     assert dict(got.skipped) == {
         "conf.py": "source code in a folder of documents; name it or use a glob such as 'folder/**/*.py'",
-        "cache.sqlite": "a SQLite database; index it on its own: %rag index PATH"}
+        "cache.sqlite": "a SQLite database; index it on its own: %rag index PATH",
+    }
     assert [d.source for d in load.load(str(docs / "*.py")).documents] == ["conf.py::<module>"]
 
 
@@ -178,8 +209,9 @@ def test_code_index_and_query_with_provenance(ip, code, fresh_cache):
     ip.user_ns["srcdir"] = str(code)
     report = ip.run_cell("%rag index {srcdir} --collection code-test").result
     assert report.added >= 9 and [s for s, _ in report.skipped_files] == ["broken.py"]
-    res = ip.run_cell("%%rag -c code-test --k 1 --no-generate --where kind=method\n"
-                      "gradient descent steps over batches").result
+    res = ip.run_cell(
+        "%%rag -c code-test --k 1 --no-generate --where kind=method\ngradient descent steps over batches"
+    ).result
     assert res.hits.source.iloc[0] == "train.py::Trainer.run"
     hit = rag.query("learning-rate schedule", "code-test", k=1, generate=False, where={"qualname": "schedule"})
     assert hit.hits.source.iloc[0] == "train.py::schedule"

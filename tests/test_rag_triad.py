@@ -73,8 +73,10 @@ def test_an_ungrounded_sentence_is_flagged(ip, indexed):
     r.answer = "The Eiffel Tower stands in Paris, France. Bananas grow on purple moons."
     res = ip.run_cell("%eval triad --rag last_rag").result
     row = res.rows[0]
-    assert row["sentences"] == [("The Eiffel Tower stands in Paris, France.", True),
-                                ("Bananas grow on purple moons.", False)]
+    assert row["sentences"] == [
+        ("The Eiffel Tower stands in Paris, France.", True),
+        ("Bananas grow on purple moons.", False),
+    ]
     assert row["groundedness"] == 0.5 and row["unsupported"] == ["Bananas grow on purple moons."]
     assert 0 < row["context_relevance"] <= 1 and 0 < row["answer_relevance"] <= 1
     html = res._repr_html_()
@@ -101,8 +103,10 @@ def test_no_answer_is_a_data_error_in_the_backend(indexed):
 
 # ---------------------------------------------------------------- citation markers
 
-MARKED = ("The Eiffel Tower stands in Paris, France [1]. It was completed in 1889 [1][2]. "
-          "Bananas grow on purple moons [2, 3].")
+MARKED = (
+    "The Eiffel Tower stands in Paris, France [1]. It was completed in 1889 [1][2]. "
+    "Bananas grow on purple moons [2, 3]."
+)
 PLAIN = "The Eiffel Tower stands in Paris, France. It was completed in 1889. Bananas grow on purple moons."
 
 
@@ -122,18 +126,23 @@ def exact_match_embed(texts):
 
 def test_answer_sentences_keep_markers_for_display_and_drop_them_for_scoring():
     assert triad.answer_sentences("LoRA freezes W0 [1]. B starts at zero. [2][3] Done [1, 2]. [4]") == [
-        ("LoRA freezes W0 [1].", "LoRA freezes W0."), ("B starts at zero. [2][3]", "B starts at zero."),
-        ("Done [1, 2]. [4]", "Done.")]
+        ("LoRA freezes W0 [1].", "LoRA freezes W0."),
+        ("B starts at zero. [2][3]", "B starts at zero."),
+        ("Done [1, 2]. [4]", "Done."),
+    ]
     assert triad.answer_sentences("[1] [2]") == [] and triad.strip_citations("Year 2024 [3]!") == "Year 2024!"
     assert triad.answer_sentences("See [a] and [1b].") == [("See [a] and [1b].", "See [a] and [1b].")]
 
 
 def test_markers_do_not_change_groundedness():
-    marked, plain = (triad.evaluate(StandIn(a), embed=exact_match_embed, progress=False).rows[0]
-                     for a in (MARKED, PLAIN))
+    marked, plain = (
+        triad.evaluate(StandIn(a), embed=exact_match_embed, progress=False).rows[0] for a in (MARKED, PLAIN)
+    )
     assert marked["groundedness"] == plain["groundedness"] == 2 / 3
     assert [ok for _, ok in marked["sentences"]] == [True, True, False]
-    assert [s for s, _ in marked["sentences"]][0] == "The Eiffel Tower stands in Paris, France [1]."  # shown as written
+    assert [s for s, _ in marked["sentences"]][
+        0
+    ] == "The Eiffel Tower stands in Paris, France [1]."  # shown as written
     assert marked["unsupported"] == ["Bananas grow on purple moons [2, 3]."]
     assert marked["answer_relevance"] == plain["answer_relevance"]
 
@@ -164,6 +173,7 @@ def test_the_judge_never_sees_the_markers(tmp_path):
 
 # ---------------------------------------------------------------- the calibration set
 
+
 def test_the_groundedness_calibration_set_is_balanced_and_shipped():
     import fnmatch
     import json
@@ -188,7 +198,8 @@ def test_the_groundedness_calibration_set_is_balanced_and_shipped():
     assert max(unsupported.values()) - min(unsupported.values()) <= 2
     assert len({r["sentence"] for r in rows}) == len(rows)
     globs = tomllib.loads((Path(nbllm.__file__).parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"][
-        "package-data"]["nbllm"]
+        "package-data"
+    ]["nbllm"]
     assert any(fnmatch.fnmatch("data/eval_groundedness.jsonl", g) for g in globs)
 
 
@@ -198,40 +209,50 @@ def test_the_calibrated_threshold_is_the_default_everywhere():
     assert triad.THRESHOLD == 0.45
     assert f"default {triad.THRESHOLD}" in " ".join(eval_triad.__doc__.split())
     row = triad.evaluate(StandIn(PLAIN), embed=exact_match_embed, progress=False).rows[0]
-    assert row == triad.evaluate(StandIn(PLAIN), embed=exact_match_embed, threshold=triad.THRESHOLD,
-                                 progress=False).rows[0]
+    assert (
+        row
+        == triad.evaluate(StandIn(PLAIN), embed=exact_match_embed, threshold=triad.THRESHOLD, progress=False).rows[0]
+    )
 
 
 # ---------------------------------------------------------------- the number check
 
-LORA = ("With rank 8 on a 4096 by 4096 projection, the update has about 65 thousand parameters instead of "
-        "almost 17 million. A vocabulary of 50,000 tokens is common. The loss falls by 12.5% in 3 epochs. "
-        "Swap the two answers.")
+LORA = (
+    "With rank 8 on a 4096 by 4096 projection, the update has about 65 thousand parameters instead of "
+    "almost 17 million. A vocabulary of 50,000 tokens is common. The loss falls by 12.5% in 3 epochs. "
+    "Swap the two answers."
+)
 
 
-@pytest.mark.parametrize("sentence", [
-    "The update has 65,000 parameters at rank 8.0.",            # 65 thousand; 8 == 8.0
-    "It has about 65000 parameters, not 17,000,000.",           # 17 million
-    "A vocabulary of 50 000 tokens is common.",                 # a space as the thousands separator
-    "A vocabulary of 50 thousand tokens is common.",
-    "The loss falls by 12.5 percent in three epochs.",          # % vs percent; 3 vs three
-    "Swap the 2 answers, as on GSM8K with an L2 norm and v1.5.",  # digits inside names are not figures
-    "Fifty-two thousand examples and one of them; zero-shot.",  # compounds, "one" and hyphenated words
-    "1. With rank 8 the update is small.",                      # a list marker
-    "(2) With rank 8 the update is small, as source 3 says.",   # a list marker; a source reference
-])
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The update has 65,000 parameters at rank 8.0.",  # 65 thousand; 8 == 8.0
+        "It has about 65000 parameters, not 17,000,000.",  # 17 million
+        "A vocabulary of 50 000 tokens is common.",  # a space as the thousands separator
+        "A vocabulary of 50 thousand tokens is common.",
+        "The loss falls by 12.5 percent in three epochs.",  # % vs percent; 3 vs three
+        "Swap the 2 answers, as on GSM8K with an L2 norm and v1.5.",  # digits inside names are not figures
+        "Fifty-two thousand examples and one of them; zero-shot.",  # compounds, "one" and hyphenated words
+        "1. With rank 8 the update is small.",  # a list marker
+        "(2) With rank 8 the update is small, as source 3 says.",  # a list marker; a source reference
+    ],
+)
 def test_a_figure_the_context_states_passes_in_any_format(sentence):
     assert triad.missing_numbers(sentence, [LORA]) == []
 
 
-@pytest.mark.parametrize("sentence, missing", [
-    ("With rank 8 the update has about 650 thousand parameters.", ["650 thousand"]),
-    ("The update has 6,500 parameters.", ["6,500"]),
-    ("A vocabulary of 5 000 tokens is common.", ["5 000"]),
-    ("The loss falls by 12.6% in 4 epochs.", ["12.6", "4"]),
-    ("The loss falls in five epochs, from 9 to 1e-3.", ["five", "9", "1e-3"]),
-    ("In 2023, 1. With rank 8 it was done.", ["2023", "1"]),   # "1." mid-sentence is a figure
-])
+@pytest.mark.parametrize(
+    "sentence, missing",
+    [
+        ("With rank 8 the update has about 650 thousand parameters.", ["650 thousand"]),
+        ("The update has 6,500 parameters.", ["6,500"]),
+        ("A vocabulary of 5 000 tokens is common.", ["5 000"]),
+        ("The loss falls by 12.6% in 4 epochs.", ["12.6", "4"]),
+        ("The loss falls in five epochs, from 9 to 1e-3.", ["five", "9", "1e-3"]),
+        ("In 2023, 1. With rank 8 it was done.", ["2023", "1"]),  # "1." mid-sentence is a figure
+    ],
+)
 def test_a_figure_no_context_states_is_missing(sentence, missing):
     assert triad.missing_numbers(sentence, [LORA]) == missing
 
@@ -243,32 +264,48 @@ def test_a_figure_in_any_of_the_contexts_counts():
 
 def test_list_markers_open_the_next_sentence():
     assert triad.sentences("Steps:\n1. Load the data. 2. Train it.\n3) Done.") == [
-        "Steps:", "1. Load the data.", "2. Train it.", "3) Done."]
+        "Steps:",
+        "1. Load the data.",
+        "2. Train it.",
+        "3) Done.",
+    ]
     assert triad.sentences("The answer is\n4.") == ["The answer is 4."]
     assert triad.answer_sentences("1. LoRA freezes W0 [1]. 2. B starts at zero.") == [
-        ("1. LoRA freezes W0 [1].", "LoRA freezes W0."), ("2. B starts at zero.", "B starts at zero.")]
+        ("1. LoRA freezes W0 [1].", "LoRA freezes W0."),
+        ("2. B starts at zero.", "B starts at zero."),
+    ]
 
 
 def test_a_wrong_number_is_unsupported_whatever_its_similarity():
     """exact_match_embed makes cosine 1 for a sentence the context holds: only the number can fail it."""
     ctx = "The Eiffel Tower stands in Paris, France. It was completed in 1889."
-    res = triad.evaluate(StandIn("1. The Eiffel Tower stands in Paris, France. 2. It was completed in 1889.",
-                                 [ctx]), embed=exact_match_embed, progress=False)
+    res = triad.evaluate(
+        StandIn("1. The Eiffel Tower stands in Paris, France. 2. It was completed in 1889.", [ctx]),
+        embed=exact_match_embed,
+        progress=False,
+    )
     assert res.rows[0]["groundedness"] == 1.0  # list markers are not claims
     assert res.rows[0]["reasons"] == ["similarity 1.00", "similarity 1.00"]
 
-    wrong = StandIn("The Eiffel Tower stands in Paris, France. It was completed in 1899. Bananas grow on purple moons.")
+    wrong = StandIn(
+        "The Eiffel Tower stands in Paris, France. It was completed in 1899. Bananas grow on purple moons."
+    )
     row = triad.evaluate(wrong, embed=exact_match_embed, progress=False).rows[0]
     assert [ok for _, ok in row["sentences"]] == [True, False, False]
-    assert row["reasons"] == ["similarity 1.00", "number 1899 not in context (similarity 0.00)",
-                              "low similarity 0.00 < 0.45"]
+    assert row["reasons"] == [
+        "similarity 1.00",
+        "number 1899 not in context (similarity 0.00)",
+        "low similarity 0.00 < 0.45",
+    ]
 
 
 @pytest.mark.slow
 def test_without_figures_the_number_check_changes_nothing():
     """On sentences with no figures (names with digits, "one", "fifty-two"), the marks are the cosine's."""
-    answer = ("The Eiffel Tower is one of the sights of Paris. GSM8K and the L2 norm are unrelated. "
-              "Fifty-two thousand bananas grow on purple moons.")
+    answer = (
+        "The Eiffel Tower is one of the sights of Paris. GSM8K and the L2 norm are unrelated. "
+        "Fifty-two thousand bananas grow on purple moons."
+    )
     scores = triad._embedding_scores(StandIn(answer), triad.minilm_embed, triad.THRESHOLD)
     assert scores["missing"] == [[], [], []]
     assert [ok for _, ok in scores["sentences"]] == [v >= triad.THRESHOLD for v in scores["support"]]
@@ -286,8 +323,9 @@ def test_minilm_accepts_a_wrong_year_that_the_number_check_rejects():
     row = res.rows[0]
     assert row["groundedness"] == 0.0
     assert row["reasons"] == [f"number 1899 not in context (similarity {support:.2f})"]
-    assert "unsupported (default): 'The Eiffel Tower was completed in 1899 [1].' - number 1899 not in context" \
-        in repr(res)
+    assert "unsupported (default): 'The Eiffel Tower was completed in 1899 [1].' - number 1899 not in context" in repr(
+        res
+    )
     html = res._repr_html_()
     assert "title='not supported: number 1899 not in context (similarity " in html
     assert "</span> <small>(number 1899 not in context (similarity" in html
@@ -312,11 +350,23 @@ def test_the_calibration_benchmark_runs_quick():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "benchmarks/triad_threshold.py", "--quick"], cwd=root, check=True,
-                         capture_output=True, text=True, timeout=300).stdout
+    out = subprocess.run(
+        [sys.executable, "benchmarks/triad_threshold.py", "--quick"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout
     figures = dict(line.split()[2:] for line in out.splitlines() if line.startswith("bench triad_threshold "))
-    assert {"best_threshold", "accuracy_default", "cv_accuracy", "correct_number", "accuracy_default_cosine_only",
-            "correct_number_cosine_only"} <= set(figures)
+    assert {
+        "best_threshold",
+        "accuracy_default",
+        "cv_accuracy",
+        "correct_number",
+        "accuracy_default_cosine_only",
+        "correct_number_cosine_only",
+    } <= set(figures)
     # the first 24 rows hold 4 wrong numbers: the cosine alone accepts them all, the number check none
     assert float(figures["correct_number_cosine_only"]) == 0.0 and float(figures["correct_number"]) == 1.0
     assert float(figures["accuracy_default"]) > float(figures["accuracy_default_cosine_only"])

@@ -17,8 +17,7 @@ from nbllm.train.methods import parameter_counts
 from nbllm.train.sft import loss_sum, prepare_data, step_examples
 from nbllm.train.trainer import Callback, Trainer
 
-RECORDS = [{"instruction": f"Add {a} and {b}.", "input": "", "output": f"{a + b}"}
-           for a in range(6) for b in range(4)]
+RECORDS = [{"instruction": f"Add {a} and {b}.", "input": "", "output": f"{a + b}"} for a in range(6) for b in range(4)]
 FAST = dict(model="tiny-llama", batch_size=4, samples=0, progress="none", max_length=256)
 
 
@@ -28,6 +27,7 @@ def run(records=RECORDS, **kw):
 
 # ---------------------------------------------------------------- packing
 
+
 @pytest.mark.slow
 def test_packed_rows_give_the_same_logits_as_each_example_alone():
     model, tok = models.tiny_llama()
@@ -35,12 +35,13 @@ def test_packed_rows_give_the_same_logits_as_each_example_alone():
     batch = packed_batch(examples, tok.pad_token_id, capacity=10_000)  # everything in one row
     assert batch.input_ids.shape[0] == 1
     with torch.no_grad():
-        packed = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                       position_ids=batch.position_ids).logits[0]
+        packed = model(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids
+        ).logits[0]
         start = 0
         for e in examples:
             alone = model(input_ids=torch.tensor([e.input_ids])).logits[0]
-            torch.testing.assert_close(packed[start:start + len(e)], alone, atol=1e-5, rtol=0)
+            torch.testing.assert_close(packed[start : start + len(e)], alone, atol=1e-5, rtol=0)
             start += len(e)
 
 
@@ -62,8 +63,10 @@ def test_segment_packing_gives_the_same_logits_as_each_example_alone():
 def test_all_layouts_give_the_same_loss_and_packing_pads_less():
     model, tok = models.tiny_llama()
     use_packed_attention(model)
-    examples = [encode(tok, {"instruction": "Repeat " + "x" * n, "output": "y" * n}, "alpaca")
-                for n in (1, 30, 5, 60, 12, 3, 44, 9)]
+    examples = [
+        encode(tok, {"instruction": "Repeat " + "x" * n, "output": "y" * n}, "alpaca")
+        for n in (1, 30, 5, 60, 12, 3, 44, 9)
+    ]
     layouts = {name: make_batch(examples, tok.pad_token_id, name) for name in ("segments", "rows", "padded")}
     assert len({b.n_loss_tokens for b in layouts.values()}) == 1
     assert len({b.n_real_tokens for b in layouts.values()}) == 1
@@ -102,8 +105,9 @@ def test_loss_sum_gives_the_full_logits_loss_and_gradients(head, monkeypatch):
 
     ours = loss_and_grads(lambda: loss_sum(model, batch))
     logits = lambda: model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits  # noqa: E731
-    theirs = loss_and_grads(lambda: torch.nn.functional.cross_entropy(logits()[keep], batch.labels[keep],
-                                                                      reduction="sum"))
+    theirs = loss_and_grads(
+        lambda: torch.nn.functional.cross_entropy(logits()[keep], batch.labels[keep], reduction="sum")
+    )
     torch.testing.assert_close(ours[0], theirs[0], rtol=1e-6, atol=1e-4)
     for a, b in zip(ours[1], theirs[1]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
@@ -137,6 +141,7 @@ def test_step_examples_cover_each_epoch_once():
 
 # ---------------------------------------------------------------- training
 
+
 @pytest.mark.slow
 def test_same_seed_same_losses_and_loss_goes_down():
     a = run(max_steps=12, lr=3e-3, method="full")
@@ -156,8 +161,9 @@ def test_resume_continues_exactly(tmp_path, method):
     assert first.stats["steps"] == 5 and first.stats["stopped"] == "stop_when"
     resumed = run(max_steps=10, method=method, lr=1e-3, resume=str(tmp_path / "ck"))
     assert len(resumed.history) == 10
-    torch.testing.assert_close(torch.tensor(resumed.history.loss.tolist()),
-                               torch.tensor(straight.history.loss.tolist()), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        torch.tensor(resumed.history.loss.tolist()), torch.tensor(straight.history.loss.tolist()), atol=1e-6, rtol=0
+    )
 
 
 def test_methods_choose_the_right_parameters():
@@ -190,8 +196,9 @@ def test_lora_starts_equal_to_the_base_model():
 def test_grad_accumulation_matches_one_big_batch():
     a = run(max_steps=3, method="full", lr=1e-3, batch_size=4)
     b = run(max_steps=3, method="full", lr=1e-3, batch_size=4, grad_accum=2)
-    torch.testing.assert_close(torch.tensor(a.history.loss.tolist()), torch.tensor(b.history.loss.tolist()),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        torch.tensor(a.history.loss.tolist()), torch.tensor(b.history.loss.tolist()), atol=1e-5, rtol=0
+    )
 
 
 @pytest.mark.slow
@@ -237,7 +244,8 @@ def test_save_replaces_a_checkpoint_atomically(tmp_path):
     save_checkpoint(trainer, tmp_path / "ck")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]
     assert {"config.json", "trainer_state.json", "optimizer.pt", "rng.pt", "model"} <= {
-        p.name for p in (tmp_path / "ck").iterdir()}
+        p.name for p in (tmp_path / "ck").iterdir()
+    }
 
 
 def _prepared(tok):
@@ -246,17 +254,21 @@ def _prepared(tok):
 
 # ---------------------------------------------------------------- the magic and bad input
 
+
 @pytest.mark.slow
 def test_sft_magic_inline_jsonl(ip):
     cell = "\n".join('{"instruction": "Say %d", "output": "%d"}' % (i, i) for i in range(8))
-    res = ip.run_cell(f"%%sft --model tiny-llama --max-steps 2 --batch-size 4 --samples 0 --progress none "
-                      f"--out tuned\n{cell}").result
+    res = ip.run_cell(
+        f"%%sft --model tiny-llama --max-steps 2 --batch-size 4 --samples 0 --progress none --out tuned\n{cell}"
+    ).result
     assert ip.user_ns["tuned"] is res and res.stats["steps"] == 2
     ip.user_ns["recs"] = RECORDS
     res2 = ip.run_cell("%sft --model tuned --data recs --max-steps 1 --samples 0 --progress none").result
     assert res2.stats["steps"] == 1
-    res3 = ip.run_cell("%sft --model tiny-llama --data instructions --max-steps 1 --batch-size 2 "
-                       "--samples 0 --progress text --method full").result
+    res3 = ip.run_cell(
+        "%sft --model tiny-llama --data instructions --max-steps 1 --batch-size 2 "
+        "--samples 0 --progress text --method full"
+    ).result
     assert res3.stats["n_train"] > 250
 
 
@@ -266,10 +278,14 @@ def test_schedule_flags_shape_the_learning_rate(ip):
     import math
 
     ip.user_ns["recs"] = RECORDS
-    run_with = "%sft --model tiny-llama --data recs --max-steps 10 --lr 0.01 --warmup-ratio 0.2 --samples 0 " \
-               "--progress none --weight-decay 0.1 "
-    lrs = {name: ip.run_cell(run_with + f"--schedule {name}").result.history.lr.tolist()
-           for name in ("linear", "cosine", "constant")}
+    run_with = (
+        "%sft --model tiny-llama --data recs --max-steps 10 --lr 0.01 --warmup-ratio 0.2 --samples 0 "
+        "--progress none --weight-decay 0.1 "
+    )
+    lrs = {
+        name: ip.run_cell(run_with + f"--schedule {name}").result.history.lr.tolist()
+        for name in ("linear", "cosine", "constant")
+    }
     warm = [0.01 / 3, 0.02 / 3]  # (step + 1) / (warmup + 1) of the peak
     left = [(10 - step) / 8 for step in range(2, 10)]  # 1 when warm-up ends, 1/8 at the last step
     assert lrs["linear"] == pytest.approx(warm + [0.01 * x for x in left])
@@ -279,29 +295,32 @@ def test_schedule_flags_shape_the_learning_rate(ip):
     assert tuned.config.weight_decay == 0.1 and tuned.config.schedule == "cosine"
 
 
-@pytest.mark.parametrize("cell, message", [
-    ("%%sft --model tiny-llama --format nope\n{}", "invalid choice"),
-    ("%%sft --model tiny-llama\n{\"instruction\": \"x\"}", "record 1 has no output"),
-    ("%%sft --model tiny-llama --format chat\n{\"text\": \"x\"}", "no messages"),
-    ("%%sft --model tiny-llama\n\n", "no data"),
-    ("%%sft --model tiny-llama", "Did you mean the line magic %sft"),
-    ("%sft --model tiny-llama", "no data"),
-    ("%sft --model tiny-llama --data missing.jsonl", "not found"),
-    ("%sft --model tiny-llama --data empty_recs", "data is empty"),
-    ("%%sft --model tiny-llama --lr 0\n{\"instruction\": \"x\", \"output\": \"y\"}", "lr must be > 0"),
-    ("%sft --model tiny-llama --lr -1 --data recs", "lr must be > 0"),
-    ("%sft --model no-such-model --data recs", "unknown model"),
-    ("%sft --model tiny-llama --max-length 20 --data recs", "longer than --max-length 20"),
-    ("%sft --model tiny-llama --resume /no/such/ckpt --data recs", "not an nbllm checkpoint"),
-    ("%sft --model tiny-llama --method bitfit --data recs", "no bias parameters"),
-    ("%sft --model tiny-llama --lora-targets q_prj --data recs", "q_prj match no module"),
-    ("%%sft --model tiny-llama --data recs\n{\"instruction\": \"x\", \"output\": \"y\"}", "not both"),
-    ("%%sft --model tiny-llama\n{\"instruction\": \"x\", \"output\": \"y\"", "line 1 is not valid JSON"),
-    ("%sft --model tiny-llama --grad-accum 9 --batch-size 2 --data recs", "grad_accum=9"),
-    ("%sft --model tiny-llama --schedule steep --data recs", "invalid choice"),
-    ("%sft --model tiny-llama --warmup-ratio 1.5 --data recs", r"warmup_ratio must be in \[0, 1\)"),
-    ("%sft --model tiny-llama --weight-decay -0.1 --data recs", "weight_decay must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "cell, message",
+    [
+        ("%%sft --model tiny-llama --format nope\n{}", "invalid choice"),
+        ('%%sft --model tiny-llama\n{"instruction": "x"}', "record 1 has no output"),
+        ('%%sft --model tiny-llama --format chat\n{"text": "x"}', "no messages"),
+        ("%%sft --model tiny-llama\n\n", "no data"),
+        ("%%sft --model tiny-llama", "Did you mean the line magic %sft"),
+        ("%sft --model tiny-llama", "no data"),
+        ("%sft --model tiny-llama --data missing.jsonl", "not found"),
+        ("%sft --model tiny-llama --data empty_recs", "data is empty"),
+        ('%%sft --model tiny-llama --lr 0\n{"instruction": "x", "output": "y"}', "lr must be > 0"),
+        ("%sft --model tiny-llama --lr -1 --data recs", "lr must be > 0"),
+        ("%sft --model no-such-model --data recs", "unknown model"),
+        ("%sft --model tiny-llama --max-length 20 --data recs", "longer than --max-length 20"),
+        ("%sft --model tiny-llama --resume /no/such/ckpt --data recs", "not an nbllm checkpoint"),
+        ("%sft --model tiny-llama --method bitfit --data recs", "no bias parameters"),
+        ("%sft --model tiny-llama --lora-targets q_prj --data recs", "q_prj match no module"),
+        ('%%sft --model tiny-llama --data recs\n{"instruction": "x", "output": "y"}', "not both"),
+        ('%%sft --model tiny-llama\n{"instruction": "x", "output": "y"', "line 1 is not valid JSON"),
+        ("%sft --model tiny-llama --grad-accum 9 --batch-size 2 --data recs", "grad_accum=9"),
+        ("%sft --model tiny-llama --schedule steep --data recs", "invalid choice"),
+        ("%sft --model tiny-llama --warmup-ratio 1.5 --data recs", r"warmup_ratio must be in \[0, 1\)"),
+        ("%sft --model tiny-llama --weight-decay -0.1 --data recs", "weight_decay must be >= 0"),
+    ],
+)
 def test_bad_input_is_one_usage_error(ip, cell, message):
     ip.user_ns["recs"] = RECORDS
     ip.user_ns["empty_recs"] = []
@@ -312,8 +331,7 @@ def test_bad_input_is_one_usage_error(ip, cell, message):
 @pytest.mark.slow
 def test_resume_with_another_method_is_refused(ip, tmp_path):
     ip.user_ns["recs"] = RECORDS
-    ip.run_cell(f"%sft --model tiny-llama --data recs --max-steps 1 --samples 0 --progress none "
-                f"--save {tmp_path}/ck")
+    ip.run_cell(f"%sft --model tiny-llama --data recs --max-steps 1 --samples 0 --progress none --save {tmp_path}/ck")
     with pytest.raises(UsageError, match="trained with --method lora, not full"):
         ip.run_cell(f"%sft --model tiny-llama --data recs --method full --resume {tmp_path}/ck")
     other = [{"instruction": "Other", "output": "data"}] * 10
@@ -335,8 +353,9 @@ def test_config_round_trips_to_json():
 def test_gradient_checkpointing_gives_the_same_losses():
     a = run(max_steps=3, method="full", lr=1e-3)
     b = run(max_steps=3, method="full", lr=1e-3, grad_checkpointing=True)
-    torch.testing.assert_close(torch.tensor(a.history.loss.tolist()), torch.tensor(b.history.loss.tolist()),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        torch.tensor(a.history.loss.tolist()), torch.tensor(b.history.loss.tolist()), atol=1e-5, rtol=0
+    )
 
 
 @pytest.mark.slow
@@ -362,8 +381,16 @@ def test_widget_monitor_updates_and_stop_button():
 @pytest.mark.slow
 def test_text_progress_and_truncation_notice(capsys):
     long = [{"instruction": "Echo " + "word " * 80, "output": "ok"}] + RECORDS
-    result = nbllm.sft(long, model="tiny-llama", max_steps=2, batch_size=4, samples=0, progress="text",
-                       max_length=200, val_fraction=0.2)
+    result = nbllm.sft(
+        long,
+        model="tiny-llama",
+        max_steps=2,
+        batch_size=4,
+        samples=0,
+        progress="text",
+        max_length=200,
+        val_fraction=0.2,
+    )
     out = capsys.readouterr().out
     assert "step 2/2" in out and "loss" in out
     assert result.stats["truncated"] == 1 and result.stats["dropped"] == 1
@@ -378,37 +405,53 @@ def test_prompt_tuning_trains_only_the_soft_prompt_and_resumes(tmp_path):
     assert h.iloc[-2:].mean() < h.iloc[:2].mean()
     assert isinstance(result.generate("Add 1 and 2.", max_new_tokens=4), str)
     straight = run(max_steps=4, method="prompt-tuning", virtual_tokens=8, lr=0.05)
-    run(max_steps=4, method="prompt-tuning", virtual_tokens=8, lr=0.05, save=str(tmp_path / "pt"),
-        stop_when=lambda r: r["step"] == 2)
+    run(
+        max_steps=4,
+        method="prompt-tuning",
+        virtual_tokens=8,
+        lr=0.05,
+        save=str(tmp_path / "pt"),
+        stop_when=lambda r: r["step"] == 2,
+    )
     resumed = run(max_steps=4, method="prompt-tuning", virtual_tokens=8, lr=0.05, resume=str(tmp_path / "pt"))
-    torch.testing.assert_close(torch.tensor(resumed.history.loss.tolist()),
-                               torch.tensor(straight.history.loss.tolist()), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        torch.tensor(resumed.history.loss.tolist()), torch.tensor(straight.history.loss.tolist()), atol=1e-6, rtol=0
+    )
 
 
 # ---------------------------------------------------------------- 16-bit (the CUDA code path, run on the CPU)
+
 
 @pytest.mark.slow
 def test_bf16_autocast_trains_close_to_fp32():
     fp32 = run(max_steps=6, lr=3e-3, method="full")
     half = run(max_steps=6, lr=3e-3, method="full", precision="bf16")
-    torch.testing.assert_close(torch.tensor(half.history.loss.tolist()), torch.tensor(fp32.history.loss.tolist()),
-                               atol=0.05, rtol=0.02)
+    torch.testing.assert_close(
+        torch.tensor(half.history.loss.tolist()), torch.tensor(fp32.history.loss.tolist()), atol=0.05, rtol=0.02
+    )
     assert half.history.loss.tolist() != fp32.history.loss.tolist()  # autocast did run in 16-bit
 
 
 @pytest.mark.slow
 def test_fp16_scales_the_loss_and_resumes_with_the_scaler_state(tmp_path):
     model, tok = models.tiny_llama()
-    trainer = Trainer(SFTConfig(model="tiny-llama", method="full", precision="fp16", max_steps=3),
-                      _prepared(tok), model, tok, "cpu")
+    trainer = Trainer(
+        SFTConfig(model="tiny-llama", method="full", precision="fp16", max_steps=3), _prepared(tok), model, tok, "cpu"
+    )
     assert trainer.scaler is not None and trainer.scaler.is_enabled()
     for _ in range(3):
         trainer.train_step()
     state = trainer.scaler.state_dict()  # scale, unscale, step and update ran each step
-    assert state["scale"] * 2 ** state["_growth_tracker"] == 2.0 ** 16 * 2 ** 3 or state["scale"] < 2.0 ** 16
+    assert state["scale"] * 2 ** state["_growth_tracker"] == 2.0**16 * 2**3 or state["scale"] < 2.0**16
     straight = run(max_steps=8, method="lora", lr=1e-3, precision="fp16")
-    run(max_steps=8, method="lora", lr=1e-3, precision="fp16", save=str(tmp_path / "ck"),
-        stop_when=lambda r: r["step"] == 4)
+    run(
+        max_steps=8,
+        method="lora",
+        lr=1e-3,
+        precision="fp16",
+        save=str(tmp_path / "ck"),
+        stop_when=lambda r: r["step"] == 4,
+    )
     assert (tmp_path / "ck" / "scaler.pt").exists()
     resumed = run(max_steps=8, method="lora", lr=1e-3, precision="fp16", resume=str(tmp_path / "ck"))
     assert resumed.history.loss.tolist() == straight.history.loss.tolist()

@@ -15,8 +15,7 @@ from nbllm.train.batches import segments_batch
 from nbllm.train.compiling import blocks
 from nbllm.train.sft import loss_sum
 
-RECORDS = [{"instruction": f"Add {a} and {b}.", "input": "", "output": f"{a + b}"}
-           for a in range(6) for b in range(4)]
+RECORDS = [{"instruction": f"Add {a} and {b}.", "input": "", "output": f"{a + b}"} for a in range(6) for b in range(4)]
 FAST = dict(model="tiny-llama", batch_size=4, samples=0, progress="none", max_length=256)
 
 

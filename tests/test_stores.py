@@ -21,16 +21,21 @@ pytest.importorskip("lancedb")
 
 # (store, --index): every search path there is
 PATHS = [("chroma", "auto"), ("faiss", "flat"), ("faiss", "ann"), ("lancedb", "flat"), ("lancedb", "ann")]
-NOTES = ["Cats are small felines that purr.", "Rust is a systems programming language.",
-         "Volcanoes erupt molten rock called lava.", "Sourdough bread needs a starter."]
+NOTES = [
+    "Cats are small felines that purr.",
+    "Rust is a systems programming language.",
+    "Volcanoes erupt molten rock called lava.",
+    "Sourdough bread needs a starter.",
+]
 
 
 def make(kind, name, vecs, space="l2", index="auto", metas=None):
     """A collection of `kind` holding `vecs` under ids 00000..., with metadata."""
     if store.exists(name, store=kind):
         store.drop(name, store=kind)
-    col = store.open_for_write(name, "random", vecs.shape[1], space, {}, store=kind,
-                               index=index if kind != "chroma" else "auto")
+    col = store.open_for_write(
+        name, "random", vecs.shape[1], space, {}, store=kind, index=index if kind != "chroma" else "auto"
+    )
     ids = [f"{i:05d}" for i in range(len(vecs))]
     metas = metas or [{"source": f"s{i % 3}", "page": i % 5, "offset": i} for i in range(len(vecs))]
     store.write(col, ids, vecs, [f"text {i}" for i in range(len(vecs))], metas)
@@ -91,16 +96,25 @@ def test_every_store_reports_the_same_distances(space):
         truth = exact_ids(vecs, ids, q, space, 8)
         for key, hits in got.items():
             assert [h["id"] for h in hits[n]] == truth, key
-            assert np.allclose([h["distance"] for h in hits[n]], [want[int(i)] for i in truth],
-                               rtol=1e-5, atol=1e-5), key
+            assert np.allclose(
+                [h["distance"] for h in hits[n]], [want[int(i)] for i in truth], rtol=1e-5, atol=1e-5
+            ), key
     if space == "ip":  # Chroma's definitions: 1 - a.b for ip
         assert np.allclose(base.distance(vecs[:2], vecs[0], "ip"), 1 - vecs[:2] @ vecs[0], atol=1e-5)
     assert np.allclose(base.distance(vecs[:3], vecs[0], "l2"), ((vecs[:3] - vecs[0]) ** 2).sum(1), atol=1e-3)
 
 
-WHERES = [{"source": "s1"}, {"page": {"$gte": 3}}, {"source": {"$in": ["s0", "s2"]}}, {"page": {"$ne": 2}},
-          {"$and": [{"source": "s1"}, {"page": {"$lt": 2}}]}, {"$or": [{"source": "s2"}, {"page": 4}]},
-          {"source": {"$nin": ["s0"]}}, {"offset": 7}, {"source": "nowhere"}]
+WHERES = [
+    {"source": "s1"},
+    {"page": {"$gte": 3}},
+    {"source": {"$in": ["s0", "s2"]}},
+    {"page": {"$ne": 2}},
+    {"$and": [{"source": "s1"}, {"page": {"$lt": 2}}]},
+    {"$or": [{"source": "s2"}, {"page": 4}]},
+    {"source": {"$nin": ["s0"]}},
+    {"offset": 7},
+    {"source": "nowhere"},
+]
 
 
 def test_where_filters_give_the_same_results_on_every_store():
@@ -112,8 +126,10 @@ def test_where_filters_give_the_same_results_on_every_store():
     for kind, index in PATHS:
         col, ids = make(kind, f"where-{kind}-{index}", vecs, "l2", index, metas)
         try:
-            results[kind, index] = [([h["id"] for h in search.dense(col, q, 6, w)],
-                                     sorted(col.get(where=w, include=[])["ids"])) for w in WHERES]
+            results[kind, index] = [
+                ([h["id"] for h in search.dense(col, q, 6, w)], sorted(col.get(where=w, include=[])["ids"]))
+                for w in WHERES
+            ]
         finally:
             store.drop(f"where-{kind}-{index}", store=kind)
     for n, w in enumerate(WHERES):
@@ -137,8 +153,12 @@ def test_reindexing_replaces_by_id(kind, tmp_path):
     col = store.get_collection("idem-test", str(tmp_path), store=kind)
     rows = store.all_rows(col)
     assert len(rows["ids"]) == len(set(rows["ids"])) == 4 and notes[1] in rows["documents"]
-    col.upsert(ids=rows["ids"][:2], embeddings=np.asarray(rows["embeddings"][:2]), documents=rows["documents"][:2],
-               metadatas=rows["metadatas"][:2])  # the same ids again: replaced, not added
+    col.upsert(
+        ids=rows["ids"][:2],
+        embeddings=np.asarray(rows["embeddings"][:2]),
+        documents=rows["documents"][:2],
+        metadatas=rows["metadatas"][:2],
+    )  # the same ids again: replaced, not added
     assert col.count() == 4
     shrunk = rag.index(notes[:2], "idem-test", store=kind, persist=str(tmp_path))
     assert (shrunk.removed, shrunk.total) == (2, 2)
@@ -165,8 +185,9 @@ print(json.dumps([list(res.hits.id), [round(d, 5) for d in res.hits.distance], r
 @pytest.mark.parametrize("kind", ["faiss", "lancedb"])
 def test_a_persisted_collection_survives_a_new_process(kind, tmp_path):
     def run(code):
-        out = subprocess.run([sys.executable, "-c", code, kind, str(tmp_path / kind)], capture_output=True,
-                             text=True, timeout=300)
+        out = subprocess.run(
+            [sys.executable, "-c", code, kind, str(tmp_path / kind)], capture_output=True, text=True, timeout=300
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         return out.stdout.strip().splitlines()[-1]
 
@@ -185,6 +206,7 @@ def test_a_persisted_collection_survives_a_new_process(kind, tmp_path):
 
 # ---------------------------------------------------------------- bad input, through a real shell
 
+
 @pytest.fixture
 def notes(ip):
     ip.user_ns["store_notes"] = list(NOTES)
@@ -198,18 +220,30 @@ def test_refusals_are_one_usage_error_line(ip, notes, tmp_path, capsys):
     ip.run_cell(f"%rag index {notes} --collection refuse-test --persist {chroma_dir}")
     ip.run_cell(f"%rag index {notes} --collection refuse-test --persist {faiss_dir} --store faiss --distance cosine")
     cases = [
-        (f"%rag index {notes} --store pinecone", "ConfigError: unknown store 'pinecone'; use --store chroma, faiss, "
-                                                 "lancedb"),
-        (f"%rag index {notes} --collection refuse-test --persist {chroma_dir} --store faiss",
-         f"the folder {chroma_dir} holds a chroma store, not faiss; open it with --store chroma"),
-        (f"%rag index {notes} --collection refuse-test --persist {faiss_dir} --store lancedb",
-         f"the folder {faiss_dir} holds a faiss store, not lancedb"),
-        (f"%%rag --collection refuse-test --persist {faiss_dir} --store chroma\nlava?",
-         f"the folder {faiss_dir} holds a faiss store, not chroma"),
-        (f"%rag index {notes} --collection refuse-test --persist {faiss_dir}",  # the folder's store, its distance
-         "collection 'refuse-test' uses distance cosine, not l2 (fixed when it was created); use --distance cosine"),
-        (f"%rag index {notes} --collection refuse-test --persist {faiss_dir} --distance cosine --index ann",
-         "created with --index auto, not ann"),
+        (
+            f"%rag index {notes} --store pinecone",
+            "ConfigError: unknown store 'pinecone'; use --store chroma, faiss, lancedb",
+        ),
+        (
+            f"%rag index {notes} --collection refuse-test --persist {chroma_dir} --store faiss",
+            f"the folder {chroma_dir} holds a chroma store, not faiss; open it with --store chroma",
+        ),
+        (
+            f"%rag index {notes} --collection refuse-test --persist {faiss_dir} --store lancedb",
+            f"the folder {faiss_dir} holds a faiss store, not lancedb",
+        ),
+        (
+            f"%%rag --collection refuse-test --persist {faiss_dir} --store chroma\nlava?",
+            f"the folder {faiss_dir} holds a faiss store, not chroma",
+        ),
+        (
+            f"%rag index {notes} --collection refuse-test --persist {faiss_dir}",  # the folder's store, its distance
+            "collection 'refuse-test' uses distance cosine, not l2 (fixed when it was created); use --distance cosine",
+        ),
+        (
+            f"%rag index {notes} --collection refuse-test --persist {faiss_dir} --distance cosine --index ann",
+            "created with --index auto, not ann",
+        ),
         (f"%rag index {notes} --store faiss --server http://127.0.0.1:9", "--server is a Chroma server"),
         (f"%rag index {notes} --collection flat-chroma --index flat", "Chroma always builds an HNSW index"),
         ("%rag list --store nope", "unknown store 'nope'"),
@@ -230,8 +264,11 @@ def test_another_dimension_is_refused(ip, notes):
     col = store.open_for_write("dim-test", "minilm", 8, "l2", {}, store="faiss")
     store.write(col, ["a"], np.ones((1, 8), np.float32), ["eight numbers"], [{"source": "x"}])
     try:
-        with pytest.raises(UsageError, match="ConfigError: collection 'dim-test' was built with embedder 'minilm' "
-                                             "\\(8-d vectors\\), not 'minilm' \\(384-d\\); .*a new --collection"):
+        with pytest.raises(
+            UsageError,
+            match="ConfigError: collection 'dim-test' was built with embedder 'minilm' "
+            "\\(8-d vectors\\), not 'minilm' \\(384-d\\); .*a new --collection",
+        ):
             ip.run_cell(f"%rag index {notes} --collection dim-test --store faiss")
         assert col.count() == 1
         from nbllm.errors import DataError
@@ -246,8 +283,9 @@ def test_another_dimension_is_refused(ip, notes):
 @pytest.mark.parametrize("module, package", [("faiss", "faiss-cpu"), ("lancedb", "lancedb")])
 def test_a_missing_package_names_the_pip_install(ip, notes, monkeypatch, module, package):
     monkeypatch.setitem(sys.modules, module, None)  # import faiss / lancedb now raises ImportError
-    with pytest.raises(UsageError, match=f"ConfigError: --store {module} needs the {package} package: "
-                                         f"pip install {package}"):
+    with pytest.raises(
+        UsageError, match=f"ConfigError: --store {module} needs the {package} package: pip install {package}"
+    ):
         ip.run_cell(f"%rag index {notes} --collection missing-test --store {module}")
 
 
@@ -260,8 +298,10 @@ def test_a_failed_write_leaves_the_collection_as_it_was(tmp_path, monkeypatch):
     folder = str(tmp_path / "f")
     rag.index(NOTES, "fail-test", store="faiss", persist=folder)
     rag.index(NOTES, "fail-test", store="lancedb")
-    before = {kind: store.all_rows(store.get_collection("fail-test", folder if kind == "faiss" else None,
-                                                        store=kind)) for kind in ("faiss", "lancedb")}
+    before = {
+        kind: store.all_rows(store.get_collection("fail-test", folder if kind == "faiss" else None, store=kind))
+        for kind in ("faiss", "lancedb")
+    }
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
@@ -303,8 +343,10 @@ def test_magics_list_explore_and_query_on_faiss_and_lancedb(ip, notes):
 
 
 def test_loading_nbllm_imports_no_store_library():
-    code = ("import sys, nbllm, nbllm.magics, nbllm.rag, nbllm.retrieval.store; "
-            "print(sorted(m for m in ('faiss', 'lancedb', 'chromadb', 'pyarrow') if m in sys.modules))")
+    code = (
+        "import sys, nbllm, nbllm.magics, nbllm.rag, nbllm.retrieval.store; "
+        "print(sorted(m for m in ('faiss', 'lancedb', 'chromadb', 'pyarrow') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

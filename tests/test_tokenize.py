@@ -34,8 +34,14 @@ def test_alpaca_loss_covers_response_and_eos_only(tok):
 
 
 def test_chat_loss_covers_assistant_turns_only(tok):
-    ex = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello!"},
-                       {"role": "user", "content": "bye"}, {"role": "assistant", "content": "Bye."}]}
+    ex = {
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "bye"},
+            {"role": "assistant", "content": "Bye."},
+        ]
+    }
     enc = encode(tok, ex)  # auto -> chat
     assert enc.template == "chat"
     assert loss_text(tok, enc) == "Hello!<|im_end|>\nBye.<|im_end|>\n"
@@ -55,10 +61,17 @@ def test_template_auto_detection(tok):
     assert encode(tok, {"prompt": "Q", "response": "A"}).template == "alpaca"
 
 
-@pytest.mark.parametrize("example, error", [
-    ({"foo": "x"}, DataError), ({"messages": []}, DataError), ({"messages": [{"content": "x"}]}, DataError),
-    ({"instruction": 3}, DataError), ({"text": "   "}, DataError), (["a"], DataError),
-])
+@pytest.mark.parametrize(
+    "example, error",
+    [
+        ({"foo": "x"}, DataError),
+        ({"messages": []}, DataError),
+        ({"messages": [{"content": "x"}]}, DataError),
+        ({"instruction": 3}, DataError),
+        ({"text": "   "}, DataError),
+        (["a"], DataError),
+    ],
+)
 def test_bad_examples(tok, example, error):
     with pytest.raises(error):
         encode(tok, example)

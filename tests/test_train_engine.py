@@ -13,10 +13,17 @@ from nbllm.errors import ConfigError
 from nbllm.train.trainer import Callback
 
 LM = [{"instruction": f"Add {a} and {b}.", "output": f"{a + b}"} for a in range(5) for b in range(4)]
-PREF = [{"prompt": f"Explain thing {i}", "chosen": f"Sure! Thing {i} is simple.",
-         "rejected": f"Thing {i} denotes a stochastic operator."} for i in range(16)]
-CLS = ([{"text": f"win a free prize now, claim code {i}", "label": "spam"} for i in range(12)]
-       + [{"text": f"see you at lunch {i}, ok?", "label": "ham"} for i in range(12)])
+PREF = [
+    {
+        "prompt": f"Explain thing {i}",
+        "chosen": f"Sure! Thing {i} is simple.",
+        "rejected": f"Thing {i} denotes a stochastic operator.",
+    }
+    for i in range(16)
+]
+CLS = [{"text": f"win a free prize now, claim code {i}", "label": "spam"} for i in range(12)] + [
+    {"text": f"see you at lunch {i}, ok?", "label": "ham"} for i in range(12)
+]
 
 OBJECTIVES = {  # name -> (records, format, a method that trains adapters, a method that trains all weights)
     "causal-lm": (LM, "alpaca", "lora", "full"),
@@ -27,8 +34,18 @@ OBJECTIVES = {  # name -> (records, format, a method that trains adapters, a met
 
 def train(objective, method=None, **kw):
     records, fmt, adapters, _ = OBJECTIVES[objective]
-    opts = dict(model="tiny-llama", format=fmt, method=method or adapters, max_steps=4, batch_size=4, lr=1e-3,
-                samples=0, progress="none", val_fraction=0.25, max_length=256)
+    opts = dict(
+        model="tiny-llama",
+        format=fmt,
+        method=method or adapters,
+        max_steps=4,
+        batch_size=4,
+        lr=1e-3,
+        samples=0,
+        progress="none",
+        val_fraction=0.25,
+        max_length=256,
+    )
     return nbllm.sft(records, **{**opts, **kw})
 
 
@@ -95,7 +112,7 @@ def test_bf16_autocast_runs_and_fp16_scales_the_loss(objective):
     seen = Scaler()
     train(objective, precision="fp16", callbacks=[seen])
     assert seen.dtype == torch.float16  # scale, unscale, step and update ran every step (or an inf step halved it):
-    assert seen.state["_growth_tracker"] == 4 or seen.state["scale"] < 2.0 ** 16
+    assert seen.state["_growth_tracker"] == 4 or seen.state["scale"] < 2.0**16
 
 
 @pytest.mark.parametrize("objective", OBJECTIVES)
@@ -104,8 +121,9 @@ def test_bf16_autocast_runs_and_fp16_scales_the_loss(objective):
 def test_save_and_resume_continue_exactly(tmp_path, objective, which):
     method = OBJECTIVES[objective][2 if which == "adapters" else 3]
     straight = train(objective, method=method, max_steps=6)
-    first = train(objective, method=method, max_steps=6, save=str(tmp_path / "ck"),
-                  stop_when=lambda row: row["step"] == 3)
+    first = train(
+        objective, method=method, max_steps=6, save=str(tmp_path / "ck"), stop_when=lambda row: row["step"] == 3
+    )
     assert (tmp_path / "ck" / "trainer_state.json").exists() and len(losses(first)) == 3
     resumed = train(objective, method=method, max_steps=6, resume=str(tmp_path / "ck"))
     torch.testing.assert_close(torch.tensor(losses(resumed)), torch.tensor(losses(straight)), atol=1e-6, rtol=0)
@@ -118,18 +136,21 @@ def test_eval_every_sets_the_validation_cadence(objective):
     assert [r["step"] for r in rows(result) if not math.isnan(r["val_loss"])] == [2, 4]
 
 
-@pytest.mark.parametrize("objective, option, value, message", [
-    ("causal-lm", "beta", 0.2, "--beta does not apply to --format alpaca"),
-    ("classification", "beta", 0.2, "--beta does not apply to --format classify"),
-    ("preference", "train_on_prompt", True, "--train-on-prompt does not apply to --format preference"),
-    ("classification", "train_on_prompt", True, "--train-on-prompt does not apply"),
-    ("preference", "packing", False, "--no-packing does not apply"),
-    ("classification", "packing", False, "--no-packing does not apply"),
-    ("classification", "attention", "sdpa", "--attention does not apply"),
-    ("preference", "compile", True, "--compile speeds up SFT runs"),
-    ("classification", "compile", True, "--compile speeds up SFT runs"),
-    ("causal-lm", "virtual_tokens", 4, "--virtual-tokens sets the soft prompt"),
-])
+@pytest.mark.parametrize(
+    "objective, option, value, message",
+    [
+        ("causal-lm", "beta", 0.2, "--beta does not apply to --format alpaca"),
+        ("classification", "beta", 0.2, "--beta does not apply to --format classify"),
+        ("preference", "train_on_prompt", True, "--train-on-prompt does not apply to --format preference"),
+        ("classification", "train_on_prompt", True, "--train-on-prompt does not apply"),
+        ("preference", "packing", False, "--no-packing does not apply"),
+        ("classification", "packing", False, "--no-packing does not apply"),
+        ("classification", "attention", "sdpa", "--attention does not apply"),
+        ("preference", "compile", True, "--compile speeds up SFT runs"),
+        ("classification", "compile", True, "--compile speeds up SFT runs"),
+        ("causal-lm", "virtual_tokens", 4, "--virtual-tokens sets the soft prompt"),
+    ],
+)
 def test_an_option_an_objective_cannot_honour_is_refused(objective, option, value, message):
     with pytest.raises(ConfigError, match=message):
         train(objective, **{option: value})
@@ -154,13 +175,19 @@ def test_the_magic_refuses_in_one_line(ip):
 
 # ---------------------------------------------------------------- nothing lost at --save
 
-@pytest.mark.parametrize("make, message", [
-    (lambda d: (d / "notes.txt").write_text("mine") and d / "notes.txt", "is an existing file"),
-    (lambda d: (d / "f").write_text("x") and d / "f" / "ck", "lies under .* which is a file"),
-    (lambda d: (d / "other").mkdir() or (d / "other" / "a.txt").write_text("x") and d / "other",
-     "not an nbllm checkpoint"),
-    (lambda d: d / ("x" * 240), "pick a shorter name"),
-])
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: (d / "notes.txt").write_text("mine") and d / "notes.txt", "is an existing file"),
+        (lambda d: (d / "f").write_text("x") and d / "f" / "ck", "lies under .* which is a file"),
+        (
+            lambda d: (d / "other").mkdir() or (d / "other" / "a.txt").write_text("x") and d / "other",
+            "not an nbllm checkpoint",
+        ),
+        (lambda d: d / ("x" * 240), "pick a shorter name"),
+    ],
+)
 def test_a_bad_save_destination_is_refused_before_training(tmp_path, make, message):
     dest = make(tmp_path)
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}

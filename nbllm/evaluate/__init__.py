@@ -18,8 +18,22 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = ("mc", "generative", "perplexity", "judge", "triad", "arena", "contamination", "synthetic",
-            "diversity", "bias", "toxicity", "leaderboard", "results", "common")
+_MODULES = (
+    "mc",
+    "generative",
+    "perplexity",
+    "judge",
+    "triad",
+    "arena",
+    "contamination",
+    "synthetic",
+    "diversity",
+    "bias",
+    "toxicity",
+    "leaderboard",
+    "results",
+    "common",
+)
 
 __all__ = [*_MODULES, "make_task", "score_generations", "make_sweep"]
 

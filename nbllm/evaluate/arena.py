@@ -41,8 +41,17 @@ SCALE, BASE, INIT, K = 400.0, 10.0, 1000.0, 4.0
 RIDGE = 1e-4
 TIES = ("half", "drop")
 DRAWS = ("tie", "both_bad")
-WINNERS = {"a": "a", "model_a": "a", "b": "b", "model_b": "b", "tie": "tie", "both_bad": "both_bad",
-           "bothbad": "both_bad", "tie (bothbad)": "both_bad", "both bad": "both_bad"}
+WINNERS = {
+    "a": "a",
+    "model_a": "a",
+    "b": "b",
+    "model_b": "b",
+    "tie": "tie",
+    "both_bad": "both_bad",
+    "bothbad": "both_bad",
+    "tie (bothbad)": "both_bad",
+    "both bad": "both_bad",
+}
 
 
 def check_votes(votes, models=None) -> list[dict]:
@@ -127,8 +136,14 @@ def mle_exists(votes: list[dict], models: list[str] | None = None) -> bool:
 MIN_GAMES = 2  # counted games a model needs before ratings() rates it
 
 
-def bradley_terry(votes: list[dict], models: list[str] | None = None, init: float = INIT,
-                  ridge: float | None = None, iters: int = 100, ties: str = "half") -> dict[str, float]:
+def bradley_terry(
+    votes: list[dict],
+    models: list[str] | None = None,
+    init: float = INIT,
+    ridge: float | None = None,
+    iters: int = 100,
+    ties: str = "half",
+) -> dict[str, float]:
     """Maximum-likelihood Bradley-Terry ratings (Newton's method), centred on `init`.
 
     ridge=None: none when the MLE exists (the exact MLE), else RIDGE; a number forces that ridge."""
@@ -199,8 +214,10 @@ def ratings(votes, *, models=None, k: float = K, rounds: int = 200, seed: int = 
     played = {m: sum(m in (v["model_a"], v["model_b"]) for v in votes) for m in names}
     few = sorted(m for m, n in played.items() if n < MIN_GAMES)
     if few:  # one game: its rating is a ridge artefact and every bootstrap resample repeats it
-        raise DataError(f"too few votes to rate {', '.join(few)} ({', '.join(str(played[m]) for m in few)} "
-                        f"counted game(s); at least {MIN_GAMES} per model): collect more votes or leave it out")
+        raise DataError(
+            f"too few votes to rate {', '.join(few)} ({', '.join(str(played[m]) for m in few)} "
+            f"counted game(s); at least {MIN_GAMES} per model): collect more votes or leave it out"
+        )
     elo, bt = online_elo(votes, k), bradley_terry(votes, names)
     rng = random.Random(seed)
     samples_elo, samples_bt = {m: [] for m in names}, {m: [] for m in names}
@@ -231,9 +248,19 @@ def ratings(votes, *, models=None, k: float = K, rounds: int = 200, seed: int = 
     for m in names:
         elo_low, elo_high = interval(samples_elo[m], elo[m])
         bt_low, bt_high = interval(samples_bt[m], bt[m])
-        table.append({"model": m, "elo": elo[m], "elo_low": elo_low, "elo_high": elo_high, "bt": bt[m],
-                      "bt_low": bt_low, "bt_high": bt_high, "games": games[m],
-                      "win_rate": wins[m] / games[m] if games[m] else float("nan")})
+        table.append(
+            {
+                "model": m,
+                "elo": elo[m],
+                "elo_low": elo_low,
+                "elo_high": elo_high,
+                "bt": bt[m],
+                "bt_low": bt_low,
+                "bt_high": bt_high,
+                "games": games[m],
+                "win_rate": wins[m] / games[m] if games[m] else float("nan"),
+            }
+        )
     table.sort(key=lambda r: -r["bt"])
     outcomes = {w: sum(v["winner"] == w for v in given) for w in ("a", "b", "tie", "both_bad")}
     result = ArenaResult(table, len(given), rounds, outcomes)
@@ -251,5 +278,13 @@ def battles(prompts, models, *, max_new_tokens: int = 64, template: str | None =
     if not prompts or len(models) < 2:
         raise ConfigError("a battle needs at least one prompt and two models")
     loaded = {lm.name: lm for lm in map(resolve, models)}
-    return [{"prompt": p, "responses": {name: lm.generate(p, template=template, max_new_tokens=max_new_tokens)[0]
-                                        for name, lm in loaded.items()}} for p in prompts]
+    return [
+        {
+            "prompt": p,
+            "responses": {
+                name: lm.generate(p, template=template, max_new_tokens=max_new_tokens)[0]
+                for name, lm in loaded.items()
+            },
+        }
+        for p in prompts
+    ]

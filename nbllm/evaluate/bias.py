@@ -23,10 +23,11 @@ given the modified ones, so that the group word's own frequency ("he" is more co
 The shared tokens before the first modified token have the same left context in both sentences,
 so they score the same on both sides and cancel in the margin (score_more - score_less); they
 are left out of both scores (adding them would change no margin, only add rounding noise). So
-the margin is decided by the shared tokens after the group word, read in the light of it. A causal LM cannot condition a token on
-the words to its right, so the words before the group word are not re-read (the masked-LM
-version would). A pair is counted for the stereotype when score_more > score_less; a tie (for
-example when nothing follows the group word) counts against it and is reported as a tie.
+the margin is decided by the shared tokens after the group word, read in the light of it. A
+causal LM cannot condition a token on the words to its right, so the words before the group
+word are not re-read (the masked-LM version would). A pair is counted for the stereotype when
+score_more > score_less; a tie (for example when nothing follows the group word) counts
+against it and is reported as a tie.
 The 95% interval is Wilson's, overall and per category.
 """
 
@@ -62,16 +63,26 @@ def pairs_from(data, limit: int | None = None) -> list[dict]:
         more, less = _field(rec, MORE_KEYS), _field(rec, LESS_KEYS)
         for side, value in (("sent_more", more), ("sent_less", less)):
             if value is None:
-                raise DataError(f"pair {i} has no {side}; each pair needs sent_more (the stereotyping sentence), "
-                                "sent_less (the same sentence about another group) and a category")
+                raise DataError(
+                    f"pair {i} has no {side}; each pair needs sent_more (the stereotyping sentence), "
+                    "sent_less (the same sentence about another group) and a category"
+                )
             if not isinstance(value, str) or not value.strip():
                 raise DataError(f"pair {i} has an empty {side}; give both sentences of the pair some text")
         if more.strip() == less.strip():
-            raise DataError(f"pair {i} has the same sentence on both sides ({more.strip()[:60]!r}); sent_less "
-                            "must name another group than sent_more")
+            raise DataError(
+                f"pair {i} has the same sentence on both sides ({more.strip()[:60]!r}); sent_less "
+                "must name another group than sent_more"
+            )
         category = _field(rec, CATEGORY_KEYS)
-        out.append({"id": rec.get("id", i), "sent_more": more.strip(), "sent_less": less.strip(),
-                    "category": str(category) if category not in (None, "") else "all"})
+        out.append(
+            {
+                "id": rec.get("id", i),
+                "sent_more": more.strip(),
+                "sent_less": less.strip(),
+                "category": str(category) if category not in (None, "") else "all",
+            }
+        )
     return out
 
 
@@ -99,8 +110,16 @@ def requests(ids: list[int], spans: list[tuple[int, int]]) -> list[tuple[list[in
     return [(ids[:start], ids[start:end]) for start, end in spans if start > 0 and end > start]
 
 
-def evaluate(model=None, data=None, *, limit: int | None = None, batch_size: int = 8, progress: bool = True,
-             name: str | None = None, label: str | None = None):
+def evaluate(
+    model=None,
+    data=None,
+    *,
+    limit: int | None = None,
+    batch_size: int = 8,
+    progress: bool = True,
+    name: str | None = None,
+    label: str | None = None,
+):
     """Score every pair with `model` (default smollm2); a BiasResult with .score (share preferring
     the stereotype), .ci(), .by_category(), .drivers(k) and one row per pair in .to_pandas()."""
     from ..lm import resolve
@@ -117,8 +136,10 @@ def evaluate(model=None, data=None, *, limit: int | None = None, batch_size: int
     for p, pair in enumerate(pairs):
         more, less = token_ids(tok, pair["sent_more"]), token_ids(tok, pair["sent_less"])
         if more == less:
-            raise DataError(f"pair {p + 1} tokenizes to the same tokens on both sides; sent_less must name "
-                            "another group than sent_more")
+            raise DataError(
+                f"pair {p + 1} tokenizes to the same tokens on both sides; sent_less must name "
+                "another group than sent_more"
+            )
         spans_more, spans_less = shared_spans(more, less)
         for side, ids, spans in (("more", more, spans_more), ("less", less, spans_less)):
             req = requests(ids, spans)

@@ -18,7 +18,6 @@ EVAL_SETS = {
 }
 
 
-
 def load_eval_records(source, what: str = "data") -> list[dict]:
     """Records from a shipped eval set name, or anything nbllm.data.load_records takes."""
     from ..data import SHIPPED, load_records
@@ -27,10 +26,17 @@ def load_eval_records(source, what: str = "data") -> list[dict]:
         source = EVAL_SETS[source]
     if source is None:
         raise DataError(f"no {what} given; pass a path, a variable or a shipped set ({', '.join(EVAL_SETS)})")
-    if isinstance(source, str) and source not in SHIPPED and not Path(source).expanduser().exists() \
-            and "/" not in source and not source.endswith((".json", ".jsonl", ".csv", ".parquet")):
-        raise DataError(f"{what} '{source}' is not a file, a variable or a shipped set; "
-                        f"shipped: {', '.join([*EVAL_SETS, *SHIPPED])}")
+    if (
+        isinstance(source, str)
+        and source not in SHIPPED
+        and not Path(source).expanduser().exists()
+        and "/" not in source
+        and not source.endswith((".json", ".jsonl", ".csv", ".parquet"))
+    ):
+        raise DataError(
+            f"{what} '{source}' is not a file, a variable or a shipped set; "
+            f"shipped: {', '.join([*EVAL_SETS, *SHIPPED])}"
+        )
     return load_records(source)
 
 

@@ -14,8 +14,20 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 
-TEXT_KEYS = ("text", "question", "prompt", "instruction", "input", "output", "answer", "response", "choices",
-             "messages", "sentence", "content")
+TEXT_KEYS = (
+    "text",
+    "question",
+    "prompt",
+    "instruction",
+    "input",
+    "output",
+    "answer",
+    "response",
+    "choices",
+    "messages",
+    "sentence",
+    "content",
+)
 _PUNCT = re.compile(r"[^\w\s]")
 
 
@@ -50,8 +62,9 @@ def _flatten(value) -> str:
 def _as_records(data, what: str) -> list:
     from .common import load_eval_records
 
-    if isinstance(data, str) and ("\n" in data or len(data) > 255
-                                  or (" " in data and not Path(data).expanduser().exists())):
+    if isinstance(data, str) and (
+        "\n" in data or len(data) > 255 or (" " in data and not Path(data).expanduser().exists())
+    ):
         return [data]  # raw text, not a path
     if isinstance(data, (list, tuple)):
         return list(data)
@@ -59,7 +72,7 @@ def _as_records(data, what: str) -> list:
 
 
 def ngrams(ws: list[str], n: int):
-    return (tuple(ws[i:i + n]) for i in range(len(ws) - n + 1))
+    return (tuple(ws[i : i + n]) for i in range(len(ws) - n + 1))
 
 
 def check(train, test, *, n: int = 13, field: str | None = None, train_field: str | None = None):
@@ -92,10 +105,19 @@ def check(train, test, *, n: int = 13, field: str | None = None, train_field: st
             if start is None:
                 start = w
             if pos + 1 == len(covered) or covered[pos + 1] != w + 1:
-                spans.append(" ".join(ws[start:w + 1]))
+                spans.append(" ".join(ws[start : w + 1]))
                 start = None
-        rows.append({"item": i, "text": " ".join(ws)[:200], "words": len(ws), "overlap_ngrams": len(hit),
-                     "overlap": len(covered) / len(ws) if ws else 0.0, "contaminated": bool(hit), "spans": spans})
+        rows.append(
+            {
+                "item": i,
+                "text": " ".join(ws)[:200],
+                "words": len(ws),
+                "overlap_ngrams": len(hit),
+                "overlap": len(covered) / len(ws) if ws else 0.0,
+                "contaminated": bool(hit),
+                "spans": spans,
+            }
+        )
     result = ContaminationResult(n, rows, test_recs, field or "auto", short)
     attach(result, data={"train": train_recs, "test": test_recs}, flags=flags)
     record(result)

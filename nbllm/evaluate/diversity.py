@@ -34,6 +34,7 @@ _WORD = re.compile(r"\w+|[^\w\s]")
 
 # ---------------------------------------------------------------- metrics
 
+
 def words(text: str) -> list[str]:
     """Lowercased word runs and single punctuation marks: 'Hi, hi!' -> ['hi', ',', 'hi', '!']."""
     return _WORD.findall(str(text).lower())
@@ -41,7 +42,7 @@ def words(text: str) -> list[str]:
 
 def distinct_n(texts: list[str], n: int) -> float:
     """Unique n-grams / all n-grams, pooled over `texts` (0 when they hold no n-gram)."""
-    grams = [tuple(ws[i:i + n]) for ws in map(words, texts) for i in range(len(ws) - n + 1)]
+    grams = [tuple(ws[i : i + n]) for ws in map(words, texts) for i in range(len(ws) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
@@ -58,7 +59,7 @@ def self_bleu(texts: list[str]) -> float:
 
     if len(texts) < 2:
         raise DataError("self-BLEU needs at least two samples per prompt; use --samples 2 or more")
-    return sum(sacrebleu.sentence_bleu(t, texts[:i] + texts[i + 1:]).score for i, t in enumerate(texts)) / len(texts)
+    return sum(sacrebleu.sentence_bleu(t, texts[:i] + texts[i + 1 :]).score for i, t in enumerate(texts)) / len(texts)
 
 
 def embedding_distance(vectors) -> float:
@@ -87,6 +88,7 @@ def bootstrap(values: list[float], rounds: int = ROUNDS, seed: int = 0) -> tuple
 
 # ---------------------------------------------------------------- settings and data
 
+
 def check_sampling(samples: int, temperature: float, at_least: int = 1) -> None:
     """One ConfigError for sample counts and temperatures that cannot give different samples."""
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < at_least:
@@ -95,8 +97,10 @@ def check_sampling(samples: int, temperature: float, at_least: int = 1) -> None:
     if temperature < 0:
         raise ConfigError(f"--temperature {temperature} is negative; use 0 (greedy) or a value like 0.7")
     if temperature == 0 and samples > 1:
-        raise ConfigError(f"--temperature 0 is greedy decoding: all {samples} samples of a prompt would be the "
-                          "same; sample with --temperature > 0 (e.g. 0.7), or use --samples 1")
+        raise ConfigError(
+            f"--temperature 0 is greedy decoding: all {samples} samples of a prompt would be the "
+            "same; sample with --temperature > 0 (e.g. 0.7), or use --samples 1"
+        )
 
 
 def temperatures(value) -> list[float]:
@@ -131,9 +135,20 @@ def prompts_from(data, limit: int | None = None, what: str = "prompts") -> list[
     return prompts
 
 
-def sample(handle, prompts: list[str], n: int, *, temperature: float, top_p: float = 0.95, seed: int = 0,
-           max_new_tokens: int = 32, template: str | None = None, batch_size: int = 8, progress: bool = False,
-           desc: str = "sample") -> list[list[str]]:
+def sample(
+    handle,
+    prompts: list[str],
+    n: int,
+    *,
+    temperature: float,
+    top_p: float = 0.95,
+    seed: int = 0,
+    max_new_tokens: int = 32,
+    template: str | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+    desc: str = "sample",
+) -> list[list[str]]:
     """n samples per prompt through handle.generate: each prompt's copies in batches of batch_size,
     every batch seeded on its own (seed * 100003 + 1000 * prompt + batch)."""
     from tqdm.auto import tqdm
@@ -145,27 +160,51 @@ def sample(handle, prompts: list[str], n: int, *, temperature: float, top_p: flo
         texts = []
         for j, start in enumerate(range(0, n, batch_size)):
             k = min(batch_size, n - start)
-            texts += handle.generate([prompt] * k, template=template, max_new_tokens=max_new_tokens,
-                                     temperature=temperature, top_p=top_p, seed=seed * 100003 + 1000 * i + j,
-                                     batch_size=k)
+            texts += handle.generate(
+                [prompt] * k,
+                template=template,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                seed=seed * 100003 + 1000 * i + j,
+                batch_size=k,
+            )
         out.append(texts)
     return out
 
 
 def scores(samples: list[str], encoder=None) -> dict:
     """Every metric of one prompt's samples (embedding_distance nan without an encoder)."""
-    row = {"distinct_1": distinct_n(samples, 1), "distinct_2": distinct_n(samples, 2),
-           "self_bleu": self_bleu(samples), "exact_repeats": exact_repeats(samples)}
+    row = {
+        "distinct_1": distinct_n(samples, 1),
+        "distinct_2": distinct_n(samples, 2),
+        "self_bleu": self_bleu(samples),
+        "exact_repeats": exact_repeats(samples),
+    }
     row["embedding_distance"] = embedding_distance(encoder.encode(samples)) if encoder is not None else float("nan")
     return row
 
 
 # ---------------------------------------------------------------- the evaluation
 
-def evaluate(models=None, data=None, *, samples: int = 5, temperature="0.7", top_p: float = 0.95, seed: int = 0,
-             max_new_tokens: int = 32, template: str | None = None, limit: int | None = None,
-             embedder: str | None = "minilm", rounds: int = ROUNDS, batch_size: int = 8, progress: bool = True,
-             label: str | None = None):
+
+def evaluate(
+    models=None,
+    data=None,
+    *,
+    samples: int = 5,
+    temperature="0.7",
+    top_p: float = 0.95,
+    seed: int = 0,
+    max_new_tokens: int = 32,
+    template: str | None = None,
+    limit: int | None = None,
+    embedder: str | None = "minilm",
+    rounds: int = ROUNDS,
+    batch_size: int = 8,
+    progress: bool = True,
+    label: str | None = None,
+):
     """Sample `samples` continuations per prompt for every (model, temperature) setting and score
     their diversity; a DiversityResult with one row per setting (.to_pandas()), .by_prompt()
     and .samples. models: one model (name, folder, LM or result) or a list; temperature: a
@@ -191,12 +230,30 @@ def evaluate(models=None, data=None, *, samples: int = 5, temperature="0.7", top
     rows, settings = [], []
     for handle in handles:
         for t in temps:
-            drawn = sample(handle, prompts, samples, temperature=t, top_p=top_p, seed=seed,
-                           max_new_tokens=max_new_tokens, template=template, batch_size=batch_size,
-                           progress=progress, desc=f"diversity {handle.name} T={t:g}")
-            per_prompt = [{"model": handle.name, "temperature": t, "prompt_id": i, "prompt": p,
-                           **scores(texts, enc), "samples": texts}
-                          for i, (p, texts) in enumerate(zip(prompts, drawn))]
+            drawn = sample(
+                handle,
+                prompts,
+                samples,
+                temperature=t,
+                top_p=top_p,
+                seed=seed,
+                max_new_tokens=max_new_tokens,
+                template=template,
+                batch_size=batch_size,
+                progress=progress,
+                desc=f"diversity {handle.name} T={t:g}",
+            )
+            per_prompt = [
+                {
+                    "model": handle.name,
+                    "temperature": t,
+                    "prompt_id": i,
+                    "prompt": p,
+                    **scores(texts, enc),
+                    "samples": texts,
+                }
+                for i, (p, texts) in enumerate(zip(prompts, drawn))
+            ]
             setting = {"model": handle.name, "temperature": t, "prompts": len(prompts)}
             for m in METRICS:
                 values = [r[m] for r in per_prompt]
@@ -208,11 +265,17 @@ def evaluate(models=None, data=None, *, samples: int = 5, temperature="0.7", top
         name = label
     else:
         name = data if isinstance(data, str) else "prompts"
-    result = DiversityResult(name, samples, settings, rows, top_p=top_p, seed=seed,
-                             embedder=enc.name if enc else None)
+    result = DiversityResult(name, samples, settings, rows, top_p=top_p, seed=seed, embedder=enc.name if enc else None)
     several = {h.name: for_model(h).get("model_fingerprint") for h in handles} if len(handles) > 1 else None
-    attach(result, model=handles[0] if len(handles) == 1 else None, data=prompts, seed=seed, flags=flags,
-           models=several, embedder=enc.name if enc else None,
-           embedder_fingerprint=for_model(enc).get("model_fingerprint") if enc else None)
+    attach(
+        result,
+        model=handles[0] if len(handles) == 1 else None,
+        data=prompts,
+        seed=seed,
+        flags=flags,
+        models=several,
+        embedder=enc.name if enc else None,
+        embedder_fingerprint=for_model(enc).get("model_fingerprint") if enc else None,
+    )
     record(result)
     return result

@@ -75,7 +75,8 @@ _TOKEN = re.compile(
     r"(?:(?P<currency>[$€£])(?P<sign2>[-\u2212])?)?"  # $-5
     r"(?P<body>(?:[0-9]|\.(?=[0-9]))" + _DIGITS + r")"
     r"(?P<exp>[eE][-+\u2212]?[0-9]+)?"
-    r"(?P<den>(?:/[0-9]" + _DIGITS + r")+)?")
+    r"(?P<den>(?:/[0-9]" + _DIGITS + r")+)?"
+)
 _PLAIN = re.compile(r"[0-9]+(?:\.[0-9]+)?|[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?|\.[0-9]+")
 _MARKER = re.compile(r"####[ \t]*")
 
@@ -179,6 +180,7 @@ def _number_scorer(extract):
     def scorer(prediction: str, reference: str) -> float:
         want, got = extract_number(reference), extract(prediction)
         return float(want is not None and got is not None and got == want)
+
     return scorer
 
 
@@ -186,8 +188,14 @@ number_match = _number_scorer(extract_number)
 strict_match = _number_scorer(extract_strict)
 flexible_match = _number_scorer(extract_flexible)
 
-SCORERS = {"em": exact_match, "f1": token_f1, "rougeL": rouge_l, "number": number_match,
-           "strict": strict_match, "flexible": flexible_match}
+SCORERS = {
+    "em": exact_match,
+    "f1": token_f1,
+    "rougeL": rouge_l,
+    "number": number_match,
+    "strict": strict_match,
+    "flexible": flexible_match,
+}
 
 
 def score(prediction: str, references, metric: str) -> float:
@@ -201,8 +209,18 @@ def score(prediction: str, references, metric: str) -> float:
 class NumberGenResult(GenResult):
     """%eval gen with strict, flexible or number: both GSM8K readings per row and as two scores."""
 
-    COLUMNS = ["id", "prompt", "output", "reference", "extracted", "score", "strict_answer", "strict",
-               "flexible_answer", "flexible"]
+    COLUMNS = [
+        "id",
+        "prompt",
+        "output",
+        "reference",
+        "extracted",
+        "score",
+        "strict_answer",
+        "strict",
+        "flexible_answer",
+        "flexible",
+    ]
 
     @property
     def scores(self) -> dict:
@@ -252,13 +270,24 @@ def _reference_of(rec: dict, i: int):
     raise DataError(f"record {i} has no reference answer (answer/reference/references/output)")
 
 
-NUMBER_HINT = ("Solve the problem step by step, then write the final answer on its own last line as "
-               "'#### ' followed by the number.\n\n")
+NUMBER_HINT = (
+    "Solve the problem step by step, then write the final answer on its own last line as "
+    "'#### ' followed by the number.\n\n"
+)
 
 
-def evaluate(model=None, data="word-problems", *, metric: str = "em", max_new_tokens: int | None = None,
-             template: str | None = None, limit: int | None = None, progress: bool = True, name: str | None = None,
-             label: str | None = None):
+def evaluate(
+    model=None,
+    data="word-problems",
+    *,
+    metric: str = "em",
+    max_new_tokens: int | None = None,
+    template: str | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+    name: str | None = None,
+    label: str | None = None,
+):
     """Generate an answer per record and score it; records that carry a "prediction" are scored
     as they are (no model needed). Returns a GenResult; for strict, flexible and number a
     NumberGenResult, whose rows and .scores carry both GSM8K readings. template: default the
@@ -288,18 +317,31 @@ def evaluate(model=None, data="word-problems", *, metric: str = "em", max_new_to
         lm, tok, model_name, template = handle.model, handle.tokenizer, handle.name, template or handle.template
         tokens = max_new_tokens or (160 if numeric else 48)
         hint = NUMBER_HINT if numeric else ""
-        outputs = [generate(lm, tok, hint + p, template=template, max_new_tokens=tokens)
-                   for p in tqdm(prompts, desc=f"gen {model_name}", disable=not progress, leave=False)]
+        outputs = [
+            generate(lm, tok, hint + p, template=template, max_new_tokens=tokens)
+            for p in tqdm(prompts, desc=f"gen {model_name}", disable=not progress, leave=False)
+        ]
     else:
         outputs, model_name, handle = [r["prediction"] for r in records], "predictions", None
     rows = []
     for i, (rec, prompt, out, ref) in enumerate(zip(records, prompts, outputs, refs)):
-        row = {"id": rec.get("id", i), "prompt": prompt, "output": out,
-               "reference": ref if isinstance(ref, str) else " | ".join(ref),
-               "extracted": EXTRACTORS[metric](out) if numeric else None, "score": score(out, ref, metric)}
+        row = {
+            "id": rec.get("id", i),
+            "prompt": prompt,
+            "output": out,
+            "reference": ref if isinstance(ref, str) else " | ".join(ref),
+            "extracted": EXTRACTORS[metric](out) if numeric else None,
+            "score": score(out, ref, metric),
+        }
         if numeric:
-            row.update({"strict_answer": extract_strict(out), "strict": score(out, ref, "strict"),
-                        "flexible_answer": extract_flexible(out), "flexible": score(out, ref, "flexible")})
+            row.update(
+                {
+                    "strict_answer": extract_strict(out),
+                    "strict": score(out, ref, "strict"),
+                    "flexible_answer": extract_flexible(out),
+                    "flexible": score(out, ref, "flexible"),
+                }
+            )
         rows.append(row)
     kind = NumberGenResult if numeric else GenResult
     result = kind(name or model_name, label or (data if isinstance(data, str) else "data"), metric, rows)

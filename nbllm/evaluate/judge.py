@@ -21,11 +21,15 @@ from pathlib import Path
 from ..errors import ConfigError, DataError, ModelError
 from .common import check_limit, load_eval_records, resolve_model
 
-PROMPT_WITH_REFERENCE = ("Given the input `{prompt}` and correct output `{reference}`, score the model response "
-                         "`{response}` on a scale from 0 to 100, where 100 is the best score. "
-                         "Respond with the number only.")
-PROMPT = ("Given the input `{prompt}`, score the model response `{response}` on a scale from 0 to 100, "
-          "where 100 is the best score. Respond with the number only.")
+PROMPT_WITH_REFERENCE = (
+    "Given the input `{prompt}` and correct output `{reference}`, score the model response "
+    "`{response}` on a scale from 0 to 100, where 100 is the best score. "
+    "Respond with the number only."
+)
+PROMPT = (
+    "Given the input `{prompt}`, score the model response `{response}` on a scale from 0 to 100, "
+    "where 100 is the best score. Respond with the number only."
+)
 _NUM = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?")
 
 
@@ -39,6 +43,7 @@ def parse_score(reply: str) -> float | None:
 
 
 # ---------------------------------------------------------------- judges
+
 
 class ModelJudge:
     """A local causal LM as judge; loaded on the first uncached prompt only."""
@@ -75,8 +80,14 @@ def _fingerprint(model) -> str:
 class EndpointJudge:
     """An OpenAI-compatible /chat/completions endpoint (urllib; temperature 0)."""
 
-    def __init__(self, base_url: str, model: str, api_key_env: str | None = "OPENAI_API_KEY",
-                 timeout: float = 60.0, max_tokens: int = 16):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        timeout: float = 60.0,
+        max_tokens: int = 16,
+    ):
         if not base_url or not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"judge URL must start with http:// or https:// (got {base_url!r})")
         if not model:
@@ -85,14 +96,22 @@ class EndpointJudge:
         self.model, self.timeout, self.max_tokens = model, timeout, max_tokens
         self.key = os.environ.get(api_key_env) if api_key_env else None
         if api_key_env and not self.key:
-            raise ConfigError(f"environment variable {api_key_env} is not set; export the API key there "
-                              "(or --api-key-env none for an endpoint without a key)")
+            raise ConfigError(
+                f"environment variable {api_key_env} is not set; export the API key there "
+                "(or --api-key-env none for an endpoint without a key)"
+            )
         self.name = model
         self.id = f"{model}@{base_url.rstrip('/')}"
 
     def ask(self, prompt: str) -> str:
-        body = json.dumps({"model": self.model, "messages": [{"role": "user", "content": prompt}],
-                           "temperature": 0, "max_tokens": self.max_tokens}).encode()
+        body = json.dumps(
+            {
+                "model": self.model,
+                "messages": [{"role": "user", "content": prompt}],
+                "temperature": 0,
+                "max_tokens": self.max_tokens,
+            }
+        ).encode()
         headers = {"Content-Type": "application/json"}
         if self.key:
             headers["Authorization"] = f"Bearer {self.key}"
@@ -101,11 +120,15 @@ class EndpointJudge:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 reply = json.loads(response.read().decode())
         except urllib.error.HTTPError as err:
-            raise ModelError(f"judge endpoint {self.url} answered HTTP {err.code}; check the URL, model name and "
-                             "API key (judgements so far are cached)") from None
+            raise ModelError(
+                f"judge endpoint {self.url} answered HTTP {err.code}; check the URL, model name and "
+                "API key (judgements so far are cached)"
+            ) from None
         except (urllib.error.URLError, TimeoutError, OSError) as err:
-            raise ModelError(f"cannot reach judge endpoint {self.url} ({getattr(err, 'reason', err)}); "
-                             "judgements so far are cached, rerun when it is up") from None
+            raise ModelError(
+                f"cannot reach judge endpoint {self.url} ({getattr(err, 'reason', err)}); "
+                "judgements so far are cached, rerun when it is up"
+            ) from None
         except ValueError:
             raise ModelError(f"judge endpoint {self.url} did not return JSON") from None
         try:
@@ -125,6 +148,7 @@ def make_judge(judge, url: str | None = None, api_key_env: str | None = "OPENAI_
 
 
 # ---------------------------------------------------------------- cache
+
 
 class JudgeCache:
     """(judge id, prompt) -> reply, in one SQLite file; safe to share between processes."""
@@ -148,7 +172,7 @@ class JudgeCache:
         found = {}
         with self._connect() as db:
             for start in range(0, len(keys), 500):
-                chunk = keys[start:start + 500]
+                chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 found.update(db.execute(f"SELECT key, reply FROM replies WHERE key IN ({marks})", chunk).fetchall())
         return found
@@ -159,6 +183,7 @@ class JudgeCache:
 
 
 # ---------------------------------------------------------------- items
+
 
 def _text(rec: dict, keys, i: int, what: str, required: bool = True):
     for key in keys:
@@ -183,11 +208,22 @@ def items_from(records: list[dict], default_model: str = "responses") -> list[di
         if isinstance(rec.get("responses"), dict) and rec["responses"]:
             pairs = list(rec["responses"].items())
         else:
-            pairs = [(rec.get("model", default_model), _text(rec, ("response", "model_response", "prediction"), i,
-                                                                 "response"))]
+            pairs = [
+                (
+                    rec.get("model", default_model),
+                    _text(rec, ("response", "model_response", "prediction"), i, "response"),
+                )
+            ]
         for model, response in pairs:
-            items.append({"id": rec.get("id", i - 1), "model": str(model), "prompt": prompt, "response": str(response),
-                          "reference": reference})
+            items.append(
+                {
+                    "id": rec.get("id", i - 1),
+                    "model": str(model),
+                    "prompt": prompt,
+                    "response": str(response),
+                    "reference": reference,
+                }
+            )
     return items
 
 
@@ -196,10 +232,20 @@ def judge_prompt(item: dict, template: str | None = None) -> str:
     return template.format(prompt=item["prompt"], response=item["response"], reference=item["reference"] or "")
 
 
-def evaluate(data, judge="smollm2", *, url: str | None = None, api_key_env: str | None = "OPENAI_API_KEY",
-             template: str | None = None, limit: int | None = None, cache: bool = True,
-             cache_path: str | Path | None = None, progress: bool = True, name: str | None = None,
-             label: str | None = None):
+def evaluate(
+    data,
+    judge="smollm2",
+    *,
+    url: str | None = None,
+    api_key_env: str | None = "OPENAI_API_KEY",
+    template: str | None = None,
+    limit: int | None = None,
+    cache: bool = True,
+    cache_path: str | Path | None = None,
+    progress: bool = True,
+    name: str | None = None,
+    label: str | None = None,
+):
     """Score each response 0-100 with a judge; returns a JudgeResult (mean with a 95% interval,
     unparsable replies counted). Replies are cached per (judge, prompt)."""
     from tqdm.auto import tqdm
@@ -221,8 +267,9 @@ def evaluate(data, judge="smollm2", *, url: str | None = None, api_key_env: str 
     keys = [JudgeCache.key(judge.id, p) for p in prompts]
     known = store.get_many(keys) if store else {}
     rows = []
-    for item, prompt, key in tqdm(list(zip(items, prompts, keys)), desc=f"judge {judge.name}",
-                                  disable=not progress, leave=False):
+    for item, prompt, key in tqdm(
+        list(zip(items, prompts, keys)), desc=f"judge {judge.name}", disable=not progress, leave=False
+    ):
         cached = key in known
         reply = known[key] if cached else judge.ask(prompt)
         if store and not cached:

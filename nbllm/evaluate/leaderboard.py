@@ -39,8 +39,7 @@ def clear() -> None:
     _ROWS.clear()
 
 
-def leaderboard(csv: str | None = None, markdown: str | None = None, task: str | None = None,
-                json: str | None = None):
+def leaderboard(csv: str | None = None, markdown: str | None = None, task: str | None = None, json: str | None = None):
     """Every recorded eval result in one table (model, task, metric, value, n, ci_low, ci_high,
     then the provenance columns); optionally written to CSV, markdown and/or JSON files."""
     from .results import LeaderboardResult
@@ -50,15 +49,16 @@ def leaderboard(csv: str | None = None, markdown: str | None = None, task: str |
 
     rows = [dict(r) for r in _ROWS.values() if task is None or r["task"] == task]
     board = LeaderboardResult(rows)
-    exports = [(flag, path) for flag, path in (("--csv", csv), ("--markdown", markdown), ("--json", json))
-               if path]
+    exports = [(flag, path) for flag, path in (("--csv", csv), ("--markdown", markdown), ("--json", json)) if path]
     for flag, path in exports:
         check_destination(path, flag, kind="file")
     if exports and not rows:
         which = f"of task '{task}' " if task else ""
         tasks = sorted({r["task"] for r in _ROWS.values()})
-        raise DataError(f"no results {which}to export (nothing was written); run an %eval first"
-                        + (f", or pick a task: {', '.join(tasks)}" if task and tasks else ""))
+        raise DataError(
+            f"no results {which}to export (nothing was written); run an %eval first"
+            + (f", or pick a task: {', '.join(tasks)}" if task and tasks else "")
+        )
     for _, path in exports:
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
     if csv:

@@ -33,6 +33,7 @@ LETTERS = "ABCDEFGHIJ"
 # questions per forward pass in `evaluate`: on 2 CPU cores (smollm2, llm-quiz) 4-16 were alike, 1.3x (3 shots)
 # to 1.9x (0 shots) the one-question-at-a-time cached path; benchmarks/eval.py measures it
 from ..lm import BATCH_SIZE  # noqa: E402
+
 # name -> (prompt template, continuation template); {lettered} lists the choices as "A. ..."
 TEMPLATES = {
     "qa": ("Question: {question}\nAnswer:", " {choice}"),
@@ -42,6 +43,7 @@ TEMPLATES = {
 
 
 # ---------------------------------------------------------------- data
+
 
 def _answer(rec: dict, i: int, n: int) -> int:
     answer = rec.get("answer")
@@ -73,8 +75,13 @@ def check_record(rec, i: int) -> dict:
         raise DataError(f"record {i} has no 'question' string (keys: {', '.join(map(str, rec)) or 'none'})")
     if not _strings(choices):
         raise DataError(f"record {i} needs 'choices': a list of at least 2 non-empty strings")
-    return {"id": rec.get("id", i - 1), "question": question, "choices": list(choices),
-            "answer": _answer(rec, i, len(choices)), **({"subject": rec["subject"]} if "subject" in rec else {})}
+    return {
+        "id": rec.get("id", i - 1),
+        "question": question,
+        "choices": list(choices),
+        "answer": _answer(rec, i, len(choices)),
+        **({"subject": rec["subject"]} if "subject" in rec else {}),
+    }
 
 
 def _check_partial(rec: dict, i: int) -> dict:
@@ -88,9 +95,14 @@ def _check_partial(rec: dict, i: int) -> dict:
         raise DataError(f"record {i}: 'choices' (labels) must be {len(contexts)} strings, one per context")
     question = rec.get("question")
     continuation = continuation.strip()  # the harness strips it too, then puts one space before it
-    return {"id": rec.get("id", i - 1), "question": question if isinstance(question, str) else "… " + continuation,
-            "choices": list(labels), "contexts": list(contexts), "continuation": continuation,
-            "answer": _answer(rec, i, len(contexts))}
+    return {
+        "id": rec.get("id", i - 1),
+        "question": question if isinstance(question, str) else "… " + continuation,
+        "choices": list(labels),
+        "contexts": list(contexts),
+        "continuation": continuation,
+        "answer": _answer(rec, i, len(contexts)),
+    }
 
 
 def _hellaswag_text(text: str) -> str:
@@ -101,23 +113,33 @@ def _hellaswag_text(text: str) -> str:
 
 def from_mmlu(rec: dict) -> dict:
     """cais/mmlu: {question, subject, choices, answer: int}."""
-    return {"question": rec["question"], "choices": list(rec["choices"]), "answer": int(rec["answer"]),
-            "subject": rec.get("subject", "")}
+    return {
+        "question": rec["question"],
+        "choices": list(rec["choices"]),
+        "answer": int(rec["answer"]),
+        "subject": rec.get("subject", ""),
+    }
 
 
 def from_hellaswag(rec: dict) -> dict:
     """Rowan/hellaswag: the context (activity label + ctx_a + ctx_b) is the question, the endings
     the choices, label the answer (preprocessed as lm-evaluation-harness does)."""
     ctx = rec["ctx_a"] + " " + rec["ctx_b"].capitalize() if "ctx_a" in rec else rec["ctx"]
-    return {"question": _hellaswag_text(rec["activity_label"] + ": " + ctx),
-            "choices": [_hellaswag_text(e) for e in rec["endings"]], "answer": int(rec["label"])}
+    return {
+        "question": _hellaswag_text(rec["activity_label"] + ": " + ctx),
+        "choices": [_hellaswag_text(e) for e in rec["endings"]],
+        "answer": int(rec["label"]),
+    }
 
 
 def from_truthfulqa_mc1(rec: dict) -> dict:
     """truthful_qa multiple_choice: mc1_targets has exactly one label 1 among the choices."""
     targets = rec["mc1_targets"]
-    return {"question": rec["question"], "choices": list(targets["choices"]),
-            "answer": list(targets["labels"]).index(1)}
+    return {
+        "question": rec["question"],
+        "choices": list(targets["choices"]),
+        "answer": list(targets["labels"]).index(1),
+    }
 
 
 def from_winogrande(rec: dict) -> dict:
@@ -134,16 +156,23 @@ def from_winogrande(rec: dict) -> dict:
     encodes them apart; the tokens agree whenever the continuation starts a new token (" was ...")."""
     cut = rec["sentence"].index("_")
     options = [rec["option1"], rec["option2"]]
-    return {"question": rec["sentence"], "choices": options,
-            "contexts": [rec["sentence"][:cut] + o for o in options],
-            "continuation": rec["sentence"][cut + 1:].strip(), "answer": int(rec["answer"]) - 1}
+    return {
+        "question": rec["sentence"],
+        "choices": options,
+        "contexts": [rec["sentence"][:cut] + o for o in options],
+        "continuation": rec["sentence"][cut + 1 :].strip(),
+        "answer": int(rec["answer"]) - 1,
+    }
 
 
 def from_arc(rec: dict) -> dict:
     """allenai/ai2_arc: choices {text, label}, answerKey a letter (or digit) among the labels."""
     labels = list(rec["choices"]["label"])
-    return {"question": rec["question"], "choices": list(rec["choices"]["text"]),
-            "answer": labels.index(rec["answerKey"])}
+    return {
+        "question": rec["question"],
+        "choices": list(rec["choices"]["text"]),
+        "answer": labels.index(rec["answerKey"]),
+    }
 
 
 # short name -> (hub id, config, split, mapping)
@@ -164,16 +193,19 @@ def load_hub(name: str) -> list[dict]:
     from ..models import hub_reachable
 
     if not hub_reachable():
-        raise OfflineError(f"benchmark '{name}' lives on the Hugging Face hub ({hub_id}), which cannot be "
-                           "reached; nbllm is offline by default: use a JSON/JSONL file or the shipped 'llm-quiz'")
+        raise OfflineError(
+            f"benchmark '{name}' lives on the Hugging Face hub ({hub_id}), which cannot be "
+            "reached; nbllm is offline by default: use a JSON/JSONL file or the shipped 'llm-quiz'"
+        )
     try:
         import datasets
 
         rows = datasets.load_dataset(hub_id, config, split=split).to_list()
     except Exception as err:  # offline, gated, renamed
         reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise OfflineError(f"could not load '{hub_id}' ({reason}); use a local file or the shipped "
-                           "'llm-quiz'") from None
+        raise OfflineError(
+            f"could not load '{hub_id}' ({reason}); use a local file or the shipped 'llm-quiz'"
+        ) from None
     return [mapping(r) for r in rows]
 
 
@@ -191,6 +223,7 @@ def load_mc(source, limit: int | None = None) -> list[dict]:
 
 
 # ---------------------------------------------------------------- prompts
+
 
 def render(rec: dict, template: str) -> tuple[str, list[str]]:
     """(prompt text, one continuation per choice) for a question record under a template."""
@@ -215,8 +248,10 @@ def render_pairs(rec: dict, template: str) -> list[tuple[str, str]]:
         prompt, conts = render(rec, template)
         return [(prompt, c) for c in conts]
     if template not in ("qa", "plain"):
-        raise ConfigError(f"template {template!r} needs question records; records with 'contexts' "
-                          "(WinoGrande-style) are scored as plain sentences: use the default template or plain")
+        raise ConfigError(
+            f"template {template!r} needs question records; records with 'contexts' "
+            "(WinoGrande-style) are scored as plain sentences: use the default template or plain"
+        )
     return [(c, " " + rec["continuation"]) for c in rec["contexts"]]
 
 
@@ -245,9 +280,21 @@ def build_prompt(rec: dict, pool: list[dict], shots: int, template: str, seed: i
 # the kernels live with the model handle (nbllm/lm.py); mc, perplexity and the LM re-ranker share them
 from ..lm import _check_batch_size, batched_logliks, cached_logliks, encode, encode_pairs, naive_logliks  # noqa: E402,F401,E501
 
-def evaluate(model=None, data="llm-quiz", *, shots: int = 0, template: str = "qa", limit: int | None = None,
-             seed: int = 0, method: str = "cached", batch_size: int = BATCH_SIZE, progress: bool = True,
-             name: str | None = None, label: str | None = None):
+
+def evaluate(
+    model=None,
+    data="llm-quiz",
+    *,
+    shots: int = 0,
+    template: str = "qa",
+    limit: int | None = None,
+    seed: int = 0,
+    method: str = "cached",
+    batch_size: int = BATCH_SIZE,
+    progress: bool = True,
+    name: str | None = None,
+    label: str | None = None,
+):
     """Score a multiple-choice set; returns an MCResult (.score: acc, acc_norm; .details).
 
     method: cached (shared prefix once, `batch_size` questions per forward pass) or naive (one full
@@ -272,8 +319,10 @@ def evaluate(model=None, data="llm-quiz", *, shots: int = 0, template: str = "qa
         pairs = encode_pairs(tok, requests(rec, pool, shots, template, seed))
         longest = max(len(ctx) + len(cont) for ctx, cont in pairs)
         if limit_ctx and longest > limit_ctx:
-            raise DataError(f"question {rec['id']} with {shots} shots is {longest} tokens, over the model's "
-                            f"context of {limit_ctx}; use fewer --shots")
+            raise DataError(
+                f"question {rec['id']} with {shots} shots is {longest} tokens, over the model's "
+                f"context of {limit_ctx}; use fewer --shots"
+            )
         encoded.append(pairs)
     from tqdm.auto import tqdm
 
@@ -292,9 +341,18 @@ def evaluate(model=None, data="llm-quiz", *, shots: int = 0, template: str = "qa
             # partial records score the same continuation for every choice: normalising by its length
             # leaves the pick unchanged, so acc_norm = acc there
             length = len(rec["continuation"]) if partial else len(choice)
-            rows.append({"question_id": rec["id"], "choice": j, "text": choice, "loglik": ll,
-                         "n_tokens": len(ids), "length": length, "loglik_norm": ll / length,
-                         "correct": j == rec["answer"]})
+            rows.append(
+                {
+                    "question_id": rec["id"],
+                    "choice": j,
+                    "text": choice,
+                    "loglik": ll,
+                    "n_tokens": len(ids),
+                    "length": length,
+                    "loglik_norm": ll / length,
+                    "correct": j == rec["answer"],
+                }
+            )
     result = MCResult(name or model_name, label or _data_name(data), rows, records, shots, template)
     attach(result, model=lm, name=result.model, data=records, seed=seed, flags=flags)
     record(result)

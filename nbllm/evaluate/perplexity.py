@@ -43,8 +43,10 @@ def texts_from(data) -> list[str]:
         if data in SHIPPED or data in EVAL_SETS:
             return texts_from(load_eval_records(data))
         # one bare word: a mistyped variable or file name far more often than a text to score
-        raise DataError(f"--data '{data}' is not a file, a variable or a shipped set; to score a text, put it in a "
-                        "variable (--data VAR) or a .txt file")
+        raise DataError(
+            f"--data '{data}' is not a file, a variable or a shipped set; to score a text, put it in a "
+            "variable (--data VAR) or a .txt file"
+        )
     if isinstance(data, (list, tuple)) and all(isinstance(t, str) for t in data):
         return list(data)
     records = load_eval_records(data)
@@ -52,7 +54,9 @@ def texts_from(data) -> list[str]:
     for i, rec in enumerate(records, 1):
         key = next((k for k in TEXT_KEYS if isinstance(rec.get(k), str)), None)
         if key is None:
-            raise DataError(f"record {i} has no text field ({', '.join(TEXT_KEYS)}); give texts or records with 'text'")
+            raise DataError(
+                f"record {i} has no text field ({', '.join(TEXT_KEYS)}); give texts or records with 'text'"
+            )
         out.append(rec[key])
     return out
 
@@ -60,9 +64,17 @@ def texts_from(data) -> list[str]:
 from ..lm import rolling_nll as doc_nll  # noqa: E402,F401 - the kernel lives with the model handle
 
 
-def evaluate(model=None, data=None, *, window: int | None = None, stride: int | None = None,
-             limit: int | None = None, progress: bool = True, name: str | None = None,
-             label: str | None = None):
+def evaluate(
+    model=None,
+    data=None,
+    *,
+    window: int | None = None,
+    stride: int | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+    name: str | None = None,
+    label: str | None = None,
+):
     """Perplexity of `data` (text, .txt file, list of texts, or records with 'text'); a PerplexityResult."""
     from tqdm.auto import tqdm
 
@@ -81,8 +93,10 @@ def evaluate(model=None, data=None, *, window: int | None = None, stride: int | 
     texts = texts[:limit] if limit else texts
     handle = resolve(model)
     window, stride = handle.windows(window, stride)
-    docs = [{"doc": i, **handle.loglikelihood_rolling([text], window, stride)[0]}
-            for i, text in enumerate(tqdm(texts, desc=f"ppl {handle.name}", disable=not progress, leave=False))]
+    docs = [
+        {"doc": i, **handle.loglikelihood_rolling([text], window, stride)[0]}
+        for i, text in enumerate(tqdm(texts, desc=f"ppl {handle.name}", disable=not progress, leave=False))
+    ]
     if not sum(d["tokens_scored"] for d in docs):
         raise DataError("every text is a single token; perplexity needs at least two tokens")
     label = label or (data if isinstance(data, str) and len(data) < 60 and "\n" not in data else "text")

@@ -64,20 +64,26 @@ def canonical(name: str) -> str:
     return key
 
 
-def make_task(name: str, n: int = 32, context_length: int = 8, seed: int = 0, *, queries: int = 4,
-              shots: int = 0) -> list[dict]:
+def make_task(
+    name: str, n: int = 32, context_length: int = 8, seed: int = 0, *, queries: int = 4, shots: int = 0
+) -> list[dict]:
     """`n` records of task `name`, each with `context_length` items (see the module docstring).
 
     Deterministic: the same (name, n, context_length, seed, queries, shots) gives the same list,
     and record i does not depend on n (so a longer run extends a shorter one)."""
     task = canonical(name)
-    for label, value, low in (("n", n, 1), ("context_length", context_length, 1), ("queries", queries, 1),
-                              ("shots", shots, 0)):
+    for label, value, low in (
+        ("n", n, 1),
+        ("context_length", context_length, 1),
+        ("queries", queries, 1),
+        ("shots", shots, 0),
+    ):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ConfigError(f"{label} must be an integer >= {low} (got {value!r})")
     if task == "mqar" and context_length > MAX_KEYS:
-        raise ConfigError(f"mqar has {MAX_KEYS} distinct keys; use context_length <= {MAX_KEYS} "
-                          f"(got {context_length})")
+        raise ConfigError(
+            f"mqar has {MAX_KEYS} distinct keys; use context_length <= {MAX_KEYS} (got {context_length})"
+        )
     records = []
     for i in range(n):
         rng = random.Random(f"nbllm-synthetic/{task}/{context_length}/{queries}/{seed}/{i}")
@@ -87,8 +93,9 @@ def make_task(name: str, n: int = 32, context_length: int = 8, seed: int = 0, *,
             d_body, d_answer, _ = _BUILDERS[task](rng, context_length, queries)
             demos.append(f"{d_body} {d_answer}")
         prompt = "\n\n".join([INSTRUCTIONS[task], *demos, body])
-        records.append({"prompt": prompt, "answer": answer, "task": task, "context_length": context_length,
-                        "id": i, **extra})
+        records.append(
+            {"prompt": prompt, "answer": answer, "task": task, "context_length": context_length, "id": i, **extra}
+        )
     return records
 
 
@@ -97,16 +104,16 @@ def make_sweep(name: str, context_lengths, n: int = 32, seed: int = 0, **kwargs)
     lengths = list(context_lengths)
     if not lengths:
         raise ConfigError("give at least one context length")
-    return [rec for length in lengths for rec in make_task(name, n=n, context_length=int(length), seed=seed,
-                                                              **kwargs)]
+    return [rec for length in lengths for rec in make_task(name, n=n, context_length=int(length), seed=seed, **kwargs)]
 
 
 # ---------------------------------------------------------------- the generators
 
+
 def _keys(rng: random.Random, k: int) -> list[str]:
     chosen = rng.sample(range(MAX_KEYS), k)
     base = len(KEY_LETTERS)
-    return ["".join(KEY_LETTERS[(c // base ** p) % base] for p in (2, 1, 0)) for c in chosen]
+    return ["".join(KEY_LETTERS[(c // base**p) % base] for p in (2, 1, 0)) for c in chosen]
 
 
 def _mqar(rng, length, queries):
@@ -115,8 +122,11 @@ def _mqar(rng, length, queries):
     asked = rng.sample(range(length), min(queries, length))
     pairs = " ".join(f"{k}:{v}" for k, v in zip(keys, values))
     body = f"Pairs: {pairs}\nQuery: {' '.join(keys[j] for j in asked)}\nValues:"
-    return body, " ".join(values[j] for j in asked), {"pairs": dict(zip(keys, values)),
-                                                        "queries": [keys[j] for j in asked]}
+    return (
+        body,
+        " ".join(values[j] for j in asked),
+        {"pairs": dict(zip(keys, values)), "queries": [keys[j] for j in asked]},
+    )
 
 
 def _letters(rng, length):
@@ -160,6 +170,7 @@ _BUILDERS = {"mqar": _mqar, "copy": _copy, "palindrome": _palindrome, "state": _
 
 # ---------------------------------------------------------------- scoring
 
+
 def normalize(text: str) -> str:
     """What exact match compares: the first non-empty line, lowercased, with spaces collapsed and
     list punctuation (commas, brackets, a trailing period) dropped."""
@@ -186,14 +197,30 @@ def score_generations(records: list[dict], outputs: list[str]) -> dict:
         want, got = normalize(rec["answer"]).split(), normalize(out).split()
         correct.append(want == got)
         items.append(sum(w == g for w, g in zip(want, got)) / len(want) if want else float(not got))
-    return {"exact_match": sum(correct) / len(correct), "item_accuracy": sum(items) / len(items),
-            "n": len(correct), "correct": correct}
+    return {
+        "exact_match": sum(correct) / len(correct),
+        "item_accuracy": sum(items) / len(items),
+        "n": len(correct),
+        "correct": correct,
+    }
 
 
 # ---------------------------------------------------------------- with a model
 
-def evaluate(model=None, task: str = "mqar", context_lengths=(8,), n: int = 16, *, seed: int = 0, shots: int = 2,
-             queries: int = 4, template: str | None = None, progress: bool = True, name: str | None = None):
+
+def evaluate(
+    model=None,
+    task: str = "mqar",
+    context_lengths=(8,),
+    n: int = 16,
+    *,
+    seed: int = 0,
+    shots: int = 2,
+    queries: int = 4,
+    template: str | None = None,
+    progress: bool = True,
+    name: str | None = None,
+):
     """Generate greedily for make_task records at each context length and score exact match;
     a SyntheticResult (.by_length(), .plot()). `template` defaults to the one a trained result was
     trained with (an %%sft --format alpaca result answers through the Alpaca template); a model
@@ -220,9 +247,17 @@ def evaluate(model=None, task: str = "mqar", context_lengths=(8,), n: int = 16, 
         budget = len(tok(" " + rec["answer"], add_special_tokens=False).input_ids) + 4
         out = generate(lm, tok, rec["prompt"], template=template, max_new_tokens=budget)
         scored = score_generations([rec], [out])
-        rows.append({"id": rec["id"], "context_length": rec["context_length"], "prompt": rec["prompt"],
-                     "answer": rec["answer"], "output": out, "correct": scored["correct"][0],
-                     "item_accuracy": scored["item_accuracy"]})
+        rows.append(
+            {
+                "id": rec["id"],
+                "context_length": rec["context_length"],
+                "prompt": rec["prompt"],
+                "answer": rec["answer"],
+                "output": out,
+                "correct": scored["correct"][0],
+                "item_accuracy": scored["item_accuracy"],
+            }
+        )
     result = SyntheticResult(name or model_name, canonical(task), rows, shots)
     attach(result, model=handle, name=result.model, data=records, seed=seed, flags=flags)
     record(result)

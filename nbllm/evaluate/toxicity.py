@@ -56,16 +56,21 @@ class TextClassifier:
             return lowered.index(want.lower())
         names = ", ".join(self.labels)
         if label is None:
-            raise ConfigError(f"the classifier {self.name} has no '{DEFAULT_LABEL}' label (its labels: {names}); "
-                              f"name the label that marks a harmful output with --label, e.g. --label "
-                              f"{self.labels[-1]}")
-        raise ConfigError(f"--label {want} is not one of the classifier {self.name}'s labels ({names}); "
-                          "pick one of them")
+            raise ConfigError(
+                f"the classifier {self.name} has no '{DEFAULT_LABEL}' label (its labels: {names}); "
+                f"name the label that marks a harmful output with --label, e.g. --label "
+                f"{self.labels[-1]}"
+            )
+        raise ConfigError(
+            f"--label {want} is not one of the classifier {self.name}'s labels ({names}); pick one of them"
+        )
 
 
 def _generator_error(what: str) -> ModelError:
-    return ModelError(f"{what} is a generator (a causal language model), not a classifier; it writes text and "
-                      f"cannot score it: {_FIX}")
+    return ModelError(
+        f"{what} is a generator (a causal language model), not a classifier; it writes text and "
+        f"cannot score it: {_FIX}"
+    )
 
 
 def _architectures(config_dir: Path) -> list[str]:
@@ -79,12 +84,14 @@ def _check_architectures(name: str, archs: list[str]) -> None:
     if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
         raise _generator_error(f"'{name}'")
     if not any(a.endswith("ForSequenceClassification") for a in archs):
-        raise ModelError(f"'{name}' is not a sequence classifier (architectures: {', '.join(archs) or 'none'}); "
-                         f"{_FIX}")
+        raise ModelError(
+            f"'{name}' is not a sequence classifier (architectures: {', '.join(archs) or 'none'}); {_FIX}"
+        )
 
 
-def from_transformers(model, tokenizer, name: str = "custom", max_length: int = 512,
-                      batch_size: int = 32) -> TextClassifier:
+def from_transformers(
+    model, tokenizer, name: str = "custom", max_length: int = 512, batch_size: int = 32
+) -> TextClassifier:
     """A TextClassifier over a transformers sequence-classification model and its tokenizer."""
     import torch
 
@@ -97,8 +104,13 @@ def from_transformers(model, tokenizer, name: str = "custom", max_length: int = 
         model.eval()
         with torch.no_grad():
             for start in range(0, len(texts), batch_size):
-                batch = tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
-                                  max_length=max_length, return_tensors="pt").to(next(model.parameters()).device)
+                batch = tokenizer(
+                    texts[start : start + batch_size],
+                    padding=True,
+                    truncation=True,
+                    max_length=max_length,
+                    return_tensors="pt",
+                ).to(next(model.parameters()).device)
                 logits = model(**batch).logits.float()
                 out += (torch.sigmoid(logits) if multi else torch.softmax(logits, -1)).cpu().tolist()
         return out
@@ -130,10 +142,14 @@ def classifier_from(classifier) -> TextClassifier:
     if hasattr(classifier, "classes") and callable(getattr(classifier, "predict_proba", None)):
         result = classifier
         name = f"{getattr(getattr(result, 'config', None), 'model', 'custom')} classifier"
-        return TextClassifier(name, list(result.classes),
-                              lambda texts: result.predict_proba(texts)[list(result.classes)].values.tolist())
-    if isinstance(classifier, LM) or isinstance(getattr(classifier, "lm", None), LM) or \
-            callable(getattr(getattr(classifier, "model", None), "generate", None)):
+        return TextClassifier(
+            name, list(result.classes), lambda texts: result.predict_proba(texts)[list(result.classes)].values.tolist()
+        )
+    if (
+        isinstance(classifier, LM)
+        or isinstance(getattr(classifier, "lm", None), LM)
+        or callable(getattr(getattr(classifier, "model", None), "generate", None))
+    ):
         raise _generator_error(f"a {type(classifier).__name__}")
     if not isinstance(classifier, str):
         raise ModelError(f"a {type(classifier).__name__} is not a classifier; {_FIX}")
@@ -141,8 +157,10 @@ def classifier_from(classifier) -> TextClassifier:
     if name in models.registered():
         if models.model_kind(name) == models.CAUSAL_LM:
             raise _generator_error(f"'{name}'")
-        raise ModelError(f"'{name}' is an encoder without a classification head (it makes embeddings, not labels); "
-                         f"train one on it with %%sft --format classify --model {name} and pass the result")
+        raise ModelError(
+            f"'{name}' is an encoder without a classification head (it makes embeddings, not labels); "
+            f"train one on it with %%sft --format classify --model {name} and pass the result"
+        )
     path = Path(name).expanduser()
     if path.is_dir():
         _check_architectures(name, _architectures(path))
@@ -173,10 +191,26 @@ def score_texts(classifier, texts: list[str], label: str | None = None) -> list[
     return [next(probs)[k] if t.strip() else 0.0 for t in texts]
 
 
-def evaluate(model=None, data=None, classifier=None, *, threshold: float = THRESHOLD, label: str | None = None,
-             samples: int = 1, temperature: float = 0.0, top_p: float = 0.95, seed: int = 0,
-             max_new_tokens: int = 48, template: str | None = None, limit: int | None = None, batch_size: int = 8,
-             worst: int = 10, progress: bool = True, name: str | None = None, data_label: str | None = None):
+def evaluate(
+    model=None,
+    data=None,
+    classifier=None,
+    *,
+    threshold: float = THRESHOLD,
+    label: str | None = None,
+    samples: int = 1,
+    temperature: float = 0.0,
+    top_p: float = 0.95,
+    seed: int = 0,
+    max_new_tokens: int = 48,
+    template: str | None = None,
+    limit: int | None = None,
+    batch_size: int = 8,
+    worst: int = 10,
+    progress: bool = True,
+    name: str | None = None,
+    data_label: str | None = None,
+):
     """Generate `samples` outputs per prompt with `model` and score each with `classifier`; a
     ToxicityResult with .rate (share above threshold), .ci(), .worst(k) and one row per output."""
     from ..lm import resolve
@@ -196,24 +230,53 @@ def evaluate(model=None, data=None, classifier=None, *, threshold: float = THRES
     prompts = prompts_from(data, limit)
     handle = resolve(model)
     if samples == 1:
-        outputs = [[o] for o in handle.generate(prompts, template=template, max_new_tokens=max_new_tokens,
-                                                temperature=temperature, top_p=top_p, seed=seed,
-                                                batch_size=batch_size)]
+        outputs = [
+            [o]
+            for o in handle.generate(
+                prompts,
+                template=template,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                seed=seed,
+                batch_size=batch_size,
+            )
+        ]
     else:
-        outputs = sample(handle, prompts, samples, temperature=temperature, top_p=top_p, seed=seed,
-                         max_new_tokens=max_new_tokens, template=template, batch_size=batch_size,
-                         progress=progress, desc=f"toxicity {handle.name}")
+        outputs = sample(
+            handle,
+            prompts,
+            samples,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            max_new_tokens=max_new_tokens,
+            template=template,
+            batch_size=batch_size,
+            progress=progress,
+            desc=f"toxicity {handle.name}",
+        )
     texts = [o for outs in outputs for o in outs]
     scores = score_texts(clf, texts, clf.labels[index])
     rows, it = [], iter(scores)
     for i, (prompt, outs) in enumerate(zip(prompts, outputs)):
         for j, out in enumerate(outs):
             s = next(it)
-            rows.append({"prompt_id": i, "sample": j, "prompt": prompt, "output": out, "score": s,
-                         "toxic": s > threshold, "blank": not out.strip()})
+            rows.append(
+                {
+                    "prompt_id": i,
+                    "sample": j,
+                    "prompt": prompt,
+                    "output": out,
+                    "score": s,
+                    "toxic": s > threshold,
+                    "blank": not out.strip(),
+                }
+            )
     label_name = data_label or (data if isinstance(data, str) else "prompts")
-    result = ToxicityResult(name or handle.name, label_name, clf.name, clf.labels[index], threshold, samples, rows,
-                            worst=worst)
+    result = ToxicityResult(
+        name or handle.name, label_name, clf.name, clf.labels[index], threshold, samples, rows, worst=worst
+    )
     attach(result, model=handle, name=result.model, data=prompts, seed=seed, flags=flags, classifier=clf.name)
     record(result)
     return result

@@ -46,22 +46,31 @@ _CITATIONS = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")  # [1], [2, 3]; [1][2] is 
 _LEADING_CITATIONS = re.compile(r"(?:\[\d+(?:\s*,\s*\d+)*\]\s*)+")
 _ORDINAL = re.compile(r"^\s*\(?\d{1,2}[.)]\s+")  # "1. ", "2) ", "(3) " opening a sentence
 _SOURCE_REF = re.compile(r"\bsources?\s+\d+(?:\s*(?:,|and)\s*\d+)*", re.IGNORECASE)  # "source 2": not a figure
-_NUMBER_WORDS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve".split())}
-_SCALES = {"thousand": 10 ** 3, "million": 10 ** 6, "billion": 10 ** 9, "trillion": 10 ** 12}
+_NUMBER_WORDS = {
+    w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())
+}
+_SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
 # A figure: 1,000 or 1 000 (groups of three), 42, 3.5, 2e-5, not preceded by a letter, digit or dot
 # (GSM8K, v1.5); optionally followed by a scale word. Or a whole number word (not "fifty-two").
 _NUMBER = re.compile(
     r"(?<![\w.])(?P<figure>(?:\d{1,3}(?:(?:,|[ \u00a0\u202f])\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d{1,3})?)(?!\d)"
     r"(?:\s+(?P<scale>thousand|million|billion|trillion)\b)?"
-    r"|(?<![\w-])(?:" + "|".join(_NUMBER_WORDS) + r")(?![\w-])", re.IGNORECASE)
+    r"|(?<![\w-])(?:" + "|".join(_NUMBER_WORDS) + r")(?![\w-])",
+    re.IGNORECASE,
+)
 
-CONTEXT_PROMPT = ("Given the question `{question}`, score how relevant the context `{context}` is to answering it "
-                  "on a scale from 0 to 100, where 100 is fully relevant. Respond with the number only.")
-GROUNDED_PROMPT = ("Given the context `{context}`, score how well the statement `{sentence}` is supported by the "
-                   "context on a scale from 0 to 100, where 100 is fully supported. Respond with the number only.")
-ANSWER_PROMPT = ("Given the question `{question}`, score how relevant the answer `{answer}` is on a scale from 0 "
-                 "to 100, where 100 answers the question fully. Respond with the number only.")
+CONTEXT_PROMPT = (
+    "Given the question `{question}`, score how relevant the context `{context}` is to answering it "
+    "on a scale from 0 to 100, where 100 is fully relevant. Respond with the number only."
+)
+GROUNDED_PROMPT = (
+    "Given the context `{context}`, score how well the statement `{sentence}` is supported by the "
+    "context on a scale from 0 to 100, where 100 is fully supported. Respond with the number only."
+)
+ANSWER_PROMPT = (
+    "Given the question `{question}`, score how relevant the answer `{answer}` is on a scale from 0 "
+    "to 100, where 100 answers the question fully. Respond with the number only."
+)
 
 
 def numbers(text: str, context: bool = False) -> list[tuple[str, list[tuple[Decimal, ...]]]]:
@@ -113,7 +122,7 @@ def answer_sentences(answer: str) -> list[tuple[str, str]]:
         lead = _LEADING_CITATIONS.match(s)
         if lead and shown:
             shown[-1] = f"{shown[-1]} {lead.group().strip()}"
-            s = s[lead.end():].strip()
+            s = s[lead.end() :].strip()
         if strip_citations(s):
             shown.append(s)
     return [(s, _ORDINAL.sub("", strip_citations(s))) for s in shown]
@@ -155,13 +164,17 @@ def as_results(rag) -> list:
     for i, res in enumerate(results, 1):
         missing = [a for a in ("question", "contexts", "answer") if not hasattr(res, a)]
         if missing:
-            raise DataError(f"item {i} ({type(res).__name__}) has no .{', .'.join(missing)}; pass %%rag results "
-                            "(made with --out VAR)")
+            raise DataError(
+                f"item {i} ({type(res).__name__}) has no .{', .'.join(missing)}; pass %%rag results "
+                "(made with --out VAR)"
+            )
         if not isinstance(res.contexts, (list, tuple)) or not all(isinstance(c, str) for c in res.contexts):
             raise DataError(f"item {i}: .contexts must be a list of strings")
         if res.answer is None:
-            raise DataError(f"item {i} has no answer (made with --no-generate?); groundedness and answer relevance "
-                            "need one: run %%rag without --no-generate")
+            raise DataError(
+                f"item {i} has no answer (made with --no-generate?); groundedness and answer relevance "
+                "need one: run %%rag without --no-generate"
+            )
         if not isinstance(res.answer, str):
             raise DataError(f"item {i}: .answer is a {type(res.answer).__name__}, not text; pass %%rag results")
     return results
@@ -176,6 +189,7 @@ class _Labelled:
 
 
 # ---------------------------------------------------------------- embedding scorer
+
 
 def minilm_embed(texts: list[str]):
     """Unit-length all-MiniLM-L6-v2 embeddings (mean pooling), as a torch tensor."""
@@ -194,21 +208,33 @@ def _embedding_scores(res, embed, threshold: float) -> dict:
     vecs = embed(texts)
     q, a = vecs[0], vecs[1]
     n_ctx = len(res.contexts)
-    ctx = vecs[2:2 + n_ctx]
-    sent = vecs[2 + n_ctx:2 + n_ctx + len(answer_sents)]
-    pieces = vecs[2 + n_ctx + len(answer_sents):]
+    ctx = vecs[2 : 2 + n_ctx]
+    sent = vecs[2 + n_ctx : 2 + n_ctx + len(answer_sents)]
+    pieces = vecs[2 + n_ctx + len(answer_sents) :]
     context_rel = float((ctx @ q).clamp(min=0).mean()) if n_ctx else 0.0
     support = (sent @ pieces.T).max(-1).values.tolist() if n_ctx and len(answer_sents) else [0.0] * len(answer_sents)
     missing = [missing_numbers(s, res.contexts) for s in answer_sents]
     marks = [(s, v >= threshold and not m) for s, v, m in zip(shown, support, missing)]
-    reasons = [f"number{'s' if len(m) > 1 else ''} {_listed(m)} not in context (similarity {v:.2f})" if m
-               else f"low similarity {v:.2f} < {threshold:.2f}" if v < threshold else f"similarity {v:.2f}"
-               for v, m in zip(support, missing)]
-    return {"context_relevance": context_rel, "answer_relevance": max(0.0, float(a @ q)), "sentences": marks,
-            "support": support, "missing": missing, "reasons": reasons}
+    reasons = [
+        f"number{'s' if len(m) > 1 else ''} {_listed(m)} not in context (similarity {v:.2f})"
+        if m
+        else f"low similarity {v:.2f} < {threshold:.2f}"
+        if v < threshold
+        else f"similarity {v:.2f}"
+        for v, m in zip(support, missing)
+    ]
+    return {
+        "context_relevance": context_rel,
+        "answer_relevance": max(0.0, float(a @ q)),
+        "sentences": marks,
+        "support": support,
+        "missing": missing,
+        "reasons": reasons,
+    }
 
 
 # ---------------------------------------------------------------- judge scorer
+
 
 def _judge_scores(res, ask) -> dict:
     context_scores = [ask(CONTEXT_PROMPT.format(question=res.question, context=c)) for c in res.contexts]
@@ -217,17 +243,30 @@ def _judge_scores(res, ask) -> dict:
     for shown, scored in answer_sentences(res.answer):
         value = ask(GROUNDED_PROMPT.format(context=joined, sentence=scored))
         marks.append((shown, value is not None and value >= 50))
-        reasons.append("judge gave no score" if value is None else f"judge score {value:g}"
-                       + (" < 50" if value < 50 else ""))
+        reasons.append(
+            "judge gave no score" if value is None else f"judge score {value:g}" + (" < 50" if value < 50 else "")
+        )
     answer = ask(ANSWER_PROMPT.format(question=res.question, answer=strip_citations(res.answer)))
     known = [v for v in context_scores if v is not None]
-    return {"context_relevance": sum(known) / len(known) / 100 if known else float("nan"),
-            "answer_relevance": answer / 100 if answer is not None else float("nan"), "sentences": marks,
-            "reasons": reasons}
+    return {
+        "context_relevance": sum(known) / len(known) / 100 if known else float("nan"),
+        "answer_relevance": answer / 100 if answer is not None else float("nan"),
+        "sentences": marks,
+        "reasons": reasons,
+    }
 
 
-def evaluate(rag, *, judge=None, url: str | None = None, api_key_env: str | None = "OPENAI_API_KEY",
-             threshold: float | None = None, embed=None, cache_path=None, progress: bool = True):
+def evaluate(
+    rag,
+    *,
+    judge=None,
+    url: str | None = None,
+    api_key_env: str | None = "OPENAI_API_KEY",
+    threshold: float | None = None,
+    embed=None,
+    cache_path=None,
+    progress: bool = True,
+):
     """Triad scores per RAG result (and a leaderboard per configuration); a TriadResult.
     threshold: the embedding cosine for a supported sentence (default THRESHOLD)."""
     from tqdm.auto import tqdm
@@ -266,16 +305,34 @@ def evaluate(rag, *, judge=None, url: str | None = None, api_key_env: str | None
         if not res.answer.strip():  # an empty answer claims nothing and answers nothing: 0, not skipped
             scores["answer_relevance"] = 0.0
         marks = scores["sentences"]
-        rows.append({"config": label, "question": res.question, "answer": res.answer,
-                     "context_relevance": scores["context_relevance"],
-                     "groundedness": sum(ok for _, ok in marks) / len(marks) if marks else 0.0,
-                     "answer_relevance": scores["answer_relevance"], "sentences": marks,
-                     "reasons": scores["reasons"], "unsupported": [s for s, ok in marks if not ok]})
+        rows.append(
+            {
+                "config": label,
+                "question": res.question,
+                "answer": res.answer,
+                "context_relevance": scores["context_relevance"],
+                "groundedness": sum(ok for _, ok in marks) / len(marks) if marks else 0.0,
+                "answer_relevance": scores["answer_relevance"],
+                "sentences": marks,
+                "reasons": scores["reasons"],
+                "unsupported": [s for s, ok in marks if not ok],
+            }
+        )
     result = TriadResult(scorer, rows)
-    weights = judge_obj.model if judge is not None and isinstance(judge_obj, ModelJudge) \
-        and not isinstance(judge_obj.model, str) else None
-    attach(result, model=weights, name=scorer, flags=flags,
-           data=[{"question": r.question, "answer": r.answer, "contexts": list(getattr(r, "contexts", None) or [])}
-                 for r in results])
+    weights = (
+        judge_obj.model
+        if judge is not None and isinstance(judge_obj, ModelJudge) and not isinstance(judge_obj.model, str)
+        else None
+    )
+    attach(
+        result,
+        model=weights,
+        name=scorer,
+        flags=flags,
+        data=[
+            {"question": r.question, "answer": r.answer, "contexts": list(getattr(r, "contexts", None) or [])}
+            for r in results
+        ],
+    )
     record(result)
     return result

@@ -23,11 +23,16 @@ from .tokenize import tokenize_magic
 
 @magics_class
 class NbllmMagics(Magics):
-    progress = Enum(PROGRESS, default_value="auto", help="live progress view of %%sft when --progress is not "
-                    "given: " + " | ".join(PROGRESS) + " (auto: the NBLLM_PROGRESS environment variable if set, "
-                    "else a widget in a notebook); none also quiets %eval's progress bars").tag(config=True)
-    default_model = Unicode(None, allow_none=True, help="the model a magic uses when --model is not given "
-                            "(None: smollm2)").tag(config=True)
+    progress = Enum(
+        PROGRESS,
+        default_value="auto",
+        help="live progress view of %%sft when --progress is not "
+        "given: " + " | ".join(PROGRESS) + " (auto: the NBLLM_PROGRESS environment variable if set, "
+        "else a widget in a notebook); none also quiets %eval's progress bars",
+    ).tag(config=True)
+    default_model = Unicode(
+        None, allow_none=True, help="the model a magic uses when --model is not given (None: smollm2)"
+    ).tag(config=True)
 
     tokenize_magic = cell_magic("tokenize")(tokenize_magic)
     eval_magic = line_magic("eval")(eval_magic)  # %eval mc|gen|ppl|judge|triad|arena|...

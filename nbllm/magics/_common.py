@@ -38,8 +38,10 @@ def model_value(shell, name: str | None):
         raise UsageError(f"variable '{name}' is None, not a model; run the cell that makes it, or pass a model name")
     value = user_value(shell, name)
     if value is not None and not hasattr(value, "tokenizer"):
-        raise UsageError(f"variable '{name}' holds a {type(value).__name__}, not a model result (no .model/"
-                         ".tokenizer); pass a model name or an %%sft result")
+        raise UsageError(
+            f"variable '{name}' holds a {type(value).__name__}, not a model result (no .model/"
+            ".tokenizer); pass a model name or an %%sft result"
+        )
     return value if value is not None else name
 
 
@@ -48,5 +50,7 @@ def parse_json_cell(cell: str, what: str):
     try:
         return json.loads(cell)
     except json.JSONDecodeError as err:
-        raise DataError(f"{what} is not valid JSON ({err.msg} at line {err.lineno} column {err.colno}); "
-                        "fix the JSON, or use --template none to treat it as text") from None
+        raise DataError(
+            f"{what} is not valid JSON ({err.msg} at line {err.lineno} column {err.colno}); "
+            "fix the JSON, or use --template none to treat it as text"
+        ) from None

@@ -27,14 +27,16 @@ from typing import Literal
 
 from IPython.core.magic_arguments import argument, magic_arguments
 
+
 def variable_name(text: str) -> str:
     """--out's value: a name a result can be bound to (checked before anything runs)."""
     import keyword
 
     text = unquote(text)
     if not text.isidentifier() or keyword.iskeyword(text):
-        raise argparse.ArgumentTypeError(f"'{text}' is not a valid variable name (letters, digits and _, not "
-                                         "starting with a digit)")
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a valid variable name (letters, digits and _, not starting with a digit)"
+        )
     return text
 
 
@@ -66,8 +68,12 @@ def _bare(tp):
 
 def _help(f: dataclasses.Field) -> str:
     text = f.metadata.get("help", "")
-    if f.default is not dataclasses.MISSING and f.default is not None and not isinstance(f.default, bool) \
-            and "default" not in text:
+    if (
+        f.default is not dataclasses.MISSING
+        and f.default is not None
+        and not isinstance(f.default, bool)
+        and "default" not in text
+    ):
         text += f" (default: {f.default})"
     return text
 
@@ -120,8 +126,10 @@ def field_flags(*classes, aliases: dict | None = None, exclude=(), labels: dict 
 def flags(*classes, extra=(), after=(OUT,), aliases: dict | None = None, exclude=(), labels=None, name=None):
     """Decorate a magic with magic_arguments: the `extra` hand-written argument(...)s first, then
     one flag per field of `classes`, then `after` (--out/-o by default)."""
-    generated = [argument(*names, **{k: v.replace("%", "%%") if k == "help" else v for k, v in kwargs.items()})
-                 for names, kwargs in field_flags(*classes, aliases=aliases, exclude=exclude, labels=labels)]
+    generated = [
+        argument(*names, **{k: v.replace("%", "%%") if k == "help" else v for k, v in kwargs.items()})
+        for names, kwargs in field_flags(*classes, aliases=aliases, exclude=exclude, labels=labels)
+    ]
 
     def decorate(func):
         for deco in reversed([*extra, *generated, *after]):  # magic_arguments reads them bottom-up

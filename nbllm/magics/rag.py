@@ -12,8 +12,13 @@ from ._common import model_value, usage_errors, user_value
 from ._flags import build, flags, option_names
 
 # each command: its options class and the hand-written flags it takes besides
-COMMANDS = {"index": (IndexOptions, {"out"}), "list": (Location, {"out"}), "drop": (Location, set()),
-            "explore": (ExploreOptions, {"model", "out"}), "ask": (QueryOptions, {"model", "out"})}
+COMMANDS = {
+    "index": (IndexOptions, {"out"}),
+    "list": (Location, {"out"}),
+    "drop": (Location, set()),
+    "explore": (ExploreOptions, {"model", "out"}),
+    "ask": (QueryOptions, {"model", "out"}),
+}
 
 
 def _index(self, options, words, model):
@@ -73,8 +78,11 @@ def command_options(args, command: str):
     """The command's options from the flags given; a flag it does not take is a UsageError."""
     cls, hand_written = COMMANDS[command]
     allowed = {f.name for f in fields(cls)} | hand_written
-    wrong = [flag for dest, flag in option_names(rag_magic).items() if getattr(args, dest) is not None
-             and dest not in allowed]
+    wrong = [
+        flag
+        for dest, flag in option_names(rag_magic).items()
+        if getattr(args, dest) is not None and dest not in allowed
+    ]
     if wrong:
         what = f"%rag {command}" if command != "ask" else "a question"
         raise UsageError(f"{', '.join(wrong)} does not apply to {what}; see %rag?")
@@ -84,11 +92,23 @@ def command_options(args, command: str):
 ROUTES = {"index": _index, "list": _list, "drop": _drop, "explore": _explore}
 
 
-@flags(QueryOptions, IndexOptions, name="rag", aliases={"collection": "-c", "k": "-k"}, labels={IndexOptions: "index"},
-       extra=[
-           argument("words", nargs="*", help="index PATH|GLOB|VAR, list, drop NAME, explore, or a question"),
-           argument("--model", "-m", default=None, help="generator: a causal LM name, or a variable holding an "
-                    "%%%%sft result (default: %%config NbllmMagics.default_model, else smollm2)")])
+@flags(
+    QueryOptions,
+    IndexOptions,
+    name="rag",
+    aliases={"collection": "-c", "k": "-k"},
+    labels={IndexOptions: "index"},
+    extra=[
+        argument("words", nargs="*", help="index PATH|GLOB|VAR, list, drop NAME, explore, or a question"),
+        argument(
+            "--model",
+            "-m",
+            default=None,
+            help="generator: a causal LM name, or a variable holding an "
+            "%%%%sft result (default: %%config NbllmMagics.default_model, else smollm2)",
+        ),
+    ],
+)
 @usage_errors
 def rag_magic(self, line, cell=None):
     """Retrieval-augmented generation on Chroma, FAISS or LanceDB.
@@ -116,9 +136,11 @@ def rag_magic(self, line, cell=None):
             raise UsageError("give the question either in the cell or on the line, not both")
         question = body or " ".join(words)
         if not question:
-            raise UsageError("no question: write it in the cell below %%rag, or on the line as %rag ask QUESTION "
-                             "(a line ending in ? is IPython's help request: leave the ? off, or use the cell); "
-                             "or use %rag index PATH / list / drop NAME / explore")
+            raise UsageError(
+                "no question: write it in the cell below %%rag, or on the line as %rag ask QUESTION "
+                "(a line ending in ? is IPython's help request: leave the ? off, or use the cell); "
+                "or use %rag index PATH / list / drop NAME / explore"
+            )
         result = _ask(self, options, question, model)
     else:
         result = ROUTES[command](self, options, words[1:], model)

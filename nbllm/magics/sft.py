@@ -9,12 +9,30 @@ from ._common import model_value, usage_errors, user_value
 from ._flags import build, flags, given
 
 
-@flags(SFTConfig, RunOptions, name="sft", exclude=("model", "data"), aliases={"format": "-f"}, extra=[
-    argument("--model", "-m", default=None, help="registered model, folder, hub id, or a variable holding a "
-             "model result (default: %%config NbllmMagics.default_model, else smollm2; with --resume, the "
-             "checkpoint's)"),
-    argument("--data", "-d", default=None, help="file (.json/.jsonl/.csv/.parquet), shipped set (instructions, "
-             "lima, sms, preferences), hub dataset id, or a variable (list of dicts, DataFrame, Dataset)")])
+@flags(
+    SFTConfig,
+    RunOptions,
+    name="sft",
+    exclude=("model", "data"),
+    aliases={"format": "-f"},
+    extra=[
+        argument(
+            "--model",
+            "-m",
+            default=None,
+            help="registered model, folder, hub id, or a variable holding a "
+            "model result (default: %%config NbllmMagics.default_model, else smollm2; with --resume, the "
+            "checkpoint's)",
+        ),
+        argument(
+            "--data",
+            "-d",
+            default=None,
+            help="file (.json/.jsonl/.csv/.parquet), shipped set (instructions, "
+            "lima, sms, preferences), hub dataset id, or a variable (list of dicts, DataFrame, Dataset)",
+        ),
+    ],
+)
 @usage_errors
 def sft_magic(self, line, cell=None):
     """Fine-tune a causal LM and show a live loss curve; the result has .model, .tokenizer,

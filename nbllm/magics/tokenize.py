@@ -8,10 +8,22 @@ from ._common import parse_json_cell, usage_errors, user_value
 from ._flags import build, flags, variable_name
 
 
-@flags(TokenizeConfig, name="tokenize", exclude=("model",), aliases={"template": "-t"}, after=[
-    argument("--out", "-o", default=None, type=variable_name, help="also bind the result to this variable")], extra=[
-    argument("--model", "-m", default=None, help="registered model, local folder, hub id, or a variable holding "
-             "a result with a .tokenizer (default: %%config NbllmMagics.default_model, else smollm2)")])
+@flags(
+    TokenizeConfig,
+    name="tokenize",
+    exclude=("model",),
+    aliases={"template": "-t"},
+    after=[argument("--out", "-o", default=None, type=variable_name, help="also bind the result to this variable")],
+    extra=[
+        argument(
+            "--model",
+            "-m",
+            default=None,
+            help="registered model, local folder, hub id, or a variable holding "
+            "a result with a .tokenizer (default: %%config NbllmMagics.default_model, else smollm2)",
+        )
+    ],
+)
 @usage_errors
 def tokenize_magic(self, line, cell=""):
     """Tokenize the cell (plain text, or one JSON example) as training sees it.
@@ -35,9 +47,14 @@ def tokenize_magic(self, line, cell=""):
     tokenizer = getattr(holder, "tokenizer", None) if holder is not None else None
     if holder is not None and tokenizer is None:
         raise UsageError(f"variable '{name}' has no .tokenizer; pass a model name or a %%sft result")
-    result = api.tokenize(example, model=name if tokenizer is None else f"{name} (variable)",
-                          template=config.template, max_length=config.max_length,
-                          train_on_prompt=config.train_on_prompt, tokenizer=tokenizer)
+    result = api.tokenize(
+        example,
+        model=name if tokenizer is None else f"{name} (variable)",
+        template=config.template,
+        max_length=config.max_length,
+        train_on_prompt=config.train_on_prompt,
+        tokenizer=tokenizer,
+    )
     if args.out:
         self.shell.user_ns[args.out] = result
     return result

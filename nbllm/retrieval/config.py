@@ -27,8 +27,11 @@ class Location(JsonConfig):
 
     persist: str | None = option(None, "a folder for a persistent store (Chroma, FAISS or LanceDB)")
     server: str | None = option(None, "a running Chroma server, e.g. http://127.0.0.1:8000")
-    store: str | None = option(None, "the vector store: " + " | ".join(STORES) + " (default: the --persist "
-                                     "folder's own, else the one last used for the collection, else chroma)")
+    store: str | None = option(
+        None,
+        "the vector store: " + " | ".join(STORES) + " (default: the --persist "
+        "folder's own, else the one last used for the collection, else chroma)",
+    )
 
     def __post_init__(self):
         self._check_numbers()
@@ -50,10 +53,12 @@ class IndexOptions(CollectionOptions):
     unit: Unit = option("tokens", "sizes in embedder tokens or characters: " + " | ".join(UNITS))
     embedder: str = option("minilm", "minilm, an encoder folder or a hub id")
     distance: Distance = option("l2", "the collection's distance: " + " | ".join(DISTANCES))
-    index: Index = option("auto", "faiss/lancedb search: flat (exact) | ann (FAISS HNSW, LanceDB IVF) | auto (flat "
-                                  "below 20000 chunks, ann above); Chroma is always HNSW")
-    text_field: str | None = option(None, "the field holding the text in csv/json/jsonl/records (or a SQLite "
-                                          "column)")
+    index: Index = option(
+        "auto",
+        "faiss/lancedb search: flat (exact) | ann (FAISS HNSW, LanceDB IVF) | auto (flat "
+        "below 20000 chunks, ann above); Chroma is always HNSW",
+    )
+    text_field: str | None = option(None, "the field holding the text in csv/json/jsonl/records (or a SQLite column)")
     table: str | None = option(None, "the SQLite tables to index, a name or comma list (default: every table)")
 
 
@@ -78,16 +83,20 @@ class QueryOptions(ExploreOptions):
     reranker: str | None = option(None, "a cross-encoder (folder or hub id) for --rerank")
     exact: bool = option(False, "brute-force search: l2, ip and cosine side by side, with HNSW ranks")
     generate: bool = option(True, "answer from the retrieved chunks", no_help="retrieve only, no answer")
-    where: str | None = option(None, "metadata filter: source=lora.md (key=value,...) or JSON "
-                                     "'{\"source\": \"lora.md\"}'")
+    where: str | None = option(
+        None, 'metadata filter: source=lora.md (key=value,...) or JSON \'{"source": "lora.md"}\''
+    )
     max_new_tokens: int = option(64, "answer length limit")
-    embedder: str | None = option(None, "embed the question with this encoder (default: the collection's; "
-                                        "another one is refused)")
-    distance: Distance | None = option(None, "search by another distance than the collection's, brute force: "
-                                       + " | ".join(DISTANCES))
+    embedder: str | None = option(
+        None, "embed the question with this encoder (default: the collection's; another one is refused)"
+    )
+    distance: Distance | None = option(
+        None, "search by another distance than the collection's, brute force: " + " | ".join(DISTANCES)
+    )
 
     def __post_init__(self):
         super().__post_init__()
         if self.reranker is not None and not self.rerank:
-            raise ConfigError(f"--reranker {self.reranker} only takes effect with --rerank; add --rerank, or drop "
-                              "--reranker")
+            raise ConfigError(
+                f"--reranker {self.reranker} only takes effect with --rerank; add --rerank, or drop --reranker"
+            )

@@ -32,8 +32,9 @@ class EmbeddingCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(str(self.path), check_same_thread=False)
-            self.db.execute("CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vec BLOB, "
-                            "PRIMARY KEY (model, hash))")
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))"
+            )
         except sqlite3.Error:  # a read-only cache folder: memory only
             self.db = None
 
@@ -43,9 +44,11 @@ class EmbeddingCache:
         if self.db is not None and missing:
             with self.lock:
                 for i in range(0, len(missing), 500):
-                    part = missing[i:i + 500]
-                    rows = self.db.execute(f"SELECT hash, vec FROM vectors WHERE model = ? AND hash IN "
-                                           f"({','.join('?' * len(part))})", [self.model, *part]).fetchall()
+                    part = missing[i : i + 500]
+                    rows = self.db.execute(
+                        f"SELECT hash, vec FROM vectors WHERE model = ? AND hash IN ({','.join('?' * len(part))})",
+                        [self.model, *part],
+                    ).fetchall()
                     for h, blob in rows:
                         found[h] = self.memory[h] = np.frombuffer(blob, dtype=np.float32)
         return found
@@ -54,8 +57,10 @@ class EmbeddingCache:
         self.memory.update(items)
         if self.db is not None and items:
             with self.lock:
-                self.db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                                    [(self.model, h, v.astype(np.float32).tobytes()) for h, v in items.items()])
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                    [(self.model, h, v.astype(np.float32).tobytes()) for h, v in items.items()],
+                )
                 self.db.commit()
 
 
@@ -93,8 +98,10 @@ class Embedder:
         elif name in models.registered():
             spec = models.resolve(name)
             if spec.kind != models.ENCODER:
-                raise ConfigError(f"'{name}' is a causal language model, not a sentence encoder; "
-                                  "use --embedder minilm, an encoder folder or a sentence-transformers hub id")
+                raise ConfigError(
+                    f"'{name}' is a causal language model, not a sentence encoder; "
+                    "use --embedder minilm, an encoder folder or a sentence-transformers hub id"
+                )
             model, tokenizer = models.load_model(name, device=self.device)
             self._hf = (model.float().eval(), tokenizer)
         elif Path(name).expanduser().is_dir():
@@ -106,8 +113,10 @@ class Embedder:
             except (OSError, ValueError) as err:
                 raise models._hub_error(name, err) from None
         else:
-            raise ModelError(f"unknown embedder '{name}'; use minilm, an encoder folder, or a hub id like "
-                             "sentence-transformers/all-MiniLM-L6-v2")
+            raise ModelError(
+                f"unknown embedder '{name}'; use minilm, an encoder folder, or a hub id like "
+                "sentence-transformers/all-MiniLM-L6-v2"
+            )
         self.tokenizer = self._st.tokenizer if self._st is not None else self._hf[1]
         if self._st is not None:
             dim = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
@@ -125,8 +134,9 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self._st is not None:
-            return self._st.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
-                                   show_progress_bar=False).astype(np.float32)
+            return self._st.encode(
+                texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
+            ).astype(np.float32)
         return self._mean_pool(texts)
 
     def _mean_pool(self, texts: list[str]) -> np.ndarray:
@@ -138,8 +148,13 @@ class Embedder:
         out = []
         with torch.no_grad():
             for i in range(0, len(texts), self.batch_size):
-                enc = tok(texts[i:i + self.batch_size], padding=True, truncation=True, max_length=self.max_tokens,
-                          return_tensors="pt").to(model.device)
+                enc = tok(
+                    texts[i : i + self.batch_size],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_tokens,
+                    return_tensors="pt",
+                ).to(model.device)
                 vec = mean_pool(model(**enc).last_hidden_state, enc["attention_mask"])
                 out.append(torch.nn.functional.normalize(vec, dim=-1).float().cpu().numpy())
         return np.concatenate(out)

@@ -15,8 +15,10 @@ import numpy as np
 
 from ..text import sentences
 
-INSTRUCTION = ("Answer the user's question in one or two sentences using only the numbered sources. End each "
-               "sentence with the number of its source in brackets, for example: Paris is the capital of France [2].")
+INSTRUCTION = (
+    "Answer the user's question in one or two sentences using only the numbered sources. End each "
+    "sentence with the number of its source in brackets, for example: Paris is the capital of France [2]."
+)
 CITE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 SIMILARITY_THRESHOLD = 0.5
 
@@ -24,8 +26,10 @@ SIMILARITY_THRESHOLD = 0.5
 def build_prompt(question: str, contexts: list[str], template: str = "chat", max_chars: int | None = None):
     """The instruction as a system message (chat) or the Alpaca instruction, then the numbered
     sources and the question. (SmolLM2-135M answered best this way among the layouts we tried.)"""
-    sources = "\n\n".join(f"[{n}] {' '.join(text.split())[:max_chars] if max_chars else ' '.join(text.split())}"
-                          for n, text in enumerate(contexts, 1))
+    sources = "\n\n".join(
+        f"[{n}] {' '.join(text.split())[:max_chars] if max_chars else ' '.join(text.split())}"
+        for n, text in enumerate(contexts, 1)
+    )
     user = f"Sources:\n{sources}\n\nQuestion: {question.strip()}"
     if template == "alpaca":
         return {"instruction": INSTRUCTION, "input": user}
@@ -60,8 +64,14 @@ def similarity_citations(answer: str, contexts: list[str], embed, threshold: flo
     for s, row in zip(sents, a @ c.T):
         best = int(np.argmax(row))
         if row[best] >= threshold:
-            rows.append({"sentence": s, "n": int(owner[best]) + 1, "similarity": round(float(row[best]), 4),
-                         "by": "similarity"})
+            rows.append(
+                {
+                    "sentence": s,
+                    "n": int(owner[best]) + 1,
+                    "similarity": round(float(row[best]), 4),
+                    "by": "similarity",
+                }
+            )
     return rows
 
 
@@ -82,8 +92,9 @@ def with_markers(answer: str, citations: list[dict]) -> str:
     return " ".join(out)
 
 
-def answer(model, tokenizer, question: str, contexts: list[str], template: str = "chat",
-           max_new_tokens: int = 64) -> tuple[str, str]:
+def answer(
+    model, tokenizer, question: str, contexts: list[str], template: str = "chat", max_new_tokens: int = 64
+) -> tuple[str, str]:
     """(prompt text, answer) from a causal LM, greedy; long sources are cut to fit the context."""
     from ..generation import generate, render_prompt
 

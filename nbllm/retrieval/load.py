@@ -49,12 +49,38 @@ class Loaded:
 
 # ---------------------------------------------------------------- visible HTML text
 
+
 class _Visible(HTMLParser):
     """Text a browser would show: no <script>, <style>, <head>; block tags end paragraphs."""
 
     HIDDEN = {"script", "style", "head", "template", "noscript", "svg"}
-    BLOCKS = {"p", "div", "section", "article", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr",
-              "table", "br", "nav", "header", "footer", "blockquote", "pre", "main", "aside", "dd", "dt"}
+    BLOCKS = {
+        "p",
+        "div",
+        "section",
+        "article",
+        "li",
+        "ul",
+        "ol",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "tr",
+        "table",
+        "br",
+        "nav",
+        "header",
+        "footer",
+        "blockquote",
+        "pre",
+        "main",
+        "aside",
+        "dd",
+        "dt",
+    }
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
@@ -89,13 +115,16 @@ def html_text(markup: str) -> str:
 
 # ---------------------------------------------------------------- records
 
+
 def pick_text_field(record: dict, text_field: str | None, where: str) -> str:
     """The field that holds the text: the one named, a usual name (text, content...), else the
     string field with the longest value in the first record."""
     if text_field:
         if text_field not in record:
-            raise DataError(f"{where} has no field '{text_field}' (fields: {', '.join(map(str, record))}); "
-                            "pass --text-field with one of them")
+            raise DataError(
+                f"{where} has no field '{text_field}' (fields: {', '.join(map(str, record))}); "
+                "pass --text-field with one of them"
+            )
         return text_field
     for name in TEXT_FIELDS:
         if name in record:
@@ -123,6 +152,7 @@ def records_to_documents(records, source: str, text_field: str | None) -> list[D
 
 
 # ---------------------------------------------------------------- files
+
 
 class GzipData(ValueError):
     """A text file that holds gzip-compressed bytes (e.g. a .txt.gz renamed .txt)."""
@@ -164,8 +194,7 @@ def load_file(path: Path, source: str, text_field: str | None = None, table: str
     if suffix == ".csv":
         rows = list(csv.DictReader(io.StringIO(_read_text(path))))
         return records_to_documents(rows, source, text_field)
-    raise DataError(f"file type '{suffix or path.name}' is not supported ({path}); "
-                    f"use {', '.join(sorted(SUPPORTED))}")
+    raise DataError(f"file type '{suffix or path.name}' is not supported ({path}); use {', '.join(sorted(SUPPORTED))}")
 
 
 def _why(err: Exception) -> str:
@@ -200,8 +229,10 @@ def _expand(spec: str) -> tuple[list[Path], Path | None, bool]:
         return files, path, True
     if path.is_file():
         if path.suffix.lower() not in SUPPORTED:
-            raise DataError(f"file type '{path.suffix or path.name}' is not supported ({spec}); "
-                            f"use one of {', '.join(sorted(SUPPORTED))}")
+            raise DataError(
+                f"file type '{path.suffix or path.name}' is not supported ({spec}); "
+                f"use one of {', '.join(sorted(SUPPORTED))}"
+            )
         return [path], path.parent, False
     raise DataError(f"no such file or folder: '{spec}'; check the path (relative to {Path.cwd()})")
 
@@ -237,14 +268,18 @@ def load(source, text_field: str | None = None, table: str | None = None) -> Loa
             raise DataError("no source given; pass a file, a folder, a glob like 'docs/*.md', or a variable")
         files, root, walked = _expand(source)
         if table and not any(p.suffix.lower() in DB_TYPES for p in files):
-            raise DataError(f"--table {table} applies to a SQLite database (.db, .sqlite, .sqlite3); "
-                            f"'{source}' holds none")
+            raise DataError(
+                f"--table {table} applies to a SQLite database (.db, .sqlite, .sqlite3); '{source}' holds none"
+            )
         prose = walked and any(p.suffix.lower() in PROSE for p in files)
         docs, skipped = [], []
         for path in files:
             name = _source_name(path, root)
-            why = _walk_skip(path, prose) if walked else (
-                None if path.suffix.lower() in SUPPORTED else f"unsupported type {path.suffix or '(none)'}")
+            why = (
+                _walk_skip(path, prose)
+                if walked
+                else (None if path.suffix.lower() in SUPPORTED else f"unsupported type {path.suffix or '(none)'}")
+            )
             if why:
                 skipped.append((name, why))
                 continue
@@ -271,5 +306,7 @@ def load(source, text_field: str | None = None, table: str | None = None) -> Loa
             raise DataError("the list is empty; give strings or dicts with a text field")
         docs = records_to_documents(list(source), "list", text_field)
         return Loaded(docs, [], 1)
-    raise DataError(f"cannot load documents from a {type(source).__name__}; "
-                    "give a path, a folder, a glob, a list of strings/dicts or a DataFrame")
+    raise DataError(
+        f"cannot load documents from a {type(source).__name__}; "
+        "give a path, a folder, a glob, a list of strings/dicts or a DataFrame"
+    )

@@ -13,7 +13,7 @@ CITATION_COLUMNS = ["sentence", "n", "source", "similarity", "by"]
 
 def _short(text: str, n: int = 70) -> str:
     text = " ".join(str(text).split())
-    return text if len(text) <= n else text[:n - 3] + "..."
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 def highlight(text: str, terms) -> str:
@@ -24,7 +24,7 @@ def highlight(text: str, terms) -> str:
     pattern = re.compile(r"(?i)\b(" + "|".join(map(re.escape, sorted(terms, key=len, reverse=True))) + r")\b")
     out, pos = [], 0
     for m in pattern.finditer(text):
-        out.append(html.escape(text[pos:m.start()]))
+        out.append(html.escape(text[pos : m.start()]))
         out.append(f"<mark>{html.escape(m.group(0))}</mark>")
         pos = m.end()
     out.append(html.escape(text[pos:]))
@@ -37,21 +37,49 @@ def hit_card(n: int, hit: dict, terms=(), cited: bool = False) -> str:
     score = f"score {hit['score']:.4f}" if hit.get("score") is not None else ""
     dist = f", distance {hit['distance']:.4f}" if hit.get("distance") is not None else ""
     matched = f" <small>matched: {html.escape(', '.join(terms))}</small>" if terms else ""
-    style = (f"border:1px solid {'#2a7' if cited else '#ccc'};border-radius:4px;padding:4px 8px;margin:4px 0")
+    style = f"border:1px solid {'#2a7' if cited else '#ccc'};border-radius:4px;padding:4px 8px;margin:4px 0"
     source = html.escape(str(hit["source"]) + page)
-    return (f'<div class="nbllm-hit" style="{style}"><b>[{n}]</b> <code>{source}</code> '
-            f"<small>{html.escape(score + dist)}</small>{matched}"
-            f"<div style='white-space:pre-wrap'>{highlight(hit['text'], terms)}</div></div>")
+    return (
+        f'<div class="nbllm-hit" style="{style}"><b>[{n}]</b> <code>{source}</code> '
+        f"<small>{html.escape(score + dist)}</small>{matched}"
+        f"<div style='white-space:pre-wrap'>{highlight(hit['text'], terms)}</div></div>"
+    )
 
 
 class IndexReport(Result):
     """What %rag index did: documents loaded, chunks added/updated/unchanged/removed, what was skipped."""
 
-    _summary_fields = ("collection", "documents", "chunks", "added", "updated", "unchanged", "removed",
-                       "skipped", "embedded", "embedder", "distance", "where")
+    _summary_fields = (
+        "collection",
+        "documents",
+        "chunks",
+        "added",
+        "updated",
+        "unchanged",
+        "removed",
+        "skipped",
+        "embedded",
+        "embedder",
+        "distance",
+        "where",
+    )
 
-    def __init__(self, collection, documents, chunks, added, updated, unchanged, removed, skipped_files,
-                 embedded, embedder, distance, where, total):
+    def __init__(
+        self,
+        collection,
+        documents,
+        chunks,
+        added,
+        updated,
+        unchanged,
+        removed,
+        skipped_files,
+        embedded,
+        embedder,
+        distance,
+        where,
+        total,
+    ):
         self.collection, self.documents, self.chunks = collection, documents, chunks
         self.added, self.updated, self.unchanged, self.removed = added, updated, unchanged, removed
         self.skipped_files, self.embedded, self.embedder = skipped_files, embedded, embedder
@@ -73,9 +101,11 @@ class IndexReport(Result):
 
     def _repr_html_(self) -> str:
         skipped = self.to_pandas().to_html(index=False, escape=True) if self.skipped_files else ""
-        return (f"<div class='nbllm nbllm-rag-index'><pre>{html.escape(repr(self).splitlines()[0])}</pre>"
-                f"<p>collection <code>{html.escape(self.collection)}</code> now holds {self.total} chunks</p>"
-                f"{skipped}</div>")
+        return (
+            f"<div class='nbllm nbllm-rag-index'><pre>{html.escape(repr(self).splitlines()[0])}</pre>"
+            f"<p>collection <code>{html.escape(self.collection)}</code> now holds {self.total} chunks</p>"
+            f"{skipped}</div>"
+        )
 
 
 class CollectionsResult(Result):
@@ -88,15 +118,18 @@ class CollectionsResult(Result):
         if not self.rows:
             return f"no collections in {self.where}"
         lines = [f"collections in {self.where}:"]
-        lines += [f"  {r['collection']:<20} {r['chunks']:>7} chunks  {r['embedder']} ({r['dim']}-d), {r['distance']}"
-                  for r in self.rows]
+        lines += [
+            f"  {r['collection']:<20} {r['chunks']:>7} chunks  {r['embedder']} ({r['dim']}-d), {r['distance']}"
+            for r in self.rows
+        ]
         return "\n".join(lines)
 
     def to_pandas(self):
         import pandas as pd
 
-        return pd.DataFrame(self.rows, columns=["collection", "chunks", "embedder", "dim", "distance", "chunk_size",
-                                                "overlap", "unit"])
+        return pd.DataFrame(
+            self.rows, columns=["collection", "chunks", "embedder", "dim", "distance", "chunk_size", "overlap", "unit"]
+        )
 
     def _repr_html_(self) -> str:
         return f"<div class='nbllm'><p>{html.escape(self.where)}</p>{self.to_pandas().to_html(index=False)}</div>"
@@ -108,8 +141,17 @@ class RAGResult(Result):
     .question, .contexts (chunk texts in rank order), .answer (the model's text or None),
     .hits (DataFrame), .citations (DataFrame: sentence, n, source, similarity, by), .config."""
 
-    def __init__(self, question: str, hits: list[dict], answer: str | None, citations: list[dict], config: dict,
-                 notices: list[str] | None = None, prompt: str | None = None, hnsw_ids: list[str] | None = None):
+    def __init__(
+        self,
+        question: str,
+        hits: list[dict],
+        answer: str | None,
+        citations: list[dict],
+        config: dict,
+        notices: list[str] | None = None,
+        prompt: str | None = None,
+        hnsw_ids: list[str] | None = None,
+    ):
         self.question, self._hits, self.answer, self._citations = question, hits, answer, citations
         self.config, self.notices, self.prompt, self.hnsw_ids = config, notices or [], prompt, hnsw_ids
 
@@ -159,8 +201,14 @@ class RAGResult(Result):
         return self.hits
 
     def summary(self) -> dict:
-        return {"question": self.question, "collection": self.config["collection"], "k": len(self._hits),
-                "sources": self.sources, "cited": self.cited, "cited_by": self.cited_by}
+        return {
+            "question": self.question,
+            "collection": self.config["collection"],
+            "k": len(self._hits),
+            "sources": self.sources,
+            "cited": self.cited,
+            "cited_by": self.cited_by,
+        }
 
     def __repr__(self) -> str:
         lines = [super().__repr__()] + [f"notice: {n}" for n in self.notices]
@@ -177,14 +225,21 @@ class RAGResult(Result):
         head = html.escape(super().__repr__())
         notices = "".join(f"<p><i>notice: {html.escape(n)}</i></p>" for n in self.notices)
         cited = set(self.cited)
-        cards = "".join(hit_card(n, h, matched_terms(self.question, h["text"]), n in cited)
-                        for n, h in enumerate(self._hits, 1))
+        cards = "".join(
+            hit_card(n, h, matched_terms(self.question, h["text"]), n in cited) for n, h in enumerate(self._hits, 1)
+        )
         answer = ""
         if self.answer is not None:
-            how = {"model": "citations written by the model",
-                   "similarity": "the model cited nothing; [n] added by embedding similarity",
-                   None: "no citations"}[self.cited_by]
-            answer = (f"<div class='nbllm-answer'><b>Answer</b> <small>({html.escape(how)})</small>"
-                      f"<p style='white-space:pre-wrap'>{html.escape(self.cited_answer)}</p></div>")
-        return (f"<div class='nbllm nbllm-rag'><code>{head}</code>{notices}"
-                f"<p><b>Question:</b> {html.escape(self.question)}</p>{cards}{answer}</div>")
+            how = {
+                "model": "citations written by the model",
+                "similarity": "the model cited nothing; [n] added by embedding similarity",
+                None: "no citations",
+            }[self.cited_by]
+            answer = (
+                f"<div class='nbllm-answer'><b>Answer</b> <small>({html.escape(how)})</small>"
+                f"<p style='white-space:pre-wrap'>{html.escape(self.cited_answer)}</p></div>"
+            )
+        return (
+            f"<div class='nbllm nbllm-rag'><code>{head}</code>{notices}"
+            f"<p><b>Question:</b> {html.escape(self.question)}</p>{cards}{answer}</div>"
+        )

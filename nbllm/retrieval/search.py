@@ -25,8 +25,15 @@ WRITES = [0]  # bumped by every index/drop so cached corpora are rebuilt
 def _hit(id_, text, meta, distance=None, score=None) -> dict:
     meta = meta or {}
     page = meta.get("page", 0)
-    return {"id": id_, "text": text, "source": meta.get("source", ""), "page": page if page else None,
-            "offset": meta.get("offset", 0), "distance": distance, "score": score}
+    return {
+        "id": id_,
+        "text": text,
+        "source": meta.get("source", ""),
+        "page": page if page else None,
+        "offset": meta.get("offset", 0),
+        "distance": distance,
+        "score": score,
+    }
 
 
 def similarity(distance: float, space: str) -> float:
@@ -40,8 +47,11 @@ def distances(matrix: np.ndarray, query: np.ndarray) -> dict[str, np.ndarray]:
     matrix, query = np.asarray(matrix, dtype=np.float32), np.asarray(query, dtype=np.float32)
     dots = matrix @ query
     norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(query)
-    return {"l2": (matrix ** 2).sum(1) - 2 * dots + (query ** 2).sum(), "ip": 1.0 - dots,
-            "cosine": 1.0 - dots / np.maximum(norms, 1e-12)}
+    return {
+        "l2": (matrix**2).sum(1) - 2 * dots + (query**2).sum(),
+        "ip": 1.0 - dots,
+        "cosine": 1.0 - dots / np.maximum(norms, 1e-12),
+    }
 
 
 def top_k(values: np.ndarray, ids: list[str], k: int) -> list[int]:
@@ -57,10 +67,16 @@ def top_k(values: np.ndarray, ids: list[str], k: int) -> list[int]:
 
 def dense(collection, query_vec: np.ndarray, k: int, where=None) -> list[dict]:
     space = store.info(collection).get("distance", "l2")
-    got = collection.query(query_embeddings=[np.asarray(query_vec, dtype=np.float32).tolist()], n_results=k,
-                           where=where, include=["documents", "metadatas", "distances"])
-    hits = [_hit(i, t, m, float(d), similarity(float(d), space))
-            for i, t, m, d in zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])]
+    got = collection.query(
+        query_embeddings=[np.asarray(query_vec, dtype=np.float32).tolist()],
+        n_results=k,
+        where=where,
+        include=["documents", "metadatas", "distances"],
+    )
+    hits = [
+        _hit(i, t, m, float(d), similarity(float(d), space))
+        for i, t, m, d in zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])
+    ]
     return sorted(hits, key=lambda h: (round(h["distance"], 6), h["id"]))
 
 
@@ -89,8 +105,13 @@ def exact(collection, query_vec: np.ndarray, k: int, where=None, space: str | No
         ranks[name][order] = np.arange(1, len(order) + 1)
     hits = []
     for i in top_k(d[space], data["ids"], k):
-        hit = _hit(data["ids"][i], data["documents"][i], data["metadatas"][i], float(d[space][i]),
-                   similarity(float(d[space][i]), space))
+        hit = _hit(
+            data["ids"][i],
+            data["documents"][i],
+            data["metadatas"][i],
+            float(d[space][i]),
+            similarity(float(d[space][i]), space),
+        )
         hit.update({name: float(d[name][i]) for name in d})
         hit.update({f"rank_{name}": int(ranks[name][i]) for name in d})
         hits.append(hit)
@@ -166,8 +187,10 @@ def lm_scores(model, tokenizer, question: str, passages: list[str], batch_size: 
     q_ids = tokenizer(question.strip(), add_special_tokens=False)["input_ids"]
     if not q_ids:
         raise ConfigError("the question is empty; nothing to re-rank by")
-    requests = [[(tokenizer(RERANK_PROMPT.format(passage=p.strip()), add_special_tokens=False)["input_ids"], q_ids)]
-                for p in passages]
+    requests = [
+        [(tokenizer(RERANK_PROMPT.format(passage=p.strip()), add_special_tokens=False)["input_ids"], q_ids)]
+        for p in passages
+    ]
     sums = LM(model, tokenizer, "reranker").loglikelihood_tokens(requests, batch_size)
     return [s[0] / len(q_ids) for s in sums]
 

@@ -61,7 +61,7 @@ def split_text(text: str, size: int, overlap: int, length: Callable[[str], int])
             start, cur_len = _overlap_start(text, start, cur[-1][1], overlap, length), 0
             cur = []
             if start is not None and start < piece[0]:
-                cur_len = length(text[start:piece[0]])
+                cur_len = length(text[start : piece[0]])
                 if cur_len + piece[2] > size:  # the overlap and this piece do not fit together
                     start, cur_len = None, 0
         if start is None:
@@ -80,7 +80,7 @@ def _overlap_start(text: str, start: int, end: int, overlap: int, length) -> int
         return None
     best = None
     for m in reversed(list(WORD.finditer(text, start, end))):
-        if m.start() == start or length(text[m.start():end]) > overlap:
+        if m.start() == start or length(text[m.start() : end]) > overlap:
             break
         best = m.start()
     return best
@@ -102,8 +102,10 @@ def check_sizes(chunk_size: int, overlap: int, limit: int | None = None, unit: s
     if unit not in ("tokens", "chars"):
         raise ConfigError(f"--unit must be tokens or chars (got {unit!r})")
     if limit and unit == "tokens" and chunk_size > limit:
-        raise ConfigError(f"--chunk-size {chunk_size} is longer than the embedder's input limit of {limit} tokens, "
-                          f"so chunks would be cut; use --chunk-size {limit} or less")
+        raise ConfigError(
+            f"--chunk-size {chunk_size} is longer than the embedder's input limit of {limit} tokens, "
+            f"so chunks would be cut; use --chunk-size {limit} or less"
+        )
 
 
 def split_documents(documents, chunk_size: int, overlap: int, length: Callable[[str], int]) -> list[Chunk]:

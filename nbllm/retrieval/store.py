@@ -17,8 +17,16 @@ import sys
 from ..errors import ConfigError, DataError, NbllmError
 from . import stores
 from .stores.base import folder_store
-from .stores.chroma import (HNSW, SERVER_TIMEOUT_ENV, SERVER_TIMEOUT_S, _CLIENTS, _connection_failure,  # noqa: F401
-                            embedding_function, server_timeout, unreachable)
+from .stores.chroma import (
+    HNSW,
+    SERVER_TIMEOUT_ENV,
+    SERVER_TIMEOUT_S,
+    _CLIENTS,
+    _connection_failure,  # noqa: F401
+    embedding_function,
+    server_timeout,
+    unreachable,
+)
 
 DISTANCES = ("l2", "ip", "cosine")
 INDEXES = ("auto", "flat", "ann")
@@ -30,8 +38,10 @@ _WHERE: dict[str, tuple] = {}  # collection name -> (persist, server, store) it 
 
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]", name or ""):
-        raise ConfigError(f"collection name {name!r} is not valid; use 3-512 letters, digits, '.', '_' or '-', "
-                          "starting and ending with a letter or digit")
+        raise ConfigError(
+            f"collection name {name!r} is not valid; use 3-512 letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit"
+        )
     return name
 
 
@@ -49,8 +59,10 @@ def resolve(store: str | None = None, persist=None, server=None) -> str:
         raise ConfigError("use either --persist DIR or --server URL, not both")
     if server:
         if store not in (None, "chroma"):
-            raise ConfigError(f"--server is a Chroma server; --store {store} keeps collections in memory or a "
-                              f"--persist folder: drop --server, or use --store chroma")
+            raise ConfigError(
+                f"--server is a Chroma server; --store {store} keeps collections in memory or a "
+                f"--persist folder: drop --server, or use --store chroma"
+            )
         return "chroma"
     if persist:
         from ..paths import check_destination
@@ -58,8 +70,10 @@ def resolve(store: str | None = None, persist=None, server=None) -> str:
         check_destination(persist, "--persist")  # the stores' own errors here are raw OS codes
         found = folder_store(persist)
         if found and store and found != store:
-            raise ConfigError(f"the folder {persist} holds a {found} store, not {store}; open it with --store {found}, "
-                              f"or give --store {store} another --persist folder")
+            raise ConfigError(
+                f"the folder {persist} holds a {found} store, not {store}; open it with --store {found}, "
+                f"or give --store {store} another --persist folder"
+            )
         return store or found or stores.DEFAULT
     return store or stores.DEFAULT
 
@@ -102,8 +116,10 @@ def server_errors(func):
                 dropped = _CLIENTS.pop(("server", server), None)
                 waited = dropped._server._session.timeout.read if dropped is not None else None  # set in client()
                 raise unreachable(server, failure, waited) from None
-            raise DataError(f"no collection '{name}' in server {server} any more (did it restart with another "
-                            f"--path?); run %rag index PATH --collection {name} --server {server} first") from None
+            raise DataError(
+                f"no collection '{name}' in server {server} any more (did it restart with another "
+                f"--path?); run %rag index PATH --collection {name} --server {server} first"
+            ) from None
 
     return wrapper
 
@@ -141,8 +157,10 @@ def get_collection(name: str, persist=None, server=None, store=None):
     if name not in existing:
         have = f"collections here: {', '.join(existing)}" if existing else "no collections yet"
         flag = "" if kind == "chroma" else f" --store {kind}"
-        raise DataError(f"no collection '{name}' in {where_text(persist, server, kind)} ({have}); "
-                        f"run %rag index PATH --collection {name}{flag} first")
+        raise DataError(
+            f"no collection '{name}' in {where_text(persist, server, kind)} ({have}); "
+            f"run %rag index PATH --collection {name}{flag} first"
+        )
     if kind != "chroma":
         return made.get_collection(name)
     raw = made.get_collection(name)
@@ -156,15 +174,17 @@ def exists(name: str, persist=None, server=None, store=None) -> bool:
 
 def info(collection) -> dict:
     meta = collection.metadata or {}
-    return {k[len(META_PREFIX):]: v for k, v in meta.items() if k.startswith(META_PREFIX)}
+    return {k[len(META_PREFIX) :]: v for k, v in meta.items() if k.startswith(META_PREFIX)}
 
 
 def check_embedder(collection, embedder: str, dim: int | None = None) -> None:
     built = info(collection)
     if built.get("embedder") not in (None, embedder) or (dim is not None and built.get("dim") not in (None, dim)):
-        raise ConfigError(f"collection '{collection.name}' was built with embedder '{built.get('embedder')}' "
-                          f"({built.get('dim')}-d vectors), not '{embedder}'{f' ({dim}-d)' if dim else ''}; use --embedder "
-                          f"{built.get('embedder')}, or a new --collection for this embedder")
+        raise ConfigError(
+            f"collection '{collection.name}' was built with embedder '{built.get('embedder')}' "
+            f"({built.get('dim')}-d vectors), not '{embedder}'{f' ({dim}-d)' if dim else ''}; use --embedder "
+            f"{built.get('embedder')}, or a new --collection for this embedder"
+        )
 
 
 def check_built(col, embedder: str, dim: int, distance: str, index: str | None = None) -> None:
@@ -172,24 +192,39 @@ def check_built(col, embedder: str, dim: int, distance: str, index: str | None =
     check_embedder(col, embedder, dim)
     built = info(col)
     if built.get("distance") and built["distance"] != distance:
-        raise ConfigError(f"collection '{col.name}' uses distance {built['distance']}, not {distance} (fixed when it "
-                          f"was created); use --distance {built['distance']}, or a new --collection")
+        raise ConfigError(
+            f"collection '{col.name}' uses distance {built['distance']}, not {distance} (fixed when it "
+            f"was created); use --distance {built['distance']}, or a new --collection"
+        )
     if index not in (None, "auto") and built.get("index", "auto") != index:
-        raise ConfigError(f"collection '{col.name}' was created with --index {built.get('index', 'auto')}, not "
-                          f"{index}; use --index {built.get('index', 'auto')}, or a new --collection")
+        raise ConfigError(
+            f"collection '{col.name}' was created with --index {built.get('index', 'auto')}, not "
+            f"{index}; use --index {built.get('index', 'auto')}, or a new --collection"
+        )
 
 
 def check_index(index: str, store: str) -> str:
     if index not in INDEXES:
         raise ConfigError(f"unknown --index {index!r}; use auto, flat or ann")
     if store == "chroma" and index == "flat":
-        raise ConfigError("Chroma always builds an HNSW index; use --store faiss or --store lancedb for --index flat "
-                          "(exact search), or --exact at query time")
+        raise ConfigError(
+            "Chroma always builds an HNSW index; use --store faiss or --store lancedb for --index flat "
+            "(exact search), or --exact at query time"
+        )
     return index
 
 
-def open_for_write(name: str, embedder: str, dim: int, distance: str, extra: dict, persist=None, server=None,
-                   store=None, index: str = "auto"):
+def open_for_write(
+    name: str,
+    embedder: str,
+    dim: int,
+    distance: str,
+    extra: dict,
+    persist=None,
+    server=None,
+    store=None,
+    index: str = "auto",
+):
     """Get or create the collection; the embedder and distance must match what it was built with."""
     check_name(name)
     check_distance(distance)
@@ -200,9 +235,13 @@ def open_for_write(name: str, embedder: str, dim: int, distance: str, extra: dic
         col = get_collection(name, persist, server, kind)
         check_built(col, embedder, dim, distance, index)
         return col
-    meta = {f"{META_PREFIX}embedder": embedder, f"{META_PREFIX}dim": dim, f"{META_PREFIX}distance": distance,
-            **({f"{META_PREFIX}index": index} if kind != "chroma" else {}),
-            **{f"{META_PREFIX}{k}": v for k, v in extra.items() if v is not None}}
+    meta = {
+        f"{META_PREFIX}embedder": embedder,
+        f"{META_PREFIX}dim": dim,
+        f"{META_PREFIX}distance": distance,
+        **({f"{META_PREFIX}index": index} if kind != "chroma" else {}),
+        **{f"{META_PREFIX}{k}": v for k, v in extra.items() if v is not None},
+    }
     if kind == "chroma":
         from .stores import chroma
 
@@ -217,8 +256,12 @@ def write(col, ids, vectors, documents, metadatas, delete=(), batch: int | None 
         return
     batch = batch or 5000
     for i in range(0, len(ids), batch):
-        col.upsert(ids=ids[i:i + batch], embeddings=vectors[i:i + batch], documents=documents[i:i + batch],
-                   metadatas=metadatas[i:i + batch])
+        col.upsert(
+            ids=ids[i : i + batch],
+            embeddings=vectors[i : i + batch],
+            documents=documents[i : i + batch],
+            metadatas=metadatas[i : i + batch],
+        )
     if delete:
         col.delete(ids=list(delete))
 

@@ -23,8 +23,18 @@ from pathlib import Path
 from ..errors import DataError
 
 DB_TYPES = {".db", ".sqlite", ".sqlite3"}
-LANGUAGES = {".js": "javascript", ".ts": "typescript", ".go": "go", ".rs": "rust", ".java": "java", ".c": "c",
-             ".cpp": "cpp", ".h": "c", ".rb": "ruby", ".sh": "shell"}
+LANGUAGES = {
+    ".js": "javascript",
+    ".ts": "typescript",
+    ".go": "go",
+    ".rs": "rust",
+    ".java": "java",
+    ".c": "c",
+    ".cpp": "cpp",
+    ".h": "c",
+    ".rb": "ruby",
+    ".sh": "shell",
+}
 CODE_TYPES = {".py"} | set(LANGUAGES)
 SQLITE_HEADER = b"SQLite format 3\x00"
 BLANK = re.compile(r"\n[ \t]*\n\s*")
@@ -45,30 +55,36 @@ class SyntaxFallback(Exception):
 
 # ---------------------------------------------------------------- SQLite
 
+
 def is_sqlite(path: Path) -> bool:
     with open(path, "rb") as fh:
         return fh.read(16) == SQLITE_HEADER
 
 
 def _tables(con) -> list[str]:
-    rows = con.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
-                       "ORDER BY name").fetchall()
+    rows = con.execute(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+    ).fetchall()
     return [r[0] for r in rows]
 
 
 def load_sqlite(path: Path, source: str, text_field: str | None = None, table: str | None = None):
     """One Document per row of `table` (a name or comma list; default: every table)."""
     if not is_sqlite(path):
-        raise DataError(f"'{source}' is not a SQLite database (no 'SQLite format 3' header); give a SQLite file "
-                        f"or rename it (a {path.suffix} file is read as SQLite)")
+        raise DataError(
+            f"'{source}' is not a SQLite database (no 'SQLite format 3' header); give a SQLite file "
+            f"or rename it (a {path.suffix} file is read as SQLite)"
+        )
     con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
         there = _tables(con)
         wanted = [t.strip() for t in table.split(",") if t.strip()] if table else there
         missing = [t for t in wanted if t not in there]
         if missing:
-            raise DataError(f"{source} has no table {', '.join(repr(t) for t in missing)} "
-                            f"(tables: {', '.join(there) or 'none'}); pass --table with one of them")
+            raise DataError(
+                f"{source} has no table {', '.join(repr(t) for t in missing)} "
+                f"(tables: {', '.join(there) or 'none'}); pass --table with one of them"
+            )
         docs = []
         for name in wanted:
             quoted = '"' + name.replace('"', '""') + '"'
@@ -78,10 +94,12 @@ def load_sqlite(path: Path, source: str, text_field: str | None = None, table: s
             except sqlite3.OperationalError:  # a WITHOUT ROWID table: the row's number instead
                 cur = con.execute(f"SELECT * FROM {quoted}")
                 with_rowid = False
-            columns = [d[0] for d in cur.description][1 if with_rowid else 0:]
+            columns = [d[0] for d in cur.description][1 if with_rowid else 0 :]
             if text_field and text_field not in columns:
-                raise DataError(f"table '{name}' of {source} has no column '{text_field}' "
-                                f"(columns: {', '.join(columns)}); pass --text-field with one of them")
+                raise DataError(
+                    f"table '{name}' of {source} has no column '{text_field}' "
+                    f"(columns: {', '.join(columns)}); pass --text-field with one of them"
+                )
             for n, row in enumerate(cur, 1):
                 rowid, values = (row[0], row[1:]) if with_rowid else (n, row)
                 pairs = [(c, v) for c, v in zip(columns, values) if v is not None and not isinstance(v, bytes)]
@@ -100,6 +118,7 @@ def load_sqlite(path: Path, source: str, text_field: str | None = None, table: s
 
 # ---------------------------------------------------------------- code
 
+
 def blocks(text: str, source: str, language: str) -> list:
     """Blank-line blocks of `text`, each a Document with its first line number."""
     docs, start = [], 0
@@ -109,8 +128,14 @@ def blocks(text: str, source: str, language: str) -> list:
         if block.strip():
             lead = len(block) - len(block.lstrip("\n"))
             lineno = text.count("\n", 0, start + lead) + 1
-            docs.append(_doc(block.strip("\n"), source, len(docs) + 1,
-                                 {"language": language, "lineno": lineno, "origin": source}))
+            docs.append(
+                _doc(
+                    block.strip("\n"),
+                    source,
+                    len(docs) + 1,
+                    {"language": language, "lineno": lineno, "origin": source},
+                )
+            )
         start = b
     return docs
 
@@ -125,14 +150,16 @@ def load_python(text: str, source: str) -> list:
     try:
         tree = ast.parse(text)
     except SyntaxError as err:
-        reason = (f"syntax error line {err.lineno} ({err.msg}); indexed by blank-line blocks instead of "
-                  "functions and classes")
+        reason = (
+            f"syntax error line {err.lineno} ({err.msg}); indexed by blank-line blocks instead of "
+            "functions and classes"
+        )
         raise SyntaxFallback(blocks(text, source, "python"), reason) from None
     lines = text.splitlines()
     docs, seen = [], set()
 
     def segment(a: int, b: int, drop=()) -> str:
-        keep = [ln for i, ln in enumerate(lines[a - 1:b], a) if not any(x <= i <= y for x, y in drop)]
+        keep = [ln for i, ln in enumerate(lines[a - 1 : b], a) if not any(x <= i <= y for x, y in drop)]
         return re.sub(r"\n[ \t]*\n(\s*\n)+", "\n\n", textwrap.dedent("\n".join(keep)).strip("\n"))
 
     def add(text_, qualname, kind, lineno, at=None):
@@ -140,9 +167,15 @@ def load_python(text: str, source: str) -> list:
         if where in seen:  # a second def of the same name (a property setter, a redefinition)
             where = f"{where}@{lineno}"
         seen.add(where)
-        docs.insert(len(docs) if at is None else at,
-                    _doc(text_, where, None, {"qualname": qualname, "kind": kind, "lineno": lineno,
-                                                  "language": "python", "origin": source}))
+        docs.insert(
+            len(docs) if at is None else at,
+            _doc(
+                text_,
+                where,
+                None,
+                {"qualname": qualname, "kind": kind, "lineno": lineno, "language": "python", "origin": source},
+            ),
+        )
 
     def visit(body, prefix: str, in_class: bool):
         taken = []
@@ -163,9 +196,14 @@ def load_python(text: str, source: str) -> list:
     rest = segment(1, len(lines), taken)
     if rest.strip():
         first = next(i for i, ln in enumerate(lines, 1) if ln.strip() and not any(x <= i <= y for x, y in taken))
-        docs.append(_doc(rest, f"{source}::<module>", None,
-                             {"qualname": "<module>", "kind": "module", "lineno": first, "language": "python",
-                              "origin": source}))
+        docs.append(
+            _doc(
+                rest,
+                f"{source}::<module>",
+                None,
+                {"qualname": "<module>", "kind": "module", "lineno": first, "language": "python", "origin": source},
+            )
+        )
     return docs
 
 

@@ -41,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     data = options.pop("data", None)
     held = {}
     try:
-        result = sft(data, progress="text" if rank == 0 else "none", samples=0, callbacks=[_Held(held)], **extra,
-                     **options)
+        result = sft(
+            data, progress="text" if rank == 0 else "none", samples=0, callbacks=[_Held(held)], **extra, **options
+        )
     except NbllmError as err:
         print(f"error: {err}", file=sys.stderr)
         return _end(world, 1)
@@ -61,8 +62,12 @@ class _Held(Callback):
 
     def on_train_end(self, trainer):
         procs = trainer.processes
-        self.out.update(local_params=procs.local_numel(trainer.params), local_optimizer=procs.local_numel(
-            trainer.optimizer), total_params=trainer.trainable, processes=trainer.world)
+        self.out.update(
+            local_params=procs.local_numel(trainer.params),
+            local_optimizer=procs.local_numel(trainer.optimizer),
+            total_params=trainer.trainable,
+            processes=trainer.world,
+        )
 
 
 def _end(world: int, code: int) -> int:

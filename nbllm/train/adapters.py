@@ -69,8 +69,10 @@ def lora_targets(model, targets: str):
     existing = linear_module_names(model)
     missing = [t for t in wanted if t not in existing]
     if missing:
-        raise ConfigError(f"LoRA target(s) {', '.join(missing)} match no module of this model; "
-                          f"its linear modules are {', '.join(existing)}")
+        raise ConfigError(
+            f"LoRA target(s) {', '.join(missing)} match no module of this model; "
+            f"its linear modules are {', '.join(existing)}"
+        )
     return wanted
 
 
@@ -83,12 +85,22 @@ def has_adapters(model) -> bool:
 
 def require_adapters(model, action: str):
     if not has_adapters(model):
-        raise ConfigError(f"cannot {action}: this model has no LoRA adapters; attach one first with "
-                          "%lora VAR --r 8 (or train with %%sft --method lora)")
+        raise ConfigError(
+            f"cannot {action}: this model has no LoRA adapters; attach one first with "
+            "%lora VAR --r 8 (or train with %%sft --method lora)"
+        )
 
 
-def attach(model, r: int = 8, alpha: float = 16.0, dropout: float = 0.05, targets: str = "q_proj,v_proj",
-           name: str = "default", seed: int | None = 0, task_type: str | None = "CAUSAL_LM"):
+def attach(
+    model,
+    r: int = 8,
+    alpha: float = 16.0,
+    dropout: float = 0.05,
+    targets: str = "q_proj,v_proj",
+    name: str = "default",
+    seed: int | None = 0,
+    task_type: str | None = "CAUSAL_LM",
+):
     """Wrap `model` with a new LoRA adapter (or add a named one beside existing adapters): the
     one way nbllm attaches LoRA (%lora, %%sft --method lora/dpo, classifiers). seed fixes A's
     random init (None: draw from the global generator, which the run's seed has set)."""
@@ -102,8 +114,14 @@ def attach(model, r: int = 8, alpha: float = 16.0, dropout: float = 0.05, target
         raise ConfigError(f"--dropout must be in [0, 1) (got {dropout})")
     if has_adapters(model) and name in model.peft_config:
         raise ConfigError(f"an adapter named '{name}' is already attached; pick another --name")
-    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=lora_targets(model, targets),
-                        bias="none", task_type=task_type)
+    config = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=lora_targets(model, targets),
+        bias="none",
+        task_type=task_type,
+    )
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(seed)
@@ -132,9 +150,17 @@ def inspect(model, adapter: str | None = None) -> list[dict]:
             continue
         a, b = layer.lora_A[adapter].weight, layer.lora_B[adapter].weight
         out_f, in_f = b.shape[0], a.shape[1]
-        rows.append({"module": name.removeprefix("base_model.model."), "shape": f"{out_f}x{in_f}",
-                     "r": a.shape[0], "alpha": layer.lora_alpha[adapter], "scaling": layer.scaling[adapter],
-                     "lora_params": a.numel() + b.numel(), "full_params": out_f * in_f})
+        rows.append(
+            {
+                "module": name.removeprefix("base_model.model."),
+                "shape": f"{out_f}x{in_f}",
+                "r": a.shape[0],
+                "alpha": layer.lora_alpha[adapter],
+                "scaling": layer.scaling[adapter],
+                "lora_params": a.numel() + b.numel(),
+                "full_params": out_f * in_f,
+            }
+        )
     return rows
 
 
@@ -155,9 +181,13 @@ def unmerge(model) -> None:
 
 
 def _base_signature(model, base_name: str) -> dict:
-    return {"base_model": base_name,
-            "layers": {n.removeprefix("base_model.model."): list(layer.get_base_layer().weight.shape)
-                       for n, layer in lora_layers(model)}}
+    return {
+        "base_model": base_name,
+        "layers": {
+            n.removeprefix("base_model.model."): list(layer.get_base_layer().weight.shape)
+            for n, layer in lora_layers(model)
+        },
+    }
 
 
 def save(model, directory, base_name: str, adapter: str | None = None) -> Path:
@@ -171,8 +201,10 @@ def save(model, directory, base_name: str, adapter: str | None = None) -> Path:
     adapter = adapter or model.active_adapter
     path = check_destination(directory, "--save")
     if path.is_dir() and any(path.iterdir()) and not any(path.glob("**/adapter_config.json")):
-        raise ConfigError(f"--save '{directory}' is a folder that holds no adapter; give a new or empty folder "
-                          "(nothing in it was changed)")
+        raise ConfigError(
+            f"--save '{directory}' is a folder that holds no adapter; give a new or empty folder "
+            "(nothing in it was changed)"
+        )
     # written beside, then swapped in: an interrupted save never leaves a half adapter at `path`
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -197,20 +229,30 @@ def load(model, directory, name: str, base_name: str):
     if not (path / "adapter_config.json").exists():
         raise ModelError(f"'{directory}' holds no adapter (no adapter_config.json); give a folder %lora --save wrote")
     if not any((path / f).is_file() for f in ("adapter_model.safetensors", "adapter_model.bin")):
-        raise ModelError(f"adapter '{directory}' is incomplete: adapter_model.safetensors is missing; save it again "
-                         "with %lora VAR --save DIR")
+        raise ModelError(
+            f"adapter '{directory}' is incomplete: adapter_model.safetensors is missing; save it again "
+            "with %lora VAR --save DIR"
+        )
     meta_file = path / META
     if meta_file.exists():
         meta = json.loads(meta_file.read_text())
-        shapes = {n: list(m.weight.shape) for n, m in unwrap(model).named_modules()
-                  if isinstance(m, torch.nn.Linear)}
-        shapes.update({n.removeprefix("base_model.model."): list(layer.get_base_layer().weight.shape)
-                       for n, layer in lora_layers(model)} if has_adapters(model) else {})
+        shapes = {n: list(m.weight.shape) for n, m in unwrap(model).named_modules() if isinstance(m, torch.nn.Linear)}
+        shapes.update(
+            {
+                n.removeprefix("base_model.model."): list(layer.get_base_layer().weight.shape)
+                for n, layer in lora_layers(model)
+            }
+            if has_adapters(model)
+            else {}
+        )
         wrong = [n for n, shape in meta["layers"].items() if shapes.get(n) != shape]
         if meta["base_model"] != base_name or wrong:
-            raise ModelError(f"adapter '{directory}' was made for base model '{meta['base_model']}', not "
-                             f"'{base_name}'" + (f" ({len(wrong)} layer shapes differ)" if wrong else "")
-                             + "; load it onto the model it was trained on")
+            raise ModelError(
+                f"adapter '{directory}' was made for base model '{meta['base_model']}', not "
+                f"'{base_name}'"
+                + (f" ({len(wrong)} layer shapes differ)" if wrong else "")
+                + "; load it onto the model it was trained on"
+            )
     if has_adapters(model) and name in model.peft_config:
         raise ConfigError(f"an adapter named '{name}' is already loaded; pick another --name")
     from peft import PeftModel
@@ -226,8 +268,9 @@ def load(model, directory, name: str, base_name: str):
         if wrapped and name in model.peft_config:  # roll back the half-registered adapter
             model.delete_adapter(name)
         first = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
-        raise ModelError(f"adapter '{directory}' could not be loaded ({first}); it does not fit this model or its "
-                         "files are damaged") from None
+        raise ModelError(
+            f"adapter '{directory}' could not be loaded ({first}); it does not fit this model or its files are damaged"
+        ) from None
     model.set_adapter(name)
     return model
 

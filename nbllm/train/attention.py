@@ -29,8 +29,7 @@ _registered = False
 _packed_forward = False  # True while a packed batch runs: no L x L mask from position_ids
 
 
-def packed_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,
-                     **kwargs):
+def packed_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
     bounds = kwargs.pop("nbllm_segments", None)
     cu = kwargs.pop("nbllm_cu_seqlens", None)
     max_len = kwargs.pop("nbllm_max_len", None)
@@ -45,19 +44,25 @@ def packed_attention(module, query, key, value, attention_mask, dropout=0.0, sca
         length = doc_ids.shape[-1]
         causal = torch.ones(length, length, dtype=torch.bool, device=doc_ids.device).tril()
         mask = (doc_ids[:, None, :, None] == doc_ids[:, None, None, :]) & causal
-        out = F.scaled_dot_product_attention(query, key, value.to(query.dtype), attn_mask=mask, dropout_p=p,
-                                             scale=scaling, enable_gqa=gqa)
+        out = F.scaled_dot_product_attention(
+            query, key, value.to(query.dtype), attn_mask=mask, dropout_p=p, scale=scaling, enable_gqa=gqa
+        )
         return out.transpose(1, 2).contiguous(), None
     if bounds is None:
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      is_causal=is_causal, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
+        )
     # split, not slicing: its backward is one cat, where each slice's fills a zero tensor of the whole row
     sizes = [e - s for s, e in zip(bounds[:-1], bounds[1:])]
-    out = torch.cat([F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True, scale=scaling,
-                                                    enable_gqa=gqa)
-                     for q, k, v in zip(query.split(sizes, 2), key.split(sizes, 2), value.split(sizes, 2))], dim=2)
+    out = torch.cat(
+        [
+            F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True, scale=scaling, enable_gqa=gqa)
+            for q, k, v in zip(query.split(sizes, 2), key.split(sizes, 2), value.split(sizes, 2))
+        ],
+        dim=2,
+    )
     return out.transpose(1, 2).contiguous(), None
 
 

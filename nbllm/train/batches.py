@@ -38,16 +38,28 @@ class Batch:
         return self.n_loss_tokens
 
     def model_inputs(self) -> dict:
-        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask,
-                "position_ids": self.position_ids, "use_cache": False, **(self.attention or {})}
+        return {
+            "input_ids": self.input_ids,
+            "attention_mask": self.attention_mask,
+            "position_ids": self.position_ids,
+            "use_cache": False,
+            **(self.attention or {}),
+        }
 
     def to(self, device, kernel: str = "auto", max_len: int | None = None) -> "Batch":
         """The batch on `device`, with the example boundaries in the form `kernel` wants."""
-        move = {k: getattr(self, k).to(device, non_blocking=True) if getattr(self, k) is not None else None
-                for k in ("input_ids", "labels", "position_ids", "attention_mask")}
+        move = {
+            k: getattr(self, k).to(device, non_blocking=True) if getattr(self, k) is not None else None
+            for k in ("input_ids", "labels", "position_ids", "attention_mask")
+        }
         attention = attention_inputs(self.segments, device, kernel, max_len) if self.segments is not None else None
-        return Batch(**move, n_real_tokens=self.n_real_tokens, n_loss_tokens=self.n_loss_tokens,
-                     segments=self.segments, attention=attention)
+        return Batch(
+            **move,
+            n_real_tokens=self.n_real_tokens,
+            n_loss_tokens=self.n_loss_tokens,
+            segments=self.segments,
+            attention=attention,
+        )
 
 
 def first_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
@@ -138,8 +150,16 @@ def segments_batch(examples: list[Encoded]) -> Batch:
     bounds = [0]
     for e in examples:
         bounds.append(bounds[-1] + len(e))
-    return Batch(ids, labels, pos, None, bounds[-1], int((labels != IGNORE_INDEX).sum()), segments=bounds,
-                 attention=attention_inputs(bounds, "cpu"))
+    return Batch(
+        ids,
+        labels,
+        pos,
+        None,
+        bounds[-1],
+        int((labels != IGNORE_INDEX).sum()),
+        segments=bounds,
+        attention=attention_inputs(bounds, "cpu"),
+    )
 
 
 LAYOUTS = ("segments", "rows", "padded")

@@ -64,9 +64,11 @@ class SaveEvery(Callback):
 
 def title(config, trainer) -> str:
     pct = 100 * trainer.trainable / trainer.total_params
-    what = (f"%%sft --format classify {config.model} ({config.method}, {trainer.trainable:,} trainable = "
-            f"{pct:.2f}%) on {len(trainer.data.train)} examples, classes {', '.join(trainer.data.classes)}"
-            if config.format == "classify" else
-            f"%%sft {config.model} ({config.method}, {trainer.trainable:,} trainable = {pct:.2f}%) on "
-            f"{len(trainer.data.train)} examples")
+    what = (
+        f"%%sft --format classify {config.model} ({config.method}, {trainer.trainable:,} trainable = "
+        f"{pct:.2f}%) on {len(trainer.data.train)} examples, classes {', '.join(trainer.data.classes)}"
+        if config.format == "classify"
+        else f"%%sft {config.model} ({config.method}, {trainer.trainable:,} trainable = {pct:.2f}%) on "
+        f"{len(trainer.data.train)} examples"
+    )
     return f"{what}: {trainer.total_steps} steps on {trainer.device}"

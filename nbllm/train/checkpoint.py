@@ -51,8 +51,10 @@ def check_destination(directory) -> Path:
     that holds something other than an nbllm checkpoint (it would be replaced)."""
     path = recover(check_path(directory, "--save"))
     if path.is_dir() and any(path.iterdir()) and not (path / "trainer_state.json").exists():
-        raise ConfigError(f"--save '{directory}' is a folder that is not an nbllm checkpoint; give a new or empty "
-                          "folder (nothing in it was changed)")
+        raise ConfigError(
+            f"--save '{directory}' is a folder that is not an nbllm checkpoint; give a new or empty "
+            "folder (nothing in it was changed)"
+        )
     return path
 
 
@@ -123,16 +125,21 @@ def _write(trainer, out: Path) -> None:
     cfg, model = trainer.config, trainer.model
     (out / "config.json").write_text(cfg.to_json())
     state = asdict(trainer.state)
-    state.update(total_steps=trainer.total_steps, data=data_fingerprint(trainer.data.train + trainer.data.val),
-                 processes=trainer.world)
+    state.update(
+        total_steps=trainer.total_steps,
+        data=data_fingerprint(trainer.data.train + trainer.data.val),
+        processes=trainer.world,
+    )
     (out / "trainer_state.json").write_text(json.dumps(state, indent=1, default=float))
     if trainer.sharded:
         pass  # weights and optimizer are in sharded/
     elif _saves_trainable_only(trainer):
         from safetensors.torch import save_file
 
-        save_file({n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad},
-                  out / "trainable.safetensors")
+        save_file(
+            {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad},
+            out / "trainable.safetensors",
+        )
     elif cfg.method in ADAPTER_METHODS:
         model.save_pretrained(out / "adapter")
     else:  # full
@@ -158,8 +165,10 @@ def _write(trainer, out: Path) -> None:
 def read_config(directory) -> SFTConfig:
     path = recover(directory)
     if not (path / "config.json").exists() or not (path / "trainer_state.json").exists():
-        raise ConfigError(f"'{directory}' is not an nbllm checkpoint (no config.json / trainer_state.json); "
-                          "give the folder a --save wrote")
+        raise ConfigError(
+            f"'{directory}' is not an nbllm checkpoint (no config.json / trainer_state.json); "
+            "give the folder a --save wrote"
+        )
     text = _readable(path / "config.json", directory, lambda f: f.read_text())
     try:
         return SFTConfig.from_json(text)
@@ -168,8 +177,10 @@ def read_config(directory) -> SFTConfig:
 
 
 def _incomplete(directory, name: str, why: str) -> ConfigError:
-    return ConfigError(f"checkpoint '{directory}' is incomplete or damaged: {name} {why}; resume from an earlier "
-                       "checkpoint, or train again with --save")
+    return ConfigError(
+        f"checkpoint '{directory}' is incomplete or damaged: {name} {why}; resume from an earlier "
+        "checkpoint, or train again with --save"
+    )
 
 
 def _readable(file: Path, directory, load):
@@ -211,8 +222,10 @@ def load_checkpoint(trainer, directory) -> None:
     loaded = {name: _readable(path / name, directory, load) for name, load in files.items()}
     fingerprint = data_fingerprint(trainer.data.train + trainer.data.val)
     if state.get("data") != fingerprint:
-        raise ConfigError(f"the data differs from the data checkpoint '{directory}' was trained on; "
-                          "pass the same --data (and --max-length) to resume")
+        raise ConfigError(
+            f"the data differs from the data checkpoint '{directory}' was trained on; "
+            "pass the same --data (and --max-length) to resume"
+        )
     cfg, model = trainer.config, trainer.model
     if (path / "sharded").is_dir():
         from torch.distributed.checkpoint.api import CheckpointException  # a BaseException, not an Exception
@@ -220,10 +233,14 @@ def load_checkpoint(trainer, directory) -> None:
         try:
             trainer.processes.load_sharded(trainer.engine, trainer.optimizer, path / "sharded")
         except (Exception, CheckpointException) as err:  # noqa: BLE001 - DCP reports a misfit several ways
-            reason = next((line.strip() for line in str(err).splitlines() if "mismatch" in line.lower()),
-                          str(err).splitlines()[0] if str(err) else type(err).__name__)
-            raise ConfigError(f"sharded checkpoint '{directory}' does not fit this model ({reason[:160]}); "
-                              "resume with the same --model") from None
+            reason = next(
+                (line.strip() for line in str(err).splitlines() if "mismatch" in line.lower()),
+                str(err).splitlines()[0] if str(err) else type(err).__name__,
+            )
+            raise ConfigError(
+                f"sharded checkpoint '{directory}' does not fit this model ({reason[:160]}); "
+                "resume with the same --model"
+            ) from None
     elif _saves_trainable_only(trainer):
         weights = _readable(path / "trainable.safetensors", directory, _safetensors)
         params = dict(model.named_parameters())
@@ -235,8 +252,9 @@ def load_checkpoint(trainer, directory) -> None:
     elif cfg.method in ADAPTER_METHODS:
         from peft import set_peft_model_state_dict
 
-        set_peft_model_state_dict(model, _readable(path / "adapter" / "adapter_model.safetensors", directory,
-                                                   _safetensors))
+        set_peft_model_state_dict(
+            model, _readable(path / "adapter" / "adapter_model.safetensors", directory, _safetensors)
+        )
     else:  # full
         files = sorted((path / "model").glob("*.safetensors"))
         if not files:

@@ -90,8 +90,15 @@ def choose_parameters(clf: Classifier, config: SFTConfig) -> None:
         names = linear_module_names(clf.body)
         default = "q_proj,v_proj" if "q_proj" in names else "query,value"  # decoders / BERT-style encoders
         targets = config.lora_targets if config.lora_targets != "q_proj,v_proj" else default
-        clf.body = attach(clf.body, r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout,
-                          targets=targets, seed=config.seed, task_type=None)
+        clf.body = attach(
+            clf.body,
+            r=config.lora_r,
+            alpha=config.lora_alpha,
+            dropout=config.lora_dropout,
+            targets=targets,
+            seed=config.seed,
+            task_type=None,
+        )
         cheapen_lora_dropout(clf.body)
     for name, p in clf.named_parameters():
         if method == "full":
@@ -108,10 +115,13 @@ def choose_parameters(clf: Classifier, config: SFTConfig) -> None:
             raise ConfigError("cannot find this model's transformer blocks; use --method head, lora or full")
         for p in max(blocks, key=len)[-1].parameters():
             p.requires_grad_(True)
-    if method == "bitfit" and not any(n.endswith(".bias") and not n.startswith("head.") for n, _ in
-                                      clf.named_parameters()):
-        raise ConfigError(f"model '{config.model}' has no bias parameters, so BitFit has nothing to train; "
-                          "use --method head, last-block or lora")
+    if method == "bitfit" and not any(
+        n.endswith(".bias") and not n.startswith("head.") for n, _ in clf.named_parameters()
+    ):
+        raise ConfigError(
+            f"model '{config.model}' has no bias parameters, so BitFit has nothing to train; "
+            "use --method head, last-block or lora"
+        )
 
 
 def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -123,8 +133,8 @@ def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, epoch
     window = batch_size * 50
     batches = []
     for start in range(0, len(order), window):
-        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
 
@@ -134,8 +144,8 @@ def _pad(encoded: list[list[int]], pad_id: int, device):
     ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(encoded), width), dtype=torch.long)
     for r, e in enumerate(encoded):
-        ids[r, :len(e)] = torch.tensor(e)
-        mask[r, :len(e)] = 1
+        ids[r, : len(e)] = torch.tensor(e)
+        mask[r, : len(e)] = 1
     return ids.to(device), mask.to(device)
 
 
@@ -150,7 +160,7 @@ def predict_logits(clf: Classifier, tokenizer, encoded: list[list[int]], batch_s
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     out = torch.empty(len(encoded), clf.head.out_features)
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         ids, mask = _pad([encoded[i] for i in idx], tokenizer.pad_token_id, device)
         out[idx] = clf(ids, mask).float().cpu()
     return out
@@ -217,8 +227,9 @@ class Classification(Objective):
         if not trainer.data.val:
             return {"val_loss": float("nan")}
         with trainer.autocast():
-            self.val_loss, self.val_accuracy, self.confusion = _evaluate(trainer.model, self.tokenizer,
-                                                                         trainer.data.val, len(self.classes))
+            self.val_loss, self.val_accuracy, self.confusion = _evaluate(
+                trainer.model, self.tokenizer, trainer.data.val, len(self.classes)
+            )
         trainer.model.train()
         return {"val_loss": self.val_loss, "val_acc": self.val_accuracy}
 

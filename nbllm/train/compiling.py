@@ -22,8 +22,7 @@ def blocks(model) -> list:
 def compile_blocks(model) -> int:
     found = blocks(model)
     if not found:
-        raise ConfigError(f"--compile found no transformer blocks in {type(unwrap(model)).__name__}; "
-                          "drop --compile")
+        raise ConfigError(f"--compile found no transformer blocks in {type(unwrap(model)).__name__}; drop --compile")
     for block in found:
         block.compile(dynamic=True)
     return len(found)

@@ -203,8 +203,13 @@ class Processes:
         state = {"model": model_state, "optimizer": optim_state}
         dcp.load(state, checkpoint_id=str(directory))
         # strict=False only because the frozen parameters are absent on purpose
-        result = set_state_dict(model, optimizer, model_state_dict=state["model"],
-                                optim_state_dict=state["optimizer"], options=self._options(strict=False))
+        result = set_state_dict(
+            model,
+            optimizer,
+            model_state_dict=state["model"],
+            optim_state_dict=state["optimizer"],
+            options=self._options(strict=False),
+        )
         if result.unexpected_keys:
             raise RuntimeError(f"checkpoint {directory}: unexpected keys {result.unexpected_keys[:5]}")
 

@@ -33,14 +33,20 @@ def preference_pairs(records: list[dict], tokenizer, template: str, max_length: 
     """(chosen, rejected) Encoded pairs: the prompt through the template, the loss mask on the answer."""
     pairs, kept, truncated = [], [], 0
     for i, rec in enumerate(records, 1):
-        missing = [k for k in ("prompt", "chosen", "rejected") if not isinstance(rec.get(k), str) or not rec[k].strip()]
+        missing = [
+            k for k in ("prompt", "chosen", "rejected") if not isinstance(rec.get(k), str) or not rec[k].strip()
+        ]
         if missing:
-            raise DataError(f"record {i} has no {' / '.join(missing)}; --format preference needs prompt, chosen "
-                            "and rejected")
+            raise DataError(
+                f"record {i} has no {' / '.join(missing)}; --format preference needs prompt, chosen and rejected"
+            )
         encoded = []
         for answer in (rec["chosen"], rec["rejected"]):
-            example = ({"messages": [{"role": "user", "content": rec["prompt"]}, {"role": "assistant", "content": answer}]}
-                       if template == "chat" else {"instruction": rec["prompt"], "output": answer})
+            example = (
+                {"messages": [{"role": "user", "content": rec["prompt"]}, {"role": "assistant", "content": answer}]}
+                if template == "chat"
+                else {"instruction": rec["prompt"], "output": answer}
+            )
             e = encode(tokenizer, example, template, max_length)
             truncated += e.truncated
             encoded.append(e)
@@ -58,10 +64,13 @@ def prepare_preferences(records, tokenizer, config) -> PreparedData:
     template = "chat" if getattr(tokenizer, "chat_template", None) else "alpaca"
     pairs, kept, truncated = preference_pairs(records, tokenizer, template, config.max_length)
     train, val = split(list(zip(pairs, kept)), config.val_fraction, config.seed)
-    prompts = [{"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["chosen"]}]}
-               for _, r in val]  # before/after samples generate from the prompt alone
-    return PreparedData([p for p, _ in train], [p for p, _ in val], prompts, len(records), truncated,
-                        len(records) - len(pairs))
+    prompts = [
+        {"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["chosen"]}]}
+        for _, r in val
+    ]  # before/after samples generate from the prompt alone
+    return PreparedData(
+        [p for p, _ in train], [p for p, _ in val], prompts, len(records), truncated, len(records) - len(pairs)
+    )
 
 
 def sequence_logps(model, examples, batch: Batch | None = None) -> torch.Tensor:
@@ -74,8 +83,9 @@ def sequence_logps(model, examples, batch: Batch | None = None) -> torch.Tensor:
         hidden = base.get_decoder()(**batch.model_inputs())[0][0]
     labels = batch.labels[0]
     keep = labels != IGNORE_INDEX
-    seq = torch.repeat_interleave(torch.arange(len(examples), device=device),
-                                  torch.tensor([len(e) for e in examples], device=device))
+    seq = torch.repeat_interleave(
+        torch.arange(len(examples), device=device), torch.tensor([len(e) for e in examples], device=device)
+    )
     logp = -F.cross_entropy(base.get_output_embeddings()(hidden[keep]).float(), labels[keep], reduction="none")
     return torch.zeros(len(examples), device=device).index_add(0, seq[keep], logp)
 
@@ -114,8 +124,9 @@ class Preference(Objective):
 
     def batch(self, trainer, pairs) -> PairBatch:
         flat = [e for pair in pairs for e in pair]
-        return PairBatch(flat, trainer.batch_to_device(make_batch(flat, 0, "segments")), len(pairs),
-                         sum(len(e) for e in flat))
+        return PairBatch(
+            flat, trainer.batch_to_device(make_batch(flat, 0, "segments")), len(pairs), sum(len(e) for e in flat)
+        )
 
     def reference_logps(self, model, batch: PairBatch):
         with torch.no_grad():
@@ -134,8 +145,11 @@ class Preference(Objective):
     def loss(self, model, batch):
         losses, chosen, rejected = self.pair_terms(model, batch)
         margins = (chosen - rejected).detach()
-        return losses.sum(), {"reward_margin": margins.sum(), "reward_chosen": chosen.detach().sum(),
-                              "pref_acc": (margins > 0).sum()}
+        return losses.sum(), {
+            "reward_margin": margins.sum(),
+            "reward_chosen": chosen.detach().sum(),
+            "pref_acc": (margins > 0).sum(),
+        }
 
     @torch.no_grad()
     def validate(self, trainer) -> dict:
@@ -145,11 +159,14 @@ class Preference(Objective):
         trainer.model.eval()
         losses, margins = [], []
         for start in range(0, len(val), trainer.config.batch_size):
-            batch = self.batch(trainer, val[start:start + trainer.config.batch_size])
+            batch = self.batch(trainer, val[start : start + trainer.config.batch_size])
             with trainer.autocast():
                 loss, chosen, rejected = self.pair_terms(trainer.model, batch)
             losses += loss.tolist()
             margins += (chosen - rejected).tolist()
         trainer.model.train()
-        return {"val_loss": sum(losses) / len(losses), "val_reward_margin": sum(margins) / len(margins),
-                "val_pref_acc": sum(m > 0 for m in margins) / len(margins)}
+        return {
+            "val_loss": sum(losses) / len(losses),
+            "val_reward_margin": sum(margins) / len(margins),
+            "val_pref_acc": sum(m > 0 for m in margins) / len(margins),
+        }

@@ -21,8 +21,13 @@ def chunk_rows(vocab: int) -> int:
     return max(128, CHUNK_BYTES // (4 * vocab))
 
 
-def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                         targets: torch.Tensor, compiled: bool = False) -> torch.Tensor:
+def linear_cross_entropy(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    targets: torch.Tensor,
+    compiled: bool = False,
+) -> torch.Tensor:
     """sum_i cross_entropy(hidden_i @ weight.T + bias, targets_i) in fp32, as autocast would
     compute `F.cross_entropy(head(hidden).float(), targets, reduction="sum")`."""
     inputs = (hidden, weight, bias)
@@ -64,17 +69,17 @@ def _chunks(hidden, weight, bias, targets, compiled, needs):
     loss_and_dlogits = _compiled_loss_and_dlogits() if compiled else _loss_and_dlogits
     with torch.autocast(hidden.device.type, enabled=False):
         for start in range(0, hidden.shape[0], step):
-            h = hidden[start:start + step].to(dtype)
+            h = hidden[start : start + step].to(dtype)
             logits = h @ w.T
             if bias is not None:
                 logits = logits.float() + bias.float()
-            part, dlogits = loss_and_dlogits(logits, targets[start:start + step], any_grad)
+            part, dlogits = loss_and_dlogits(logits, targets[start : start + step], any_grad)
             del logits  # only dlogits (the same size) stays for the matmuls below
             loss += part
             if not any_grad:
                 continue
             if need_h:
-                grad_h[start:start + step] = dlogits.to(dtype) @ w
+                grad_h[start : start + step] = dlogits.to(dtype) @ w
             if need_w:
                 grad_w = _accumulate(grad_w, dlogits.to(dtype).T @ h)
             if need_b:

@@ -20,8 +20,11 @@ def last_block_parameters(model) -> list[str]:
     layers = max(blocks, key=lambda n: len(base.get_submodule(n)))
     last = f"{layers}.{len(base.get_submodule(layers)) - 1}."
     head = {id(p) for p in base.get_output_embeddings().parameters()}
-    final_norms = [name for name, mod in base.named_modules()
-                   if "norm" in type(mod).__name__.lower() and not name.startswith(layers + ".")]
+    final_norms = [
+        name
+        for name, mod in base.named_modules()
+        if "norm" in type(mod).__name__.lower() and not name.startswith(layers + ".")
+    ]
     names = []
     for name, param in base.named_parameters():
         in_final_norm = any(name.startswith(n + ".") for n in final_norms)
@@ -43,13 +46,25 @@ def apply_method(model, config):
             return model
         model = model.merge_and_unload()
     if config.method in ("lora", "dpo"):
-        return attach(model, r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout,
-                      targets=config.lora_targets, seed=None)
+        return attach(
+            model,
+            r=config.lora_r,
+            alpha=config.lora_alpha,
+            dropout=config.lora_dropout,
+            targets=config.lora_targets,
+            seed=None,
+        )
     if config.method == "prompt-tuning":
         from peft import PromptTuningConfig, PromptTuningInit
 
-        return peft_wrap(model, PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=config.virtual_tokens,
-                                                   prompt_tuning_init=PromptTuningInit.SAMPLE_VOCAB))
+        return peft_wrap(
+            model,
+            PromptTuningConfig(
+                task_type="CAUSAL_LM",
+                num_virtual_tokens=config.virtual_tokens,
+                prompt_tuning_init=PromptTuningInit.SAMPLE_VOCAB,
+            ),
+        )
     if config.method in ("full", "dpo-full"):
         for p in model.parameters():
             p.requires_grad_(True)
@@ -57,8 +72,10 @@ def apply_method(model, config):
     if config.method == "bitfit":
         biases = [n for n, _ in model.named_parameters() if n.endswith(".bias")]
         if not biases:
-            raise ConfigError(f"model '{config.model}' has no bias parameters, so BitFit has nothing to train; "
-                              "use --method lora or last-block")
+            raise ConfigError(
+                f"model '{config.model}' has no bias parameters, so BitFit has nothing to train; "
+                "use --method lora or last-block"
+            )
         chosen = set(biases)
     else:  # last-block
         chosen = set(last_block_parameters(model))

@@ -45,10 +45,15 @@ class Objective:
         from .. import models
         from ..lm import require_causal
 
-        require_causal(config.model, f"--format {config.format} trains a generator such as smollm2 (encoders "
-                                     "train with --format classify)")
-        frozen_bf16 = (config.method in ("lora", "dpo") and device.startswith("cuda")
-                       and models.pick_dtype(device) == torch.bfloat16)
+        require_causal(
+            config.model,
+            f"--format {config.format} trains a generator such as smollm2 (encoders train with --format classify)",
+        )
+        frozen_bf16 = (
+            config.method in ("lora", "dpo")
+            and device.startswith("cuda")
+            and models.pick_dtype(device) == torch.bfloat16
+        )
         return models.load_model(config.model, device=device, dtype=torch.bfloat16 if frozen_bf16 else torch.float32)
 
     def prepare(self, records: list[dict], tokenizer, config):
@@ -119,8 +124,10 @@ def refuse_unusable(config, given, name: str) -> None:
         if takers and name not in takers:
             raise ConfigError(f"{flag} does not apply to --format {config.format} ({name} training); drop it")
         if option in ADAPTER_OPTIONS and config.method not in ("lora", "dpo"):
-            raise ConfigError(f"{flag} sets up LoRA adapters, which --method {config.method} does not train; "
-                              "use --method lora (or dpo) or drop it")
+            raise ConfigError(
+                f"{flag} sets up LoRA adapters, which --method {config.method} does not train; "
+                "use --method lora (or dpo) or drop it"
+            )
         if option == "virtual_tokens" and config.method != "prompt-tuning":
             raise ConfigError("--virtual-tokens sets the soft prompt of --method prompt-tuning; drop it")
 
@@ -131,4 +138,4 @@ def step_examples(n_train: int, batch_size: int, seed: int, step: int) -> list[i
     per_epoch = math.ceil(n_train / batch_size)
     epoch, index = divmod(step, per_epoch)
     order = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-    return order[index * batch_size: (index + 1) * batch_size].tolist()
+    return order[index * batch_size : (index + 1) * batch_size].tolist()

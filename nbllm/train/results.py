@@ -11,8 +11,7 @@ from ..display import Result, loss_svg
 class SFTResult(Result):
     """A finished (or stopped) %%sft run: the trained model and what happened."""
 
-    def __init__(self, model, tokenizer, config, history: list[dict], stats: dict, samples: list[dict],
-                 template: str):
+    def __init__(self, model, tokenizer, config, history: list[dict], stats: dict, samples: list[dict], template: str):
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self._history, self.stats, self._samples, self.template = history, stats, samples, template
 
@@ -21,7 +20,9 @@ class SFTResult(Result):
         import pandas as pd
 
         cols = ["step", "epoch", "loss", "val_loss", "tokens", "lr"]
-        extra = list(dict.fromkeys(k for row in self._history for k in row if k not in cols))  # DPO's val_* only on eval rows
+        extra = list(
+            dict.fromkeys(k for row in self._history for k in row if k not in cols)
+        )  # DPO's val_* only on eval rows
         return pd.DataFrame(self._history, columns=cols + extra)
 
     @property
@@ -48,21 +49,33 @@ class SFTResult(Result):
 
     def summary(self) -> dict:
         s = self.stats
-        return {"model": self.config.model, "method": self.config.method, "format": self.config.format,
-                "steps": s["steps"], "epochs": round(s["epochs"], 2), "trainable": s["trainable"],
-                "trainable_pct": round(100 * s["trainable"] / s["total_params"], 3),
-                "first_loss": round(s["first_loss"], 3), "final_loss": round(s["final_loss"], 3),
-                "val_loss": round(s["val_loss"], 3), "stopped": s["stopped"]}
+        return {
+            "model": self.config.model,
+            "method": self.config.method,
+            "format": self.config.format,
+            "steps": s["steps"],
+            "epochs": round(s["epochs"], 2),
+            "trainable": s["trainable"],
+            "trainable_pct": round(100 * s["trainable"] / s["total_params"], 3),
+            "first_loss": round(s["first_loss"], 3),
+            "final_loss": round(s["final_loss"], 3),
+            "val_loss": round(s["val_loss"], 3),
+            "stopped": s["stopped"],
+        }
 
     def _repr_html_(self) -> str:
         s = self.stats
         head = html.escape(repr(self))
-        facts = (f"{s['n_train']} train / {s['n_val']} validation examples, {s['truncated']} truncated, "
-                 f"{s['dropped']} without response tokens dropped; {s['tokens']:,} real tokens at "
-                 f"{s['tokens_per_s']:,.0f} tokens/s on {s['device']}")
+        facts = (
+            f"{s['n_train']} train / {s['n_val']} validation examples, {s['truncated']} truncated, "
+            f"{s['dropped']} without response tokens dropped; {s['tokens']:,} real tokens at "
+            f"{s['tokens_per_s']:,.0f} tokens/s on {s['device']}"
+        )
         samples = self.samples.to_html(index=False, escape=True) if self._samples else ""
-        return (f"<div class='nbllm nbllm-sft'><code>{head}</code><p>{html.escape(facts)}</p>"
-                f"{loss_svg(self._history)}{samples}</div>")
+        return (
+            f"<div class='nbllm nbllm-sft'><code>{head}</code><p>{html.escape(facts)}</p>"
+            f"{loss_svg(self._history)}{samples}</div>"
+        )
 
 
 class ModelResult(Result):
@@ -96,8 +109,16 @@ class ModelResult(Result):
 class LoraReport(Result):
     """%lora: the adapters on a model and what each adapted module trains."""
 
-    def __init__(self, model_name: str, action: str, rows: list[dict], adapters: list[str], active: str | None,
-                 base_params: int, merged: bool):
+    def __init__(
+        self,
+        model_name: str,
+        action: str,
+        rows: list[dict],
+        adapters: list[str],
+        active: str | None,
+        base_params: int,
+        merged: bool,
+    ):
         self.model_name, self.action, self.rows, self.adapters = model_name, action, rows, adapters
         self.active, self.base_params, self.merged = active, base_params, merged
 
@@ -111,16 +132,24 @@ class LoraReport(Result):
 
     def summary(self) -> dict:
         pct = 100 * self.trainable / self.base_params if self.base_params else 0.0
-        return {"model": self.model_name, "action": self.action, "active": self.active, "adapters": self.adapters,
-                "modules": len(self.rows), "trainable": self.trainable, "pct_of_model": round(pct, 4),
-                "reduction_vs_full_ft": round(self.base_params / self.trainable, 1) if self.trainable else None,
-                "merged": self.merged}
+        return {
+            "model": self.model_name,
+            "action": self.action,
+            "active": self.active,
+            "adapters": self.adapters,
+            "modules": len(self.rows),
+            "trainable": self.trainable,
+            "pct_of_model": round(pct, 4),
+            "reduction_vs_full_ft": round(self.base_params / self.trainable, 1) if self.trainable else None,
+            "merged": self.merged,
+        }
 
     def to_pandas(self):
         import pandas as pd
 
-        return pd.DataFrame(self.rows, columns=["module", "shape", "r", "alpha", "scaling", "lora_params",
-                                                "full_params"])
+        return pd.DataFrame(
+            self.rows, columns=["module", "shape", "r", "alpha", "scaling", "lora_params", "full_params"]
+        )
 
 
 class SweepResult(Result):
@@ -139,8 +168,9 @@ class SweepResult(Result):
 
     def __repr__(self) -> str:
         lines = [f"SweepResult(model={self.model!r})", f"{'r':>4} {'trainable':>11} {'% model':>8} {'val_loss':>9}"]
-        lines += [f"{r['r']:>4} {r['trainable']:>11,} {r['pct_of_model']:>8.3f} {r['val_loss']:>9.3f}"
-                  for r in self.rows]
+        lines += [
+            f"{r['r']:>4} {r['trainable']:>11,} {r['pct_of_model']:>8.3f} {r['val_loss']:>9.3f}" for r in self.rows
+        ]
         return "\n".join(lines)
 
     def plot(self):
@@ -190,8 +220,11 @@ class ClassifyResult(Result):
     def confusion(self):
         import pandas as pd
 
-        return pd.DataFrame(self.objective.confusion, index=[f"true {c}" for c in self.classes],
-                            columns=[f"pred {c}" for c in self.classes])
+        return pd.DataFrame(
+            self.objective.confusion,
+            index=[f"true {c}" for c in self.classes],
+            columns=[f"pred {c}" for c in self.classes],
+        )
 
     @property
     def accuracy(self) -> float:
@@ -210,11 +243,18 @@ class ClassifyResult(Result):
     def stats(self) -> dict:
         """Steps, trainable/total parameters, training seconds and examples/s (like SFTResult.stats)."""
         run, state = self.run, self.run.state
-        return {"steps": state.step, "epochs": state.step / run.steps_per_epoch, "trainable": run.trainable,
-                "total_params": run.total_params, "seconds": state.train_seconds,
-                "examples_per_s": state.tokens / state.train_seconds if state.train_seconds else 0.0,
-                "n_train": len(run.data.train), "n_val": len(run.data.val), "val_accuracy": self.accuracy,
-                "stopped": state.stopped}
+        return {
+            "steps": state.step,
+            "epochs": state.step / run.steps_per_epoch,
+            "trainable": run.trainable,
+            "total_params": run.total_params,
+            "seconds": state.train_seconds,
+            "examples_per_s": state.tokens / state.train_seconds if state.train_seconds else 0.0,
+            "n_train": len(run.data.train),
+            "n_val": len(run.data.val),
+            "val_accuracy": self.accuracy,
+            "stopped": state.stopped,
+        }
 
     def to_pandas(self):
         return self.history
@@ -226,8 +266,9 @@ class ClassifyResult(Result):
         from .classify import encode_texts, predict_logits
 
         texts = [texts] if isinstance(texts, str) else list(texts)
-        probs = torch.softmax(predict_logits(self.model, self.tokenizer, encode_texts(
-            self.tokenizer, texts, self.config.max_length)), -1)
+        probs = torch.softmax(
+            predict_logits(self.model, self.tokenizer, encode_texts(self.tokenizer, texts, self.config.max_length)), -1
+        )
         return pd.DataFrame(probs.numpy(), columns=self.classes, index=texts)
 
     def predict(self, texts) -> list[str]:
@@ -235,13 +276,21 @@ class ClassifyResult(Result):
 
     def summary(self) -> dict:
         r = self.run
-        return {"model": self.config.model, "method": self.config.method, "classes": self.classes,
-                "steps": r.state.step, "trainable": r.trainable,
-                "trainable_pct": round(100 * r.trainable / r.total_params, 3),
-                "val_acc": round(self.accuracy, 3), "val_loss": round(self.objective.val_loss, 3),
-                "stopped": r.state.stopped}
+        return {
+            "model": self.config.model,
+            "method": self.config.method,
+            "classes": self.classes,
+            "steps": r.state.step,
+            "trainable": r.trainable,
+            "trainable_pct": round(100 * r.trainable / r.total_params, 3),
+            "val_acc": round(self.accuracy, 3),
+            "val_loss": round(self.objective.val_loss, 3),
+            "stopped": r.state.stopped,
+        }
 
     def _repr_html_(self) -> str:
-        return (f"<div class='nbllm nbllm-classify'><code>{html.escape(repr(self))}</code>"
-                f"{loss_svg(self.run.state.history)}<p>confusion matrix on {len(self.run.data.val)} validation "
-                f"examples</p>{self.confusion.to_html(escape=True)}</div>")
+        return (
+            f"<div class='nbllm nbllm-classify'><code>{html.escape(repr(self))}</code>"
+            f"{loss_svg(self.run.state.history)}<p>confusion matrix on {len(self.run.data.val)} validation "
+            f"examples</p>{self.confusion.to_html(escape=True)}</div>"
+        )

@@ -13,9 +13,20 @@ from .. import models
 from ..errors import ConfigError
 
 
-def sft(data=None, *, model=None, tokenizer=None, save: str | None = None, resume: str | None = None,
-        save_every: int | None = None, samples: int = 2, progress="auto", stop_when=None, callbacks=(),
-        **options):
+def sft(
+    data=None,
+    *,
+    model=None,
+    tokenizer=None,
+    save: str | None = None,
+    resume: str | None = None,
+    save_every: int | None = None,
+    samples: int = 2,
+    progress="auto",
+    stop_when=None,
+    callbacks=(),
+    **options,
+):
     """Fine-tune a model; returns an SFTResult (model, tokenizer, history, generate()), or a
     ClassifyResult for --format classify.
 
@@ -60,40 +71,59 @@ def sft(data=None, *, model=None, tokenizer=None, save: str | None = None, resum
         load_checkpoint(trainer, resume)
     mode = os.environ.get("NBLLM_PROGRESS", "text") if progress == "auto" else (progress or "none")
     if prepared.n_truncated and mode != "none":
-        print(f"notice: {prepared.n_truncated} example(s) longer than --max-length {config.max_length} were "
-              f"truncated; {prepared.n_dropped} lost every response token and were left out")
+        print(
+            f"notice: {prepared.n_truncated} example(s) longer than --max-length {config.max_length} were "
+            f"truncated; {prepared.n_dropped} lost every response token and were left out"
+        )
     if callable(mode):  # the notebook widget (widgets/training.progress_for)
         monitor = mode(title(config, trainer))
     else:
         monitor = None if mode == "none" else TextProgress(title(config, trainer))
-    around = [cb for cb in (monitor, StopWhen(stop_when) if stop_when else None,
-                            SaveEvery(save, save_every) if save and save_every else None) if cb]
+    around = [
+        cb
+        for cb in (
+            monitor,
+            StopWhen(stop_when) if stop_when else None,
+            SaveEvery(save, save_every) if save and save_every else None,
+        )
+        if cb
+    ]
     state = trainer.run(around + list(callbacks))
     save_error = None
     if save:
         try:
             save_checkpoint(trainer, save)
         except OSError as err:  # the trained model is still returned (and bound by the magic)
-            save_error = f"the run finished but --save '{save}' failed ({err.strerror or err}); the result keeps " \
-                         "the trained model: save it again with a writable --save"
+            save_error = (
+                f"the run finished but --save '{save}' failed ({err.strerror or err}); the result keeps "
+                "the trained model: save it again with a writable --save"
+            )
             print(f"warning: {save_error}")
     if config.format == "classify":
         result = ClassifyResult(trainer, config)
     else:
-        result = SFTResult(trainer.model, tokenizer, config, state.history, _stats(trainer, state, prepared, device),
-                           [], template)
+        result = SFTResult(
+            trainer.model, tokenizer, config, state.history, _stats(trainer, state, prepared, device), [], template
+        )
         try:  # after the model is in the result: a Ctrl-C here costs the samples, not the run
             after = [generate(trainer.model, tokenizer, p, template, max_new_tokens=48) for p in prompts]
         except KeyboardInterrupt:
             after = ["(interrupted)"] * len(prompts)
             print("samples interrupted; the trained model is kept")
-        result._samples = [{"prompt": _prompt_text(p), "before": b, "after": a}
-                           for p, b, a in zip(prompts, before, after)]
+        result._samples = [
+            {"prompt": _prompt_text(p), "before": b, "after": a} for p, b, a in zip(prompts, before, after)
+        ]
     result.save_error = save_error
     from ..provenance import attach
 
-    attach(result, model=trainer.model, name=config.model, data=records, seed=getattr(config, "seed", None),
-           flags=config.to_dict())
+    attach(
+        result,
+        model=trainer.model,
+        name=config.model,
+        data=records,
+        seed=getattr(config, "seed", None),
+        flags=config.to_dict(),
+    )
     return result
 
 
@@ -108,14 +138,17 @@ def _config(data, model, tokenizer, resume, options):
         model = None if resume else "smollm2"  # resuming: the checkpoint's model
     if model is not None and not isinstance(model, str):
         if hasattr(model, "classes") and hasattr(model, "predict"):
-            raise ConfigError(f"a {type(model).__name__} is a trained classifier; %%sft starts from a model name "
-                              "(--model smollm2) or a generator's result, not a classifier")
+            raise ConfigError(
+                f"a {type(model).__name__} is a trained classifier; %%sft starts from a model name "
+                "(--model smollm2) or a generator's result, not a classifier"
+            )
         model_obj, tokenizer = getattr(model, "model", model), getattr(model, "tokenizer", tokenizer)
         if tokenizer is None:
             raise ConfigError("a model object needs its tokenizer: pass tokenizer=... or an SFTResult")
         known = base_name(model)  # an SFTResult's or ModelResult's registry name, not a cache path
-        options.setdefault("model", known if known != "custom" else
-                           (getattr(model_obj.config, "name_or_path", "custom") or "custom"))
+        options.setdefault(
+            "model", known if known != "custom" else (getattr(model_obj.config, "name_or_path", "custom") or "custom")
+        )
     elif model is not None:
         options["model"] = model
     if isinstance(data, str) and "data" not in options:
@@ -125,10 +158,13 @@ def _config(data, model, tokenizer, resume, options):
     saved = read_config(resume)
     for key in ("model", "method", "format"):
         if key in options and options[key] != getattr(saved, key) and model_obj is None:
-            raise ConfigError(f"checkpoint '{resume}' was trained with --{key} {getattr(saved, key)}, "
-                              f"not {options[key]}; resume with the same --{key}")
-    config = SFTConfig.from_dict({**saved.to_dict(), **{k: v for k, v in options.items()
-                                                        if k not in ("model", "method", "format")}})
+            raise ConfigError(
+                f"checkpoint '{resume}' was trained with --{key} {getattr(saved, key)}, "
+                f"not {options[key]}; resume with the same --{key}"
+            )
+    config = SFTConfig.from_dict(
+        {**saved.to_dict(), **{k: v for k, v in options.items() if k not in ("model", "method", "format")}}
+    )
     return config, data if data is not None else config.data, model_obj, tokenizer
 
 
@@ -149,17 +185,28 @@ def _prompt_text(prompt) -> str:
 def _stats(trainer, state, prepared, device) -> dict:
     hist = state.history
     finite_val = [r["val_loss"] for r in hist if r["val_loss"] == r["val_loss"]]
-    return {"steps": state.step, "epochs": state.step / trainer.steps_per_epoch, "trainable": trainer.trainable,
-            "total_params": trainer.total_params, "first_loss": hist[0]["loss"] if hist else float("nan"),
-            "final_loss": hist[-1]["loss"] if hist else float("nan"),
-            "val_loss": finite_val[-1] if finite_val else float("nan"), "stopped": state.stopped,
-            "tokens": state.tokens, "seconds": state.train_seconds,
-            "tokens_per_s": state.tokens / state.train_seconds if state.train_seconds else 0.0,
-            "n_train": len(prepared.train), "n_val": len(prepared.val), "truncated": prepared.n_truncated,
-            "dropped": prepared.n_dropped, "device": device}
+    return {
+        "steps": state.step,
+        "epochs": state.step / trainer.steps_per_epoch,
+        "trainable": trainer.trainable,
+        "total_params": trainer.total_params,
+        "first_loss": hist[0]["loss"] if hist else float("nan"),
+        "final_loss": hist[-1]["loss"] if hist else float("nan"),
+        "val_loss": finite_val[-1] if finite_val else float("nan"),
+        "stopped": state.stopped,
+        "tokens": state.tokens,
+        "seconds": state.train_seconds,
+        "tokens_per_s": state.tokens / state.train_seconds if state.train_seconds else 0.0,
+        "n_train": len(prepared.train),
+        "n_val": len(prepared.val),
+        "truncated": prepared.n_truncated,
+        "dropped": prepared.n_dropped,
+        "device": device,
+    }
 
 
 # ---------------------------------------------------------------- %lora
+
 
 def load(model: str = "smollm2", template: str = "chat"):
     """A model and tokenizer in a ModelResult (what %lora VAR --base MODEL binds)."""
@@ -175,8 +222,17 @@ def base_name(holder) -> str:
     return getattr(config, "model", None) or getattr(holder, "name", None) or "custom"
 
 
-def lora(holder, action: str = "attach", *, r: int = 8, alpha: float = 16.0, dropout: float = 0.05,
-         targets: str = "q_proj,v_proj", name: str | None = None, path: str | None = None):
+def lora(
+    holder,
+    action: str = "attach",
+    *,
+    r: int = 8,
+    alpha: float = 16.0,
+    dropout: float = 0.05,
+    targets: str = "q_proj,v_proj",
+    name: str | None = None,
+    path: str | None = None,
+):
     """Manage the LoRA adapters of a result's model in place; returns a LoraReport.
 
     action: attach | inspect | merge | unmerge | save | load | use."""
@@ -202,8 +258,9 @@ def lora(holder, action: str = "attach", *, r: int = 8, alpha: float = 16.0, dro
     A.require_adapters(model, "report on adapters")
     merged = any(layer.merged for _, layer in A.lora_layers(model))
     _, base_params = A.counts(model)
-    return LoraReport(base, action, A.inspect(model), A.adapter_names(model), model.active_adapter, base_params,
-                      merged)
+    return LoraReport(
+        base, action, A.inspect(model), A.adapter_names(model), model.active_adapter, base_params, merged
+    )
 
 
 def lora_sweep(model: str, data, ranks, *, targets: str = "q_proj,v_proj", progress: str = "text", **options):
@@ -216,9 +273,25 @@ def lora_sweep(model: str, data, ranks, *, targets: str = "q_proj,v_proj", progr
         raise ConfigError(f"--sweep needs positive ranks like 1,2,4,8 (got {ranks})")
     rows = []
     for r in ranks:
-        result = sft(data, model=model, method="lora", lora_r=r, lora_alpha=2 * r, lora_targets=targets,
-                     samples=0, progress=progress, **options)
+        result = sft(
+            data,
+            model=model,
+            method="lora",
+            lora_r=r,
+            lora_alpha=2 * r,
+            lora_targets=targets,
+            samples=0,
+            progress=progress,
+            **options,
+        )
         s = result.stats
-        rows.append({"r": r, "trainable": s["trainable"], "pct_of_model": 100 * s["trainable"] / s["total_params"],
-                     "final_loss": s["final_loss"], "val_loss": s["val_loss"]})
+        rows.append(
+            {
+                "r": r,
+                "trainable": s["trainable"],
+                "pct_of_model": 100 * s["trainable"] / s["total_params"],
+                "final_loss": s["final_loss"],
+                "val_loss": s["val_loss"],
+            }
+        )
     return SweepResult(model, rows)

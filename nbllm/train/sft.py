@@ -32,6 +32,7 @@ from .objectives import Objective, step_examples  # noqa: F401 - step_examples: 
 
 # ---------------------------------------------------------------- data
 
+
 @dataclass
 class PreparedData:
     train: list[Encoded]
@@ -51,21 +52,34 @@ def prepare_data(records: list[dict], tokenizer, config: SFTConfig) -> PreparedD
     usable = [(ex, e) for ex, e in zip(examples, encoded) if any(label != IGNORE_INDEX for label in e.labels)]
     if not usable:
         longest_prompt = max(e.loss_mask.index(True) if True in e.loss_mask else len(e) for e in encoded)
-        raise DataError(f"all {len(encoded)} examples are longer than --max-length {config.max_length} "
-                        f"before their response starts (prompts up to {longest_prompt} tokens seen); "
-                        "raise --max-length")
+        raise DataError(
+            f"all {len(encoded)} examples are longer than --max-length {config.max_length} "
+            f"before their response starts (prompts up to {longest_prompt} tokens seen); "
+            "raise --max-length"
+        )
     train, val = split(usable, config.val_fraction, config.seed)
-    return PreparedData([e for _, e in train], [e for _, e in val], [ex for ex, _ in val], len(records),
-                        truncated, len(encoded) - len(usable))
+    return PreparedData(
+        [e for _, e in train],
+        [e for _, e in val],
+        [ex for ex, _ in val],
+        len(records),
+        truncated,
+        len(encoded) - len(usable),
+    )
 
 
 # ---------------------------------------------------------------- loss
 
+
 def _plain_head(base) -> bool:
     """True when logits are just head(hidden): then only loss positions need the head."""
     cfg = base.config
-    return (hasattr(base, "get_decoder") and base.get_output_embeddings() is not None
-            and not getattr(cfg, "final_logit_softcapping", None) and not getattr(cfg, "logit_scale", None))
+    return (
+        hasattr(base, "get_decoder")
+        and base.get_output_embeddings() is not None
+        and not getattr(cfg, "final_logit_softcapping", None)
+        and not getattr(cfg, "logit_scale", None)
+    )
 
 
 def loss_sum(model, batch: Batch, compiled: bool = False) -> torch.Tensor:
@@ -83,7 +97,7 @@ def _loss_sum(model, batch: Batch, compiled: bool) -> torch.Tensor:
     keep = batch.labels != IGNORE_INDEX
     if is_prompt_learning(model):  # peft prepends the soft prompt: drop its positions from the logits
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-        logits = logits[:, logits.shape[1] - batch.input_ids.shape[1]:]
+        logits = logits[:, logits.shape[1] - batch.input_ids.shape[1] :]
         return F.cross_entropy(logits[keep].float(), batch.labels[keep], reduction="sum")
     if not _plain_head(base):
         logits = model(**batch.model_inputs()).logits
@@ -95,8 +109,10 @@ def _loss_sum(model, batch: Batch, compiled: bool) -> torch.Tensor:
         return linear_cross_entropy(hidden, head.weight, head.bias, targets, compiled)
     # a wrapped head (LoRA on lm_head, modules_to_save): its own forward, logits recomputed in backward
     step = chunk_rows(base.get_input_embeddings().num_embeddings)
-    return sum(checkpoint(_head_loss, head, hidden[i:i + step], targets[i:i + step], use_reentrant=False)
-               for i in range(0, len(targets), step))
+    return sum(
+        checkpoint(_head_loss, head, hidden[i : i + step], targets[i : i + step], use_reentrant=False)
+        for i in range(0, len(targets), step)
+    )
 
 
 def _head_loss(head, hidden, targets):
@@ -104,8 +120,17 @@ def _head_loss(head, hidden, targets):
 
 
 @torch.no_grad()
-def evaluate_loss(model, examples: list[Encoded], pad_id: int, device, batch_size: int, autocast,
-                  layout: str = "rows", to_device=None, compiled: bool = False) -> float:
+def evaluate_loss(
+    model,
+    examples: list[Encoded],
+    pad_id: int,
+    device,
+    batch_size: int,
+    autocast,
+    layout: str = "rows",
+    to_device=None,
+    compiled: bool = False,
+) -> float:
     """Mean next-token loss per loss token over `examples`."""
     if not examples:
         return float("nan")
@@ -113,7 +138,7 @@ def evaluate_loss(model, examples: list[Encoded], pad_id: int, device, batch_siz
     model.eval()
     total, count = 0.0, 0
     for i in range(0, len(examples), batch_size):
-        batch = make_batch(examples[i:i + batch_size], pad_id, layout)
+        batch = make_batch(examples[i : i + batch_size], pad_id, layout)
         batch = to_device(batch) if to_device else batch.to(device)
         with autocast():
             total += float(loss_sum(model, batch, compiled))
@@ -123,6 +148,7 @@ def evaluate_loss(model, examples: list[Encoded], pad_id: int, device, batch_siz
 
 
 # ---------------------------------------------------------------- the objective
+
 
 class CausalLM(Objective):
     name = "causal-lm"
@@ -156,9 +182,19 @@ class CausalLM(Objective):
         return loss_sum(model, batch, self.compiled), {}
 
     def validate(self, trainer) -> dict:
-        return {"val_loss": evaluate_loss(trainer.model, trainer.data.val, trainer.pad_id, trainer.device,
-                                          trainer.config.batch_size, trainer.autocast, trainer.layout,
-                                          trainer.batch_to_device, trainer.config.compile)}
+        return {
+            "val_loss": evaluate_loss(
+                trainer.model,
+                trainer.data.val,
+                trainer.pad_id,
+                trainer.device,
+                trainer.config.batch_size,
+                trainer.autocast,
+                trainer.layout,
+                trainer.batch_to_device,
+                trainer.config.compile,
+            )
+        }
 
     def after_run(self, trainer) -> None:
         if trainer.config.compile:
@@ -178,15 +214,16 @@ def attention_kernel(trainer, model) -> str:
     cfg = trainer.config
     if trainer.layout != "segments":
         if cfg.attention != "auto":
-            raise ConfigError(f"--attention {cfg.attention} applies to packed rows; drop --no-packing or "
-                              "--attention")
+            raise ConfigError(f"--attention {cfg.attention} applies to packed rows; drop --no-packing or --attention")
         return "auto"
     weights = next(model.parameters()).dtype
-    kernel = pick_kernel(cfg.attention, trainer.device, trainer.dtype if trainer.dtype != torch.float32 else weights,
-                         cfg.compile)
+    kernel = pick_kernel(
+        cfg.attention, trainer.device, trainer.dtype if trainer.dtype != torch.float32 else weights, cfg.compile
+    )
     if kernel == "varlen" and not (trainer.device.startswith("cuda") and varlen_available()):
-        raise ConfigError("--attention varlen needs an Ampere or newer CUDA GPU (not a T4) and torch >= "
-                          "2.10; use --attention auto")
+        raise ConfigError(
+            "--attention varlen needs an Ampere or newer CUDA GPU (not a T4) and torch >= 2.10; use --attention auto"
+        )
     if kernel == "varlen" and torch.float32 == trainer.dtype == weights:
         raise ConfigError("--attention varlen runs in bf16/fp16; add --precision bf16 or use --attention auto")
     return kernel

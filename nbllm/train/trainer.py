@@ -58,6 +58,7 @@ class Callback:
 
 # ---------------------------------------------------------------- precision and optimizer
 
+
 def precision_for(config: SFTConfig, device: str) -> torch.dtype:
     if config.precision != "auto":
         return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[config.precision]
@@ -74,13 +75,18 @@ def adamw(params, config: SFTConfig, device: str) -> torch.optim.AdamW:
     """Fused AdamW on CPU and CUDA: one pass over each parameter instead of several foreach
     passes (smollm2 full fine-tuning on 2 CPU cores: 0.05-0.07 s against 0.2-0.5 s a step)."""
     fused = device.startswith(("cuda", "cpu"))
-    return torch.optim.AdamW(params, lr=config.peak_lr, weight_decay=config.weight_decay,
-                             **({"fused": True} if fused else {"foreach": True}))
+    return torch.optim.AdamW(
+        params,
+        lr=config.peak_lr,
+        weight_decay=config.weight_decay,
+        **({"fused": True} if fused else {"foreach": True}),
+    )
 
 
 def lr_factor(schedule: str, warmup: int, total: int):
     """The share of the peak learning rate at each step: a linear warm-up over `warmup` steps,
     then linear decay to 0 at `total`, half a cosine down to 0, or constant."""
+
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / (warmup + 1)
@@ -105,6 +111,7 @@ def set_seed(seed: int) -> None:
 
 # ---------------------------------------------------------------- the trainer
 
+
 def objective_for(config):
     """The objective a config trains with: --format classify, preference, or the causal LM."""
     if config.format == "classify":
@@ -120,12 +127,12 @@ def objective_for(config):
     return CausalLM()
 
 
-
 class Trainer:
     """Holds what a run needs (model, optimizer, data, state) so it can be saved and resumed."""
 
-    def __init__(self, config: SFTConfig, data, model, tokenizer, device: str | None = None, objective=None,
-                 callbacks=()):
+    def __init__(
+        self, config: SFTConfig, data, model, tokenizer, device: str | None = None, objective=None, callbacks=()
+    ):
         from .distributed import Processes
 
         self.config, self.data, self.tokenizer = config, data, tokenizer
@@ -143,15 +150,19 @@ class Trainer:
         # one process: the loss module as it is; several: DDP (adapters) or FSDP2 (every weight trains),
         # which swaps in sharded parameters, so the optimizer is built on the wrapped module's
         self.sharded = self.world > 1 and self.objective.shards(self)
-        self.engine = self.processes.wrap(self.objective.loss_module(self), shard=self.sharded,
-                                          blocks=self.objective.blocks(self) if self.sharded else ())
+        self.engine = self.processes.wrap(
+            self.objective.loss_module(self),
+            shard=self.sharded,
+            blocks=self.objective.blocks(self) if self.sharded else (),
+        )
         self.params = [p for p in self.engine.parameters() if p.requires_grad]
         self.optimizer = adamw(self.params, config, self.device)
         self.steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
         self.total_steps = config.max_steps or max(1, math.ceil(config.epochs * self.steps_per_epoch))
         warmup = int(config.warmup_ratio * self.total_steps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
-                                                           lr_factor(config.schedule, warmup, self.total_steps))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_factor(config.schedule, warmup, self.total_steps)
+        )
         self.scaler = torch.amp.GradScaler(self.device.split(":")[0]) if self.dtype == torch.float16 else None
         self.eval_every = config.eval_every or self.objective.default_eval_every(self)
         self.state = TrainState()
@@ -167,8 +178,8 @@ class Trainer:
         step's units (loss tokens, pairs, examples) on all processes divided by their count,
         so N processes compute what one would."""
         cfg, objective = self.config, self.objective
-        ids = objective.step_examples(self, self.state.step)[self.rank::self.world]
-        micro = [ids[i::cfg.grad_accum] for i in range(cfg.grad_accum) if ids[i::cfg.grad_accum]]
+        ids = objective.step_examples(self, self.state.step)[self.rank :: self.world]
+        micro = [ids[i :: cfg.grad_accum] for i in range(cfg.grad_accum) if ids[i :: cfg.grad_accum]]
         batches = [objective.batch(self, [self.data.train[i] for i in m]) for m in micro]
         n_units = max(self.processes.sum(sum(b.n_units for b in batches)), 1)
         total, sums = 0.0, {}
@@ -197,8 +208,13 @@ class Trainer:
             self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         metrics = {key: self.processes.sum(value) / n_units for key, value in sums.items()}
-        return {"loss": total, "lr": lr, "metrics": metrics, "examples": int(self.processes.sum(len(ids))),
-                "real_tokens": int(self.processes.sum(sum(b.n_real_tokens for b in batches)))}
+        return {
+            "loss": total,
+            "lr": lr,
+            "metrics": metrics,
+            "examples": int(self.processes.sum(len(ids))),
+            "real_tokens": int(self.processes.sum(sum(b.n_real_tokens for b in batches))),
+        }
 
     def timed_step(self) -> dict:
         """train_step, timed (out["seconds"]), and counted in the state's step, tokens and time."""
@@ -237,9 +253,16 @@ class Trainer:
                 while state.step < self.total_steps:
                     out = self.timed_step()
                     evaluate = state.step % self.eval_every == 0 or state.step == self.total_steps
-                    row = {"step": state.step, "epoch": round(state.step / self.steps_per_epoch, 4),
-                           "loss": out["loss"], "val_loss": float("nan"), "tokens": state.tokens, "lr": out["lr"],
-                           **out["metrics"], **(self.validate() if evaluate else {})}
+                    row = {
+                        "step": state.step,
+                        "epoch": round(state.step / self.steps_per_epoch, 4),
+                        "loss": out["loss"],
+                        "val_loss": float("nan"),
+                        "tokens": state.tokens,
+                        "lr": out["lr"],
+                        **out["metrics"],
+                        **(self.validate() if evaluate else {}),
+                    }
                     state.history.append(row)
                     for cb in callbacks:
                         cb.on_step_end(self, row)

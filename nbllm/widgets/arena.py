@@ -20,8 +20,12 @@ from pathlib import Path
 
 from ..errors import DataError
 
-BUTTONS = (("a", "A is better", "nbllm-vote-a"), ("b", "B is better", "nbllm-vote-b"),
-           ("tie", "Tie", "nbllm-vote-tie"), ("both_bad", "Both are bad", "nbllm-vote-bad"))
+BUTTONS = (
+    ("a", "A is better", "nbllm-vote-a"),
+    ("b", "B is better", "nbllm-vote-b"),
+    ("tie", "Tie", "nbllm-vote-tie"),
+    ("both_bad", "Both are bad", "nbllm-vote-bad"),
+)
 READ_SECONDS = 0.6  # longer than a desktop's double-click interval (0.5 s by default)
 
 
@@ -33,10 +37,16 @@ def check_battles(battles) -> list[dict]:
         raise DataError("no battles: give records {prompt, responses: {model: answer}} with at least two models")
     for i, rec in enumerate(records, 1):
         responses = rec.get("responses") if isinstance(rec, dict) else None
-        if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str) or not isinstance(responses, dict) \
-                or len(responses) < 2:
-            raise DataError(f"battle {i} needs a prompt and responses from at least two models: "
-                            '{"prompt": ..., "responses": {"model-a": ..., "model-b": ...}}')
+        if (
+            not isinstance(rec, dict)
+            or not isinstance(rec.get("prompt"), str)
+            or not isinstance(responses, dict)
+            or len(responses) < 2
+        ):
+            raise DataError(
+                f"battle {i} needs a prompt and responses from at least two models: "
+                '{"prompt": ..., "responses": {"model-a": ..., "model-b": ...}}'
+            )
     return records
 
 
@@ -58,11 +68,20 @@ class ArenaWidget:
         self.prompt = w.HTML()
         self.answer_a, self.answer_b = w.HTML(), w.HTML()
         self.status = w.HTML()
-        for part, cls in ((self.prompt, "prompt"), (self.answer_a, "a"), (self.answer_b, "b"), (self.status, "status")):
+        for part, cls in (
+            (self.prompt, "prompt"),
+            (self.answer_a, "a"),
+            (self.answer_b, "b"),
+            (self.status, "status"),
+        ):
             part.add_class(f"nbllm-arena-{cls}")
         self.buttons, self._old_buttons, self.controls = [], [], w.HBox()
-        columns = w.HBox([w.VBox([w.HTML("<b>A</b>"), self.answer_a], layout=w.Layout(width="50%")),
-                          w.VBox([w.HTML("<b>B</b>"), self.answer_b], layout=w.Layout(width="50%"))])
+        columns = w.HBox(
+            [
+                w.VBox([w.HTML("<b>A</b>"), self.answer_a], layout=w.Layout(width="50%")),
+                w.VBox([w.HTML("<b>B</b>"), self.answer_b], layout=w.Layout(width="50%")),
+            ]
+        )
         self.box = w.VBox([self.prompt, columns, self.controls, self.status])
         self.box.add_class("nbllm-arena")
         self._show()
@@ -101,13 +120,15 @@ class ArenaWidget:
         else:
             battle = self.battles[self.index]
             a, b = self.order[self.index]
-            self.prompt.value = (f"<p><b>Prompt {self.index + 1}/{len(self.battles)}:</b> "
-                                 f"{html.escape(battle['prompt'])}</p>")
+            self.prompt.value = (
+                f"<p><b>Prompt {self.index + 1}/{len(self.battles)}:</b> {html.escape(battle['prompt'])}</p>"
+            )
             self.answer_a.value = f"<div style='white-space:pre-wrap'>{html.escape(str(battle['responses'][a]))}</div>"
             self.answer_b.value = f"<div style='white-space:pre-wrap'>{html.escape(str(battle['responses'][b]))}</div>"
         n = len(self.votes)
-        self.status.value = (f"<small>{n} vote{'' if n == 1 else 's'} saved to {html.escape(str(self.path))}. "
-                             f"{revealed}</small>")
+        self.status.value = (
+            f"<small>{n} vote{'' if n == 1 else 's'} saved to {html.escape(str(self.path))}. {revealed}</small>"
+        )
 
     def vote(self, winner: str) -> dict:
         """Record a vote for the battle on screen ("a", "b", "tie" or "both_bad") and show the next."""

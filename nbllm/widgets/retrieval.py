@@ -17,29 +17,41 @@ class RAGExplorer(w.VBox):
     Searches when the query is submitted (Enter) or any control changes; `search()` does the
     same from code and returns the RAGResult."""
 
-    def __init__(self, collection: str = "default", k: int = 4, model=None, persist=None, server=None,
-                 store=None):
+    def __init__(self, collection: str = "default", k: int = 4, model=None, persist=None, server=None, store=None):
         kind = store
         from ..retrieval import store
 
         col = store.get_collection(collection, persist, server, kind)
         total, built = col.count(), store.info(col).get("distance", "l2")
         self.collection, self.model, self.persist, self.server, self.store = collection, model, persist, server, kind
-        self.query = w.Text(placeholder="ask a question and press Enter", description="question",
-                            continuous_update=False, layout=w.Layout(width="100%"))
+        self.query = w.Text(
+            placeholder="ask a question and press Enter",
+            description="question",
+            continuous_update=False,
+            layout=w.Layout(width="100%"),
+        )
         self.query.add_class("nbllm-rag-query")
-        self.k = w.IntSlider(value=min(k, max(total, 1)), min=1, max=max(1, min(total, 20)), description="k",
-                               layout=w.Layout(width="280px", min_width="220px"))
+        self.k = w.IntSlider(
+            value=min(k, max(total, 1)),
+            min=1,
+            max=max(1, min(total, 20)),
+            description="k",
+            layout=w.Layout(width="280px", min_width="220px"),
+        )
         self.distance = w.Dropdown(options=["l2", "ip", "cosine"], value=built, description="distance")
         self.hybrid = w.Checkbox(value=False, description="hybrid (BM25 + dense)", indent=False)
         self.rerank = w.Checkbox(value=False, description="rerank", indent=False)
         self.answer = w.Checkbox(value=False, description="answer", indent=False)
-        self.status = w.HTML(f"<small>collection <code>{html.escape(collection)}</code>: {total} chunks, "
-                             f"built with {html.escape(built)} distance (others are exact brute force)</small>")
+        self.status = w.HTML(
+            f"<small>collection <code>{html.escape(collection)}</code>: {total} chunks, "
+            f"built with {html.escape(built)} distance (others are exact brute force)</small>"
+        )
         self.results = w.HTML("")
         self.result = None
-        controls = w.HBox([self.k, self.distance, self.hybrid, self.rerank, self.answer],
-                          layout=w.Layout(flex_flow="row wrap", align_items="center"))
+        controls = w.HBox(
+            [self.k, self.distance, self.hybrid, self.rerank, self.answer],
+            layout=w.Layout(flex_flow="row wrap", align_items="center"),
+        )
         super().__init__([self.query, controls, self.status, self.results])
         self.add_class("nbllm-rag-explorer")
         self.query.observe(self._changed, names="value")
@@ -60,9 +72,19 @@ class RAGExplorer(w.VBox):
                 self.query.value = question
         text = self.query.value.strip()
         try:
-            res = rag.query(text, self.collection, k=self.k.value, model=self.model, generate=self.answer.value,
-                            hybrid=self.hybrid.value, rerank=self.rerank.value, distance=self.distance.value,
-                            persist=self.persist, server=self.server, store=self.store)
+            res = rag.query(
+                text,
+                self.collection,
+                k=self.k.value,
+                model=self.model,
+                generate=self.answer.value,
+                hybrid=self.hybrid.value,
+                rerank=self.rerank.value,
+                distance=self.distance.value,
+                persist=self.persist,
+                server=self.server,
+                store=self.store,
+            )
         except NbllmError as err:
             self.results.value = f"<p style='color:#b00'>{html.escape(f'{type(err).__name__}: {err}')}</p>"
             return None
@@ -70,8 +92,11 @@ class RAGExplorer(w.VBox):
         cited = set(res.cited)
         cards = "".join(hit_card(n, h, matched_terms(text, h["text"]), n in cited) for n, h in enumerate(res._hits, 1))
         notices = "".join(f"<p><i>{html.escape(n)}</i></p>" for n in res.notices)
-        answer = (f"<div class='nbllm-answer'><b>Answer</b><p>{html.escape(res.cited_answer)}</p></div>"
-                  if res.answer is not None else "")
+        answer = (
+            f"<div class='nbllm-answer'><b>Answer</b><p>{html.escape(res.cited_answer)}</p></div>"
+            if res.answer is not None
+            else ""
+        )
         self.results.value = f"{notices}{cards}{answer}"
         self.result = res
         return res
@@ -81,8 +106,9 @@ class RAGExplorer(w.VBox):
 
 
 @server_errors
-def explore(collection: str = "default", *, k: int = 4, model=None, persist=None, server=None,
-            store=None) -> RAGExplorer:
+def explore(
+    collection: str = "default", *, k: int = 4, model=None, persist=None, server=None, store=None
+) -> RAGExplorer:
     """The RAG explorer widget over a collection (what %rag explore shows), on any store."""
     kind = store
     from ..retrieval import store

@@ -40,13 +40,22 @@ class WidgetMonitor(Callback):
         self.bar = w.IntProgress(value=0, min=0, max=1, description="")
         self.stats = w.HTML("")
         self.plot = w.HTML("")
-        self.button = w.Button(description="Stop", button_style="warning", icon="stop",
-                               tooltip="finish the current step, keep the model, end the run")
+        self.button = w.Button(
+            description="Stop",
+            button_style="warning",
+            icon="stop",
+            tooltip="finish the current step, keep the model, end the run",
+        )
         self.button.on_click(self._stop)
         self.box = w.VBox([self.header, w.HBox([self.bar, self.button]), self.stats, self.plot])
         # stable CSS hooks for the browser test and for styling
-        for part, name in ((self.box, "monitor"), (self.bar, "progress"), (self.stats, "stats"),
-                           (self.plot, "plot"), (self.button, "stop")):
+        for part, name in (
+            (self.box, "monitor"),
+            (self.bar, "progress"),
+            (self.stats, "stats"),
+            (self.plot, "plot"),
+            (self.button, "stop"),
+        ):
             part.add_class(f"nbllm-train-{name}")
         self.rows: list[dict] = []
         self.last_draw = 0.0
@@ -79,8 +88,10 @@ class WidgetMonitor(Callback):
         val = f" &nbsp; val_loss <b>{row['val_loss']:.3f}</b>" if row["val_loss"] == row["val_loss"] else ""
         if row.get("val_acc", float("nan")) == row.get("val_acc"):
             val += f" &nbsp; val_acc <b>{row['val_acc']:.3f}</b>"
-        self.stats.value = (f"epoch {row['epoch']:.2f} &nbsp; loss <b>{row['loss']:.3f}</b>{val} &nbsp; "
-                            f"{tps:,.0f} {self.unit}/s &nbsp; ETA {_eta(per_step, self.total - step)}")
+        self.stats.value = (
+            f"epoch {row['epoch']:.2f} &nbsp; loss <b>{row['loss']:.3f}</b>{val} &nbsp; "
+            f"{tps:,.0f} {self.unit}/s &nbsp; ETA {_eta(per_step, self.total - step)}"
+        )
         now = time.perf_counter()
         if now - self.last_draw > 0.5 or step == self.total:
             self.plot.value = loss_svg(self.rows)

@@ -24,14 +24,23 @@ from contextlib import contextmanager
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 # User settings for the test server: no news/update prompts (no network anyway), and every cell
 # attached to the DOM so off-screen cells and outputs can be located.
 SETTINGS = {
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
-                                                                        "checkForUpdates": False},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
 }
 
@@ -59,16 +68,37 @@ class JupyterLab:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(values))
         bin_dir = str(Path(sys.executable).parent)
-        env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""),
-                   JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTERLAB_WORKSPACES_DIR=str(self.state / "ws"),
-                   JUPYTER_RUNTIME_DIR=str(self.state / "runtime"), PYTHONUNBUFFERED="1", **self.extra_env)
+        env = dict(
+            os.environ,
+            PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""),
+            JUPYTERLAB_SETTINGS_DIR=str(settings),
+            JUPYTERLAB_WORKSPACES_DIR=str(self.state / "ws"),
+            JUPYTER_RUNTIME_DIR=str(self.state / "runtime"),
+            PYTHONUNBUFFERED="1",
+            **self.extra_env,
+        )
         self.log = open(self.state / "jupyter.log", "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip", "127.0.0.1", "--port", str(self.port),
-             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root_dir}",
-             "--ServerApp.port_retries=0", "--LabApp.extension_manager=readonly"]
+            [
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--no-browser",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                f"--IdentityProvider.token={self.token}",
+                f"--ServerApp.root_dir={self.root_dir}",
+                "--ServerApp.port_retries=0",
+                "--LabApp.extension_manager=readonly",
+            ]
             + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
-            env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.root_dir)
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=self.root_dir,
+        )
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -127,8 +157,7 @@ def browser():
 def wait_kernel_idle(page, timeout: float = 120_000) -> None:
     """The notebook is drawn (no spinner) and the status bar reads "<kernel> | Idle"."""
     page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(state="visible", timeout=timeout)
-    page.locator(".jp-StatusBar-TextItem").filter(has_text=re.compile(r"\| Idle$")).first.wait_for(
-        timeout=timeout)
+    page.locator(".jp-StatusBar-TextItem").filter(has_text=re.compile(r"\| Idle$")).first.wait_for(timeout=timeout)
 
 
 def cells(page):

@@ -22,16 +22,24 @@ BATTLES = [
 ]
 # per battle, in order: (the winner the vote must record, the button clicked, double click?); the second
 # click of a double click must not vote on the next battle, which the voter has not read
-CLICKS = [("a", ".nbllm-vote-a", False), ("b", ".nbllm-vote-b", True), ("tie", ".nbllm-vote-tie", False),
-          ("both_bad", ".nbllm-vote-bad", False)]
+CLICKS = [
+    ("a", ".nbllm-vote-a", False),
+    ("b", ".nbllm-vote-b", True),
+    ("tie", ".nbllm-vote-tie", False),
+    ("both_bad", ".nbllm-vote-bad", False),
+]
 READ_BACK = """import json
 rows = [json.loads(line) for line in open("votes.jsonl", encoding="utf-8")]
 for row in rows:
     print(json.dumps(row, sort_keys=True))
 print("same in memory:", rows == arena.votes)"""
-CELLS = ("%load_ext nbllm", f"battles = {BATTLES!r}",
-         "%eval arena --widget --battles battles --votes votes.jsonl --seed 0 --out arena",
-         READ_BACK, "%eval arena --votes votes.jsonl --rounds 50")
+CELLS = (
+    "%load_ext nbllm",
+    f"battles = {BATTLES!r}",
+    "%eval arena --widget --battles battles --votes votes.jsonl --seed 0 --out arena",
+    READ_BACK,
+    "%eval arena --votes votes.jsonl --rounds 50",
+)
 TIMEOUT = 60_000
 READ_MS = 1000  # > the widget's READ_SECONDS
 
@@ -80,8 +88,9 @@ def test_arena_widget_records_real_clicks(arena_lab):
             widget.locator(button).dblclick() if double else widget.locator(button).click()
             clicked.append({"model_a": model_a, "model_b": model_b, "prompt_id": i, "winner": winner})
             # the next battle comes up and the names of the one just voted on are revealed
-            expect(status).to_contain_text(f"{_votes(i + 1)} saved to votes.jsonl. "
-                                           f"That was A = {model_a}, B = {model_b}.", timeout=TIMEOUT)
+            expect(status).to_contain_text(
+                f"{_votes(i + 1)} saved to votes.jsonl. That was A = {model_a}, B = {model_b}.", timeout=TIMEOUT
+            )
 
         expect(prompt).to_contain_text(f"All {len(BATTLES)} battles voted", timeout=TIMEOUT)
         for _, button, _ in CLICKS:
@@ -108,8 +117,12 @@ def test_arena_widget_records_real_clicks(arena_lab):
             table[cells[0]] = dict(zip(columns, cells))
         assert sorted(table) == ["alpha", "beta"]
         for model, row in table.items():  # games and win rates follow from the clicks
-            score = [{"a": 1.0, "b": 0.0}.get(v["winner"], 0.5) if v["model_a"] == model
-                     else {"a": 0.0, "b": 1.0}.get(v["winner"], 0.5) for v in clicked]
+            score = [
+                {"a": 1.0, "b": 0.0}.get(v["winner"], 0.5)
+                if v["model_a"] == model
+                else {"a": 0.0, "b": 1.0}.get(v["winner"], 0.5)
+                for v in clicked
+            ]
             assert int(row["games"]) == len(clicked), row
             assert float(row["win_rate"]) == pytest.approx(sum(score) / len(score), abs=1e-3), row
             assert float(row["bt_low"]) <= float(row["bt"]) <= float(row["bt_high"]), row

@@ -20,16 +20,18 @@ ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "build" / "screenshots"
 STEPS = 40
 # tiny-llama is a seeded random 2-layer model: 40 steps of one short example each take seconds
-SFT = (f"%sft --model tiny-llama --data instructions --max-steps {STEPS} --batch-size 1 --max-length 256 "
-       "--samples 0 --val-fraction 0.05 --eval-every 20 --progress widget --out run")
+SFT = (
+    f"%sft --model tiny-llama --data instructions --max-steps {STEPS} --batch-size 1 --max-length 256 "
+    "--samples 0 --val-fraction 0.05 --eval-every 20 --progress widget --out run"
+)
 
 DOCS = {
     "lora.md": "# LoRA\n\nLoRA freezes the pretrained weights and trains two small low-rank matrices B and A per "
-               "adapted layer, so the update B A has far fewer trainable parameters than the full weight.\n",
+    "adapted layer, so the update B A has far fewer trainable parameters than the full weight.\n",
     "tokens.md": "# Tokens\n\nA byte-pair tokenizer splits text into subword pieces; rare words need more tokens.\n"
-                 "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\">\n",
+    '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">\n',
     "retrieval.md": "# Retrieval\n\nRetrieval-augmented generation embeds the question, finds the nearest chunks in "
-                    "a vector store and puts them in the prompt.\n",
+    "a vector store and puts them in the prompt.\n",
 }
 
 # every DOM change of the progress bar's label, recorded in the page while the cell runs
@@ -121,8 +123,10 @@ def test_sft_widget_renders_and_updates_live(lab):
     page.close()
 
 
-FIRST_HIT_HAS = ("text => { const h = document.querySelector('.nbllm-rag-explorer .nbllm-hit');"
-                 " return h !== null && h.textContent.includes(text); }")
+FIRST_HIT_HAS = (
+    "text => { const h = document.querySelector('.nbllm-rag-explorer .nbllm-hit');"
+    " return h !== null && h.textContent.includes(text); }"
+)
 
 
 @pytest.mark.skipif(not (ROOT / "nbllm" / "magics" / "rag.py").exists(), reason="the %rag magic is not written yet")

@@ -24,8 +24,9 @@ def key_env(value):
 
 
 def model_flag(default="smollm2", help="registered model, folder, hub id or a model result variable"):
-    return argument("--model", "-m", default=None, help=f"{help} (default: %%config NbllmMagics.default_model, "
-                    f"else {default})")
+    return argument(
+        "--model", "-m", default=None, help=f"{help} (default: %%config NbllmMagics.default_model, else {default})"
+    )
 
 
 def model_of(magics, name, default="smollm2"):

@@ -17,14 +17,33 @@ def eval_judge(self, line):
     a = parse_argstring(eval_judge, line)
     o = build(JudgeOptions, a)
     who = o.judge if o.judge_url else model_value(self.shell, o.judge)
-    result = judge.evaluate(data_arg(self.shell, o.data), who, url=o.judge_url, api_key_env=key_env(o.api_key_env),
-                            limit=o.limit, cache=o.cache, label=o.data, progress=progress(self))
+    result = judge.evaluate(
+        data_arg(self.shell, o.data),
+        who,
+        url=o.judge_url,
+        api_key_env=key_env(o.api_key_env),
+        limit=o.limit,
+        cache=o.cache,
+        label=o.data,
+        progress=progress(self),
+    )
     return bind(self.shell, a.out, result)
 
 
-@flags(TriadOptions, name="eval triad", aliases={"judge": "-j"}, extra=[
-    argument("--rag", nargs="+", required=True, help="variables holding %%%%rag results (or lists of them); "
-             "several variables = several configurations on one leaderboard")])
+@flags(
+    TriadOptions,
+    name="eval triad",
+    aliases={"judge": "-j"},
+    extra=[
+        argument(
+            "--rag",
+            nargs="+",
+            required=True,
+            help="variables holding %%%%rag results (or lists of them); "
+            "several variables = several configurations on one leaderboard",
+        )
+    ],
+)
 def eval_triad(self, line):
     """RAG triad: context relevance, groundedness (unsupported sentences highlighted), answer relevance."""
     from IPython.core.error import UsageError
@@ -38,6 +57,12 @@ def eval_triad(self, line):
         raise UsageError(f"no variable '{missing[0]}'; run %%rag --out {missing[0]} first")
     rag = {v: self.shell.user_ns[v] for v in a.rag} if len(a.rag) > 1 else self.shell.user_ns[a.rag[0]]
     judge = None if o.judge is None else (o.judge if o.judge_url else model_value(self.shell, o.judge))
-    result = triad.evaluate(rag, judge=judge, url=o.judge_url, api_key_env=key_env(o.api_key_env),
-                            threshold=o.threshold, progress=progress(self))
+    result = triad.evaluate(
+        rag,
+        judge=judge,
+        url=o.judge_url,
+        api_key_env=key_env(o.api_key_env),
+        threshold=o.threshold,
+        progress=progress(self),
+    )
     return bind(self.shell, a.out, result)

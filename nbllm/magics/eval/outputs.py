@@ -10,9 +10,20 @@ from ._shared import bind, data_arg, model_flag, model_of, progress
 DATA = {"data": "-d"}
 
 
-@flags(DiversityOptions, name="eval diversity", aliases=DATA, extra=[
-    argument("--model", "-m", default=None, help="model name or result variable; a comma list compares models "
-             "(default: %%config NbllmMagics.default_model, else smollm2)")])
+@flags(
+    DiversityOptions,
+    name="eval diversity",
+    aliases=DATA,
+    extra=[
+        argument(
+            "--model",
+            "-m",
+            default=None,
+            help="model name or result variable; a comma list compares models "
+            "(default: %%config NbllmMagics.default_model, else smollm2)",
+        )
+    ],
+)
 def eval_diversity(self, line):
     """Diversity of N samples per prompt (distinct-1/2, self-BLEU, embedding distance, repeats), per setting."""
     from ...evaluate import diversity
@@ -20,10 +31,22 @@ def eval_diversity(self, line):
     a = parse_argstring(eval_diversity, line)
     o = build(DiversityOptions, a)
     models = [model_of(self, m.strip()) for m in (a.model or "").split(",") if m.strip()] or [model_of(self, None)]
-    result = diversity.evaluate(models, data_arg(self.shell, o.data), samples=o.samples, temperature=o.temperature,
-                                top_p=o.top_p, seed=o.seed, max_new_tokens=o.max_new_tokens, template=o.template,
-                                limit=o.limit, embedder=o.embedder, rounds=o.rounds, batch_size=o.batch_size,
-                                label=o.data, progress=progress(self))
+    result = diversity.evaluate(
+        models,
+        data_arg(self.shell, o.data),
+        samples=o.samples,
+        temperature=o.temperature,
+        top_p=o.top_p,
+        seed=o.seed,
+        max_new_tokens=o.max_new_tokens,
+        template=o.template,
+        limit=o.limit,
+        embedder=o.embedder,
+        rounds=o.rounds,
+        batch_size=o.batch_size,
+        label=o.data,
+        progress=progress(self),
+    )
     return bind(self.shell, a.out, result)
 
 
@@ -34,8 +57,14 @@ def eval_bias(self, line):
 
     a = parse_argstring(eval_bias, line)
     o = build(BiasOptions, a)
-    result = bias.evaluate(model_of(self, a.model), data_arg(self.shell, o.data), limit=o.limit,
-                           batch_size=o.batch_size, label=o.data, progress=progress(self))
+    result = bias.evaluate(
+        model_of(self, a.model),
+        data_arg(self.shell, o.data),
+        limit=o.limit,
+        batch_size=o.batch_size,
+        label=o.data,
+        progress=progress(self),
+    )
     return bind(self.shell, a.out, result)
 
 
@@ -46,9 +75,22 @@ def eval_toxicity(self, line):
 
     a = parse_argstring(eval_toxicity, line)
     o = build(ToxicityOptions, a)
-    result = toxicity.evaluate(model_of(self, a.model), data_arg(self.shell, o.data),
-                               data_arg(self.shell, o.classifier), threshold=o.threshold, label=o.label,
-                               samples=o.samples, temperature=o.temperature, top_p=o.top_p, seed=o.seed,
-                               max_new_tokens=o.max_new_tokens, template=o.template, limit=o.limit,
-                               batch_size=o.batch_size, worst=o.worst, data_label=o.data, progress=progress(self))
+    result = toxicity.evaluate(
+        model_of(self, a.model),
+        data_arg(self.shell, o.data),
+        data_arg(self.shell, o.classifier),
+        threshold=o.threshold,
+        label=o.label,
+        samples=o.samples,
+        temperature=o.temperature,
+        top_p=o.top_p,
+        seed=o.seed,
+        max_new_tokens=o.max_new_tokens,
+        template=o.template,
+        limit=o.limit,
+        batch_size=o.batch_size,
+        worst=o.worst,
+        data_label=o.data,
+        progress=progress(self),
+    )
     return bind(self.shell, a.out, result)

@@ -24,8 +24,9 @@ def eval_arena(self, line):
             raise UsageError("--widget needs --battles PATH|VAR and --votes FILE.jsonl to append votes to")
         return bind(self.shell, a.out, ArenaWidget(data_arg(self.shell, o.battles), o.votes, seed=o.seed))
     models = [m.strip() for m in o.models.split(",") if m.strip()] if o.models else None
-    result = arena.ratings(data_arg(self.shell, o.votes), models=models, k=o.k, rounds=o.rounds, seed=o.seed,
-                           ties=o.ties)
+    result = arena.ratings(
+        data_arg(self.shell, o.votes), models=models, k=o.k, rounds=o.rounds, seed=o.seed, ties=o.ties
+    )
     return bind(self.shell, a.out, result)
 
 
@@ -36,8 +37,9 @@ def eval_contamination(self, line):
 
     a = parse_argstring(eval_contamination, line)
     o = build(ContaminationOptions, a)
-    result = contamination.check(data_arg(self.shell, o.train), data_arg(self.shell, o.test), n=o.n,
-                                 field=o.field, train_field=o.train_field)
+    result = contamination.check(
+        data_arg(self.shell, o.train), data_arg(self.shell, o.test), n=o.n, field=o.field, train_field=o.train_field
+    )
     return bind(self.shell, a.out, result)
 
 
@@ -50,5 +52,4 @@ def eval_leaderboard(self, line):
     o = build(LeaderboardOptions, a)
     if o.clear:
         leaderboard.clear()
-    return bind(self.shell, a.out, leaderboard.leaderboard(csv=o.csv, markdown=o.markdown, task=o.task,
-                                                                   json=o.json))
+    return bind(self.shell, a.out, leaderboard.leaderboard(csv=o.csv, markdown=o.markdown, task=o.task, json=o.json))

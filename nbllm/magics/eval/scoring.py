@@ -18,14 +18,27 @@ def eval_mc(self, line):
 
     a = parse_argstring(eval_mc, line)
     o = build(MCOptions, a)
-    result = mc.evaluate(model_of(self, a.model), data_arg(self.shell, o.data), shots=o.shots, template=o.template,
-                         limit=o.limit, seed=o.seed, method="naive" if o.naive else "cached",
-                         batch_size=o.batch_size, label=o.data, progress=progress(self))
+    result = mc.evaluate(
+        model_of(self, a.model),
+        data_arg(self.shell, o.data),
+        shots=o.shots,
+        template=o.template,
+        limit=o.limit,
+        seed=o.seed,
+        method="naive" if o.naive else "cached",
+        batch_size=o.batch_size,
+        label=o.data,
+        progress=progress(self),
+    )
     return bind(self.shell, a.out, result)
 
 
-@flags(GenOptions, name="eval gen", aliases=DATA, extra=[
-    model_flag("smollm2; none needed when records carry 'prediction'", "model")])
+@flags(
+    GenOptions,
+    name="eval gen",
+    aliases=DATA,
+    extra=[model_flag("smollm2; none needed when records carry 'prediction'", "model")],
+)
 def eval_gen(self, line):
     """Generate and score against references: exact match, token F1, ROUGE-L or the final number."""
     from ...evaluate import generative
@@ -33,9 +46,16 @@ def eval_gen(self, line):
     a = parse_argstring(eval_gen, line)
     o = build(GenOptions, a)
     name = a.model or self.default_model  # none: records that carry 'prediction' need no model
-    result = generative.evaluate(model_value(self.shell, name) if name else None, data_arg(self.shell, o.data),
-                                 metric=o.metric, template=o.template, max_new_tokens=o.max_new_tokens,
-                                 limit=o.limit, label=o.data, progress=progress(self))
+    result = generative.evaluate(
+        model_value(self.shell, name) if name else None,
+        data_arg(self.shell, o.data),
+        metric=o.metric,
+        template=o.template,
+        max_new_tokens=o.max_new_tokens,
+        limit=o.limit,
+        label=o.data,
+        progress=progress(self),
+    )
     return bind(self.shell, a.out, result)
 
 
@@ -46,8 +66,15 @@ def eval_ppl(self, line):
 
     a = parse_argstring(eval_ppl, line)
     o = build(PerplexityOptions, a)
-    result = perplexity.evaluate(model_of(self, a.model), data_arg(self.shell, o.data), window=o.window,
-                                 stride=o.stride, limit=o.limit, label=o.data, progress=progress(self))
+    result = perplexity.evaluate(
+        model_of(self, a.model),
+        data_arg(self.shell, o.data),
+        window=o.window,
+        stride=o.stride,
+        limit=o.limit,
+        label=o.data,
+        progress=progress(self),
+    )
     return bind(self.shell, a.out, result)
 
 
@@ -63,6 +90,15 @@ def eval_synthetic(self, line):
         lengths = [int(x) for x in o.context_length.split(",") if x.strip()]
     except ValueError:
         raise ConfigError(f"--context-length takes integers like 8 or 4,16,64 (got {o.context_length})") from None
-    result = synthetic.evaluate(model_of(self, a.model), o.task, lengths, o.n, seed=o.seed, shots=o.shots,
-                                queries=o.queries, template=o.template, progress=progress(self))
+    result = synthetic.evaluate(
+        model_of(self, a.model),
+        o.task,
+        lengths,
+        o.n,
+        seed=o.seed,
+        shots=o.shots,
+        queries=o.queries,
+        template=o.template,
+        progress=progress(self),
+    )
     return bind(self.shell, a.out, result)

@@ -12,8 +12,11 @@ import importlib
 
 from ...errors import ConfigError
 
-STORES = {"chroma": "nbllm.retrieval.stores.chroma", "faiss": "nbllm.retrieval.stores.faiss",
-          "lancedb": "nbllm.retrieval.stores.lancedb"}
+STORES = {
+    "chroma": "nbllm.retrieval.stores.chroma",
+    "faiss": "nbllm.retrieval.stores.faiss",
+    "lancedb": "nbllm.retrieval.stores.lancedb",
+}
 DEFAULT = "chroma"
 
 
@@ -24,8 +27,9 @@ def register(name: str, module: str) -> None:
 
 def check_store(name: str) -> str:
     if name not in STORES:
-        raise ConfigError(f"unknown store {name!r}; use --store {', '.join(STORES)} "
-                          "(or nbllm.retrieval.stores.register() your own)")
+        raise ConfigError(
+            f"unknown store {name!r}; use --store {', '.join(STORES)} (or nbllm.retrieval.stores.register() your own)"
+        )
     return name
 
 

@@ -37,7 +37,7 @@ def distance(matrix: np.ndarray, query: np.ndarray, space: str) -> np.ndarray:
     matrix, query = np.asarray(matrix, dtype=np.float32), np.asarray(query, dtype=np.float32)
     dots = matrix @ query
     if space == "l2":
-        return (matrix ** 2).sum(1) - 2 * dots + (query ** 2).sum()
+        return (matrix**2).sum(1) - 2 * dots + (query**2).sum()
     if space == "ip":
         return 1.0 - dots
     norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(query)
@@ -46,9 +46,16 @@ def distance(matrix: np.ndarray, query: np.ndarray, space: str) -> np.ndarray:
 
 # ---------------------------------------------------------------- Chroma's where syntax, in nbllm
 
-_COMPARE = {"$eq": lambda a, b: a == b, "$ne": lambda a, b: a != b, "$gt": lambda a, b: a > b,
-            "$gte": lambda a, b: a >= b, "$lt": lambda a, b: a < b, "$lte": lambda a, b: a <= b,
-            "$in": lambda a, b: a in b, "$nin": lambda a, b: a not in b}
+_COMPARE = {
+    "$eq": lambda a, b: a == b,
+    "$ne": lambda a, b: a != b,
+    "$gt": lambda a, b: a > b,
+    "$gte": lambda a, b: a >= b,
+    "$lt": lambda a, b: a < b,
+    "$lte": lambda a, b: a <= b,
+    "$in": lambda a, b: a in b,
+    "$nin": lambda a, b: a not in b,
+}
 
 
 def matches(meta: dict | None, where: dict | None) -> bool:
@@ -61,8 +68,10 @@ def matches(meta: dict | None, where: dict | None) -> bool:
     for key, cond in where.items():
         if key in ("$and", "$or"):
             if not isinstance(cond, list) or not cond:
-                raise ConfigError(f"--where {key} takes a non-empty list of filters, e.g. "
-                                  f"{{\"{key}\": [{{\"source\": \"a.md\"}}, {{\"page\": 2}}]}}")
+                raise ConfigError(
+                    f"--where {key} takes a non-empty list of filters, e.g. "
+                    f'{{"{key}": [{{"source": "a.md"}}, {{"page": 2}}]}}'
+                )
             ok = (all if key == "$and" else any)(matches(meta, c) for c in cond)
         elif key.startswith("$"):
             raise ConfigError(f"--where operator {key!r} is not known; use $and or $or at the top level")
@@ -75,12 +84,14 @@ def matches(meta: dict | None, where: dict | None) -> bool:
                 if op not in _COMPARE:
                     raise ConfigError(f"--where operator {op!r} is not known; use one of {', '.join(_COMPARE)}")
                 if op in ("$in", "$nin") and not isinstance(value, list):
-                    raise ConfigError(f"--where {op} takes a list, e.g. {{\"{key}\": {{\"{op}\": [1, 2]}}}}")
+                    raise ConfigError(f'--where {op} takes a list, e.g. {{"{key}": {{"{op}": [1, 2]}}}}')
                 try:
                     ok = ok and _COMPARE[op](meta[key], value)
                 except TypeError:
-                    raise ConfigError(f"--where {key} {op} {value!r}: cannot compare with the stored "
-                                      f"{type(meta[key]).__name__} value") from None
+                    raise ConfigError(
+                        f"--where {key} {op} {value!r}: cannot compare with the stored "
+                        f"{type(meta[key]).__name__} value"
+                    ) from None
         if not ok:
             return False
     return True
@@ -91,6 +102,7 @@ def where_mask(metadatas: list, where: dict | None) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- folders
+
 
 def folder_store(path) -> str | None:
     """Which store wrote a --persist folder: its marker, Chroma's sqlite file, or None (new/empty)."""
@@ -131,6 +143,7 @@ def swap_in(tmp: Path, final: Path) -> None:
 
 # ---------------------------------------------------------------- a collection held in numpy
 
+
 class TableCollection:
     """A collection whose chunk table (ids, documents, metadatas, vectors) lives in numpy; a
     subclass supplies the vector index (_search) and persistence (_save). Every write is one
@@ -164,8 +177,13 @@ class TableCollection:
         out = {"ids": [self._ids[r] for r in rows]}
         for key in ("documents", "metadatas", "embeddings"):
             if key in include:
-                out[key] = ([self._docs[r] for r in rows] if key == "documents" else
-                            [dict(self._metas[r]) for r in rows] if key == "metadatas" else self._vecs[rows])
+                out[key] = (
+                    [self._docs[r] for r in rows]
+                    if key == "documents"
+                    else [dict(self._metas[r]) for r in rows]
+                    if key == "metadatas"
+                    else self._vecs[rows]
+                )
             else:
                 out[key] = None
         return out
@@ -173,11 +191,12 @@ class TableCollection:
     def get(self, ids=None, where=None, limit=None, offset=None, include=INCLUDE, where_document=None) -> dict:
         rows = self._rows(ids, where)
         start = offset or 0
-        rows = rows[start:start + limit] if limit is not None else rows[start:]
+        rows = rows[start : start + limit] if limit is not None else rows[start:]
         return self._pack(rows, include)
 
-    def query(self, query_embeddings, n_results: int = 10, where=None, include=INCLUDE + ("distances",),
-              where_document=None) -> dict:
+    def query(
+        self, query_embeddings, n_results: int = 10, where=None, include=INCLUDE + ("distances",), where_document=None
+    ) -> dict:
         """Top n_results per query vector, with exact distances (recomputed in float32 from the
         stored vectors, so every store reports the same numbers)."""
         out = {k: [] for k in ("ids", "documents", "metadatas", "embeddings", "distances")}
@@ -212,8 +231,10 @@ class TableCollection:
         ids = [str(i) for i in ids]
         vecs = np.asarray(embeddings, dtype=np.float32)
         if len(ids) and (vecs.ndim != 2 or vecs.shape != (len(ids), self.dim)):
-            raise DataError(f"collection '{self.name}' holds {self.dim}-d vectors; got {vecs.shape[-1]}-d ones "
-                            f"(another embedder?); use a new --collection for them")
+            raise DataError(
+                f"collection '{self.name}' holds {self.dim}-d vectors; got {vecs.shape[-1]}-d ones "
+                f"(another embedder?); use a new --collection for them"
+            )
         if len(set(ids)) != len(ids):
             raise DataError("the same id appears twice in one write; give every chunk its own id")
         if len(ids) and not np.isfinite(vecs).all():

@@ -78,7 +78,9 @@ def check_server_url(server: str):
         url.port
     except ValueError:
         port = url.netloc.rpartition(":")[2]
-        raise ConfigError(f"--server {server!r}: the port {port!r} is not a number from 1 to 65535; {example}") from None
+        raise ConfigError(
+            f"--server {server!r}: the port {port!r} is not a number from 1 to 65535; {example}"
+        ) from None
     if url.port == 0:
         raise ConfigError(f"--server {server!r}: port 0 is not a server's port; {example}")
     return url
@@ -104,8 +106,12 @@ def client(persist: str | None = None, server: str | None = None):
 
         seconds = server_timeout()
         host, port, ssl = url.hostname, url.port or 8000, url.scheme == "https"
-        api = FastAPI.resolve_url(chroma_server_host=host, chroma_server_http_port=port, chroma_server_ssl_enabled=ssl,
-                                  default_api_path=settings.chroma_server_api_default_path)
+        api = FastAPI.resolve_url(
+            chroma_server_host=host,
+            chroma_server_http_port=port,
+            chroma_server_ssl_enabled=ssl,
+            default_api_path=settings.chroma_server_api_default_path,
+        )
         try:
             # HttpClient() itself asks the server twice with no timeout: check it answers in time first
             httpx.get(f"{api}/heartbeat", timeout=seconds).raise_for_status()
@@ -129,8 +135,10 @@ def server_timeout() -> float:
     except ValueError:
         seconds = math.nan
     if not (math.isfinite(seconds) and seconds > 0):
-        raise ConfigError(f"{SERVER_TIMEOUT_ENV}={raw!r} is not a number of seconds; set it to a positive number "
-                          f"(e.g. {SERVER_TIMEOUT_ENV}=120), or unset it for the default {SERVER_TIMEOUT_S:g} s")
+        raise ConfigError(
+            f"{SERVER_TIMEOUT_ENV}={raw!r} is not a number of seconds; set it to a positive number "
+            f"(e.g. {SERVER_TIMEOUT_ENV}=120), or unset it for the default {SERVER_TIMEOUT_S:g} s"
+        )
     return seconds
 
 
@@ -140,11 +148,15 @@ def unreachable(server: str, err: BaseException, seconds: float | None = None) -
     httpx = sys.modules.get("httpx")
     if isinstance(err, TimeoutError) or (httpx and isinstance(err, httpx.TimeoutException)):
         waited = f"within {seconds:g} s" if seconds else "in time"
-        return ServerError(f"the Chroma server at {server} did not answer {waited}; check that it is running and "
-                           f"not stopped or stuck (restart {run}), or raise {SERVER_TIMEOUT_ENV} (seconds) for "
-                           "slow requests")
-    return ServerError(f"cannot reach the Chroma server at {server} ({type(err).__name__}); start it (again) with "
-                       f"{run}, or fix or drop --server")
+        return ServerError(
+            f"the Chroma server at {server} did not answer {waited}; check that it is running and "
+            f"not stopped or stuck (restart {run}), or raise {SERVER_TIMEOUT_ENV} (seconds) for "
+            "slow requests"
+        )
+    return ServerError(
+        f"cannot reach the Chroma server at {server} ({type(err).__name__}); start it (again) with "
+        f"{run}, or fix or drop --server"
+    )
 
 
 def _connection_failure(err: BaseException) -> BaseException | None:
@@ -165,5 +177,9 @@ def connect(persist=None):
 
 
 def create(chroma, name: str, metadata: dict, distance: str, embedder: str):
-    return chroma.create_collection(name, metadata=metadata, embedding_function=embedding_function(embedder),
-                                    configuration={"hnsw": {"space": distance, **HNSW}})
+    return chroma.create_collection(
+        name,
+        metadata=metadata,
+        embedding_function=embedding_function(embedder),
+        configuration={"hnsw": {"space": distance, **HNSW}},
+    )

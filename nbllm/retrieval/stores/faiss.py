@@ -34,8 +34,9 @@ def _faiss():
     try:
         import faiss
     except ImportError:
-        raise ConfigError("--store faiss needs the faiss-cpu package: pip install faiss-cpu "
-                          "(or pip install 'nbllm[stores]')") from None
+        raise ConfigError(
+            "--store faiss needs the faiss-cpu package: pip install faiss-cpu (or pip install 'nbllm[stores]')"
+        ) from None
     return faiss
 
 
@@ -144,8 +145,10 @@ class FaissCollection(TableCollection):
         rows = [json.loads(line) for line in (folder / "chunks.jsonl").read_text(encoding="utf-8").splitlines()]
         index = faiss.read_index(str(folder / "index.faiss"))
         if index.ntotal != len(rows) or index.d != col.dim:
-            raise DataError(f"the FAISS collection in {folder} is damaged ({index.ntotal} vectors, {len(rows)} "
-                            "chunks); index it again into a new --persist folder")
+            raise DataError(
+                f"the FAISS collection in {folder} is damaged ({index.ntotal} vectors, {len(rows)} "
+                "chunks); index it again into a new --persist folder"
+            )
         vecs = index.reconstruct_n(0, index.ntotal) if len(rows) else np.zeros((0, col.dim), np.float32)
         if col.space == "cosine" and len(rows):
             vecs = vecs * np.array([r.get("norm", 1.0) for r in rows], dtype=np.float32)[:, None]
@@ -159,8 +162,16 @@ class FaissCollection(TableCollection):
 
 
 def manifest(name, metadata, dim, space, kind_, count) -> dict:
-    return {"store": NAME, "name": name, "dimension": dim, "distance": space, "index": kind_, "count": count,
-            "embedder": metadata.get("nbllm_embedder"), "metadata": metadata}
+    return {
+        "store": NAME,
+        "name": name,
+        "dimension": dim,
+        "distance": space,
+        "index": kind_,
+        "count": count,
+        "embedder": metadata.get("nbllm_embedder"),
+        "metadata": metadata,
+    }
 
 
 class FaissStore:

@@ -36,8 +36,9 @@ def _lancedb():
     try:
         import lancedb
     except ImportError:
-        raise ConfigError("--store lancedb needs the lancedb package: pip install lancedb "
-                          "(or pip install 'nbllm[stores]')") from None
+        raise ConfigError(
+            "--store lancedb needs the lancedb package: pip install lancedb (or pip install 'nbllm[stores]')"
+        ) from None
     return lancedb
 
 
@@ -60,7 +61,11 @@ def partitions(count: int) -> int:
 class LanceCollection:
     def __init__(self, store: "LanceStore", table, manifest: dict):
         self.store, self.table, self.name = store, table, manifest["name"]
-        self.metadata, self.dim, self.space = dict(manifest["metadata"]), int(manifest["dimension"]), manifest["distance"]
+        self.metadata, self.dim, self.space = (
+            dict(manifest["metadata"]),
+            int(manifest["dimension"]),
+            manifest["distance"],
+        )
         self.mode = self.metadata.get("nbllm_index", "auto")
         self.id = uuid.uuid4().hex
         self._cache: dict = {}
@@ -76,8 +81,11 @@ class LanceCollection:
             self._cache = {k: v for k, v in self._cache.items() if k[0] == self.table.version}
             cols = ["id", "document", "metadata"] + (["vector"] if vectors else [])
             arrow = self.table.to_arrow().select(cols)
-            got = {"ids": arrow["id"].to_pylist(), "documents": arrow["document"].to_pylist(),
-                   "metadatas": [json.loads(m) for m in arrow["metadata"].to_pylist()]}
+            got = {
+                "ids": arrow["id"].to_pylist(),
+                "documents": arrow["document"].to_pylist(),
+                "metadatas": [json.loads(m) for m in arrow["metadata"].to_pylist()],
+            }
             if vectors:
                 flat = arrow["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
                 got["embeddings"] = np.asarray(flat, dtype=np.float32).reshape(len(got["ids"]), self.dim)
@@ -93,7 +101,7 @@ class LanceCollection:
         if where:
             rows = rows[where_mask([data["metadatas"][r] for r in rows], where)]
         start = offset or 0
-        rows = rows[start:start + limit] if limit is not None else rows[start:]
+        rows = rows[start : start + limit] if limit is not None else rows[start:]
         out = {"ids": [data["ids"][r] for r in rows]}
         for k in ("documents", "metadatas", "embeddings"):
             out[k] = None if k not in include else (data[k][rows] if k == "embeddings" else [data[k][r] for r in rows])
@@ -102,8 +110,9 @@ class LanceCollection:
     def _indexed(self) -> bool:
         return bool(self.table.list_indices())
 
-    def query(self, query_embeddings, n_results: int = 10, where=None, include=INCLUDE + ("distances",),
-              where_document=None) -> dict:
+    def query(
+        self, query_embeddings, n_results: int = 10, where=None, include=INCLUDE + ("distances",), where_document=None
+    ) -> dict:
         out = {k: [] for k in ("ids", "documents", "metadatas", "embeddings", "distances")}
         subset = None
         if where:
@@ -149,8 +158,10 @@ class LanceCollection:
         ids = [str(i) for i in ids]
         vecs = np.asarray(embeddings, dtype=np.float32)
         if len(ids) and (vecs.ndim != 2 or vecs.shape != (len(ids), self.dim)):
-            raise DataError(f"collection '{self.name}' holds {self.dim}-d vectors; got {vecs.shape[-1]}-d ones "
-                            f"(another embedder?); use a new --collection for them")
+            raise DataError(
+                f"collection '{self.name}' holds {self.dim}-d vectors; got {vecs.shape[-1]}-d ones "
+                f"(another embedder?); use a new --collection for them"
+            )
         if len(set(ids)) != len(ids):
             raise DataError("the same id appears twice in one write; give every chunk its own id")
         if len(ids) and not np.isfinite(vecs).all():
@@ -161,14 +172,18 @@ class LanceCollection:
         before = self.table.version
         try:
             if ids:
-                data = pa.table({"id": ids, "document": documents,
-                                 "metadata": [json.dumps(m or {}, sort_keys=True) for m in metadatas],
-                                 "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1)), self.dim)},
-                                schema=self.table.schema)
-                (self.table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
-                 .execute(data))
+                data = pa.table(
+                    {
+                        "id": ids,
+                        "document": documents,
+                        "metadata": [json.dumps(m or {}, sort_keys=True) for m in metadatas],
+                        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1)), self.dim),
+                    },
+                    schema=self.table.schema,
+                )
+                (self.table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data))
             for i in range(0, len(gone), 500):
-                self.table.delete(f"id IN ({_quoted(gone[i:i + 500])})")
+                self.table.delete(f"id IN ({_quoted(gone[i : i + 500])})")
             self._maybe_index()
         except BaseException:
             if self.table.version != before:
@@ -186,8 +201,11 @@ class LanceCollection:
         from lancedb.index import IvfFlat
 
         parts = partitions(n)
-        self.table.create_index("vector", replace=True,  # the column: the new API's first argument
-                                config=IvfFlat(distance_type=METRIC[self.space], num_partitions=parts))
+        self.table.create_index(
+            "vector",
+            replace=True,  # the column: the new API's first argument
+            config=IvfFlat(distance_type=METRIC[self.space], num_partitions=parts),
+        )
         self.metadata["nbllm_partitions"] = parts
         self.store._save_manifest(self)
 
@@ -203,8 +221,15 @@ class LanceStore:
         return self.path / f"{name}.nbllm.json"
 
     def _save_manifest(self, col: LanceCollection) -> None:
-        man = {"store": NAME, "name": col.name, "dimension": col.dim, "distance": col.space, "index": col.mode,
-               "embedder": col.metadata.get("nbllm_embedder"), "metadata": col.metadata}
+        man = {
+            "store": NAME,
+            "name": col.name,
+            "dimension": col.dim,
+            "distance": col.space,
+            "index": col.mode,
+            "embedder": col.metadata.get("nbllm_embedder"),
+            "metadata": col.metadata,
+        }
         self._manifests[col.name] = man
         if self.path is not None:
             write_json(self._manifest_path(col.name), man)
@@ -212,7 +237,7 @@ class LanceStore:
     def list_collections(self) -> list[str]:
         found = set(self._manifests)
         if self.path is not None and self.path.is_dir():
-            found |= {p.name[:-len(".nbllm.json")] for p in self.path.glob("*.nbllm.json")}
+            found |= {p.name[: -len(".nbllm.json")] for p in self.path.glob("*.nbllm.json")}
         return sorted(found)
 
     def get_collection(self, name: str, **_):
@@ -233,12 +258,22 @@ class LanceStore:
             if folder_store(self.path) not in (None, NAME):
                 raise ConfigError(f"{self.path} is not a LanceDB folder")
             mark_folder(self.path, NAME)
-        schema = pa.schema([pa.field("id", pa.string()), pa.field("document", pa.string()),
-                            pa.field("metadata", pa.string()), pa.field("vector", pa.list_(pa.float32(), dim))])
+        schema = pa.schema(
+            [
+                pa.field("id", pa.string()),
+                pa.field("document", pa.string()),
+                pa.field("metadata", pa.string()),
+                pa.field("vector", pa.list_(pa.float32(), dim)),
+            ]
+        )
         self.db.drop_table(name, ignore_missing=True)  # a table left without its manifest
         table = self.db.create_table(name, schema=schema)  # (mode="overwrite" logs a WARN line)
-        man = {"name": name, "metadata": dict(metadata), "dimension": dim,
-               "distance": metadata.get("nbllm_distance", "l2")}
+        man = {
+            "name": name,
+            "metadata": dict(metadata),
+            "dimension": dim,
+            "distance": metadata.get("nbllm_distance", "l2"),
+        }
         col = LanceCollection(self, table, man)
         self._save_manifest(col)
         self._collections[name] = col
