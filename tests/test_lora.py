@@ -169,3 +169,17 @@ def test_a_damaged_adapter_is_named_and_rolled_back(ip, m, tmp_path):
     with pytest.raises(UsageError, match="could not be loaded"):
         ip.run_cell(f"%lora m --load {tmp_path}/good --name broken")
     assert sorted(ip.user_ns["m"].model.peft_config) == names  # no half-registered adapter left
+
+
+def test_saving_one_adapter_keeps_the_others_in_the_same_folder(ip, tmp_path):
+    # lab 04: the task adapter in DIR/task, then a named one into DIR itself (peft's DIR/style)
+    ip.run_cell("%lora keep_both --base tiny-llama --r 2")
+    ip.run_cell(f"%lora keep_both --save '{tmp_path}/task'")
+    ip.run_cell("%lora keep_both --r 2 --name style")
+    ip.run_cell("%lora keep_both --use style")
+    ip.run_cell(f"%lora keep_both --save '{tmp_path}'")
+    assert (tmp_path / "task" / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "style" / "adapter_model.safetensors").is_file()
+    ip.run_cell(f"%lora keep_loaded --base tiny-llama --load '{tmp_path}/task' --name task")
+    ip.run_cell(f"%lora keep_loaded --load '{tmp_path}/style' --name style")
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -205,21 +206,30 @@ def save(model, directory, base_name: str, adapter: str | None = None) -> Path:
             f"--save '{directory}' is a folder that holds no adapter; give a new or empty folder "
             "(nothing in it was changed)"
         )
-    # written beside, then swapped in: an interrupted save never leaves a half adapter at `path`
+    # written beside, then moved in: an interrupted save never leaves a half adapter at `path`, and
+    # the other adapters saved in the same folder (peft's subfolders per name) stay as they are
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     path.parent.mkdir(parents=True, exist_ok=True)
+    target = path if adapter == "default" else path / adapter  # peft puts named adapters in a subfolder
     try:
         model.save_pretrained(tmp, selected_adapters=[adapter], safe_serialization=True)
-        written = tmp if adapter == "default" else tmp / adapter  # peft puts named adapters in a subfolder
+        written = tmp if adapter == "default" else tmp / adapter
         (written / META).write_text(json.dumps(_base_signature(model, base_name), indent=1))
-        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-        if path.exists():
-            path.rename(old)
-        tmp.rename(path)
-        shutil.rmtree(old, ignore_errors=True)
+        if adapter == "default":  # its files sit at the folder's root, beside any named adapters
+            path.mkdir(exist_ok=True)
+            for file in written.iterdir():
+                if file.is_file():
+                    os.replace(file, path / file.name)
+        else:
+            path.mkdir(exist_ok=True)
+            old = path / f".{adapter}.old-{uuid.uuid4().hex[:8]}"
+            if target.exists():
+                target.rename(old)
+            written.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return path if adapter == "default" else path / adapter
+    return target
 
 
 def load(model, directory, name: str, base_name: str):
