@@ -94,11 +94,19 @@ def index(
     server: str | None = None,
     store: str | None = None,
     index: str = "auto",
+    strategy: str = "direct",
+    window: int = 2,
+    child_size: int | None = None,
 ):
     """Load, split, embed and store `source` (path, folder, glob, list or DataFrame) in a collection
     of `store` (chroma, faiss or lancedb; `index`: flat, ann or auto on faiss/lancedb); returns an
     IndexReport. Re-indexing an unchanged corpus adds nothing. `table`: the SQLite tables to read
-    (a name or comma list; default every table)."""
+    (a name or comma list; default every table).
+
+    strategy: direct (the chunks), sentence-window (one chunk per sentence, metadata doc, sentence
+    and window: the sentence with `window` neighbours each side) or auto-merging (parents of
+    chunk_size split into children of child_size, default chunk_size // 4; the children are indexed
+    with metadata parent, parent_text and children). The collection records its strategy."""
     store_name = store  # the keyword; `store` below is the module
     from .retrieval import load, search, split, store
     from .retrieval.embed import get_embedder
@@ -111,6 +119,9 @@ def index(
     chunk_size = chunk_size if chunk_size is not None else (DEFAULTS["chunk_size"] if unit == "tokens" else 512)
     overlap = overlap if overlap is not None else (DEFAULTS["overlap"] if unit == "tokens" else 64)
     split.check_sizes(chunk_size, overlap, unit=unit)
+    if strategy == "auto-merging" and child_size is None:
+        child_size = max(1, chunk_size // 4)
+    split.check_strategy(strategy, window, chunk_size, child_size)
     loaded = load.load(source, text_field, table)
     if not loaded.documents:
         why = "; ".join(f"{s}: {r}" for s, r in loaded.skipped[:3])
@@ -118,15 +129,23 @@ def index(
     emb = get_embedder(embedder)
     split.check_sizes(chunk_size, overlap, emb.max_tokens, unit)
     length = emb.tokens if unit == "tokens" else len
-    chunks = split.split_documents(loaded.documents, chunk_size, overlap, length)
+    if strategy == "sentence-window":
+        chunks = split.sentence_window_documents(loaded.documents, window)
+    elif strategy == "auto-merging":
+        chunks = split.auto_merging_documents(loaded.documents, chunk_size, overlap, child_size, length)
+    else:
+        chunks = split.split_documents(loaded.documents, chunk_size, overlap, length)
     chunks = list({c.id: c for c in chunks}.values())
-    hashes = {c.id: split.text_hash(c.text) for c in chunks}
+    hashes = {c.id: split.text_hash(_hashed(c, strategy)) for c in chunks}
+    built = {"strategy": strategy, "window": window if strategy == "sentence-window" else None}
+    built["child_size"] = child_size if strategy == "auto-merging" else None
 
     made = store.client(persist, server, kind)
     existing = {}
     if collection in store.names(made):  # read-only checks before anything is written
         col = store.get_collection(collection, persist, server, kind)
         store.check_built(col, embedder, emb.dim, distance, index)
+        _check_strategy(col, strategy, window, child_size)
         sources = sorted({c.source for c in chunks})
         for i in range(0, len(sources), 100):
             got = col.get(where={"source": {"$in": sources[i : i + 100]}}, include=["metadatas"])
@@ -146,7 +165,7 @@ def index(
         embedder,
         emb.dim,
         distance,
-        {"chunk_size": chunk_size, "overlap": overlap, "unit": unit},
+        {"chunk_size": chunk_size, "overlap": overlap, "unit": unit, **built},
         persist,
         server,
         kind,
@@ -189,8 +208,77 @@ def index(
         data=sorted(hashes.items()),
         collection=collection,
         store=kind,
-        flags={"chunk_size": chunk_size, "overlap": overlap, "unit": unit, "distance": distance, "index": index},
+        flags={
+            "chunk_size": chunk_size,
+            "overlap": overlap,
+            "unit": unit,
+            "distance": distance,
+            "index": index,
+            **{k: v for k, v in built.items() if v is not None},
+        },
     )
+
+
+def _hashed(chunk, strategy: str) -> str:
+    """What a chunk's text_hash covers: its text, and the window or parent a strategy stores with it."""
+    if strategy == "sentence-window":
+        return f"{chunk.text}\x00{chunk.meta['window']}"
+    if strategy == "auto-merging":
+        return f"{chunk.text}\x00{chunk.meta['parent']}\x00{chunk.meta['parent_text']}"
+    return chunk.text
+
+
+def _check_strategy(col, strategy: str, window: int, child_size) -> None:
+    """Adding to a collection needs the strategy (and window / child size) it was built with."""
+    from .retrieval.store import info
+
+    built = info(col)
+    have = built.get("strategy", "direct")
+    if have != strategy:
+        raise ConfigError(
+            f"collection '{col.name}' was built with --strategy {have}, not {strategy}; use --strategy {have}, "
+            f"or a new --collection: %rag index PATH --strategy {strategy} --collection NEW"
+        )
+    for key, value, flag in (("window", window, "--window"), ("child_size", child_size, "--child-size")):
+        if built.get(key) is not None and value is not None and built[key] != value:
+            raise ConfigError(
+                f"collection '{col.name}' was built with {flag} {built[key]}, not {value}; use {flag} {built[key]}, "
+                f"or a new --collection"
+            )
+
+
+def _apply_strategy(hits: list[dict], strategy: str, merge_ratio: float) -> tuple[list[dict], int]:
+    """The hits as contexts: each sentence's window (the sentence kept as 'sentence'), or children
+    replaced by their parent when at least merge_ratio of its children are hits (at the best
+    child's rank). Returns (hits, merges)."""
+    if strategy == "sentence-window":
+        out = []
+        for h in hits:
+            meta = h.get("meta") or {}
+            window = meta.get("window")
+            out.append({**h, "sentence": h["text"], "text": window if window is not None else h["text"]})
+        return out, 0
+    if strategy != "auto-merging":
+        return hits, 0
+    groups: dict[str, list[dict]] = {}
+    for h in hits:
+        parent = (h.get("meta") or {}).get("parent")
+        if parent is not None:
+            groups.setdefault(parent, []).append(h)
+    merged = {}
+    for parent, kids in groups.items():
+        children = int(kids[0]["meta"].get("children") or 1)
+        if children > 1 and len(kids) >= merge_ratio * children:
+            merged[parent] = kids
+    out, done = [], set()
+    for h in hits:
+        parent = (h.get("meta") or {}).get("parent")
+        if parent not in merged:
+            out.append({**h, "merged": 0})
+        elif parent not in done:
+            done.add(parent)
+            out.append({**h, "id": parent, "text": h["meta"]["parent_text"], "merged": len(merged[parent])})
+    return out, len(merged)
 
 
 def _metadata(chunk, text_hash: str) -> dict:
@@ -231,8 +319,14 @@ def query(
     persist: str | None = None,
     server: str | None = None,
     store: str | None = None,
+    strategy: str | None = None,
+    merge_ratio: float = 0.5,
 ):
     """Retrieve the top-k chunks for `question` and (unless generate=False) answer citing them.
+
+    strategy (default: the collection's): sentence-window answers from each hit's window (the hit's
+    own sentence in .hits' sentence column); auto-merging replaces the children of a parent by
+    the parent when at least merge_ratio of them are hits (at the best child's rank).
 
     hybrid: fuse BM25 with dense results by reciprocal rank; rerank: re-score the top
     candidates (a cross-encoder named by `reranker`, else the language model's likelihood);
@@ -259,6 +353,19 @@ def query(
             f"collection '{collection}' is empty; add documents with %rag index PATH --collection {collection}"
         )
     built = store.info(col)
+    have = built.get("strategy", "direct")  # collections from before strategies are direct
+    strategy = strategy or have
+    from .retrieval.split import STRATEGIES
+
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown --strategy {strategy!r}; use {', '.join(STRATEGIES)}")
+    if strategy not in ("direct", have):
+        raise ConfigError(
+            f"collection '{collection}' was built with --strategy {have}, not {strategy}; re-index for it: "
+            f"%rag index PATH --strategy {strategy} --collection NEW"
+        )
+    if not 0 < merge_ratio <= 1:
+        raise ConfigError(f"--merge-ratio must be > 0 and <= 1 (got {merge_ratio})")
     name = built.get("embedder", "minilm")
     emb = get_embedder(name)
     if embedder is not None:
@@ -291,7 +398,9 @@ def query(
             lm = _language_model(model)
             scorer = lambda q, texts: search.lm_scores(lm[0], lm[1], q, texts)  # noqa: E731
         hits = search.rerank(question, hits, k, scorer)
-    hits = hits[:k]
+    hits, merges = _apply_strategy(hits[:k], strategy, merge_ratio)
+    if strategy == "auto-merging" and merges:
+        notices.append(f"auto-merging: {merges} parent{'s' if merges > 1 else ''} replaced their retrieved children")
     answer, citations, prompt = None, [], None
     model_name = None
     if generate:
@@ -310,6 +419,8 @@ def query(
         "embedder": name,
         "model": model_name,
         "where": where,
+        "strategy": strategy,
+        **({"merge_ratio": merge_ratio, "merges": merges} if strategy == "auto-merging" else {}),
     }
     from .provenance import attach, for_model  # the answering model, the embedder, the retrieved chunks
 

@@ -115,8 +115,10 @@ def rag_magic(self, line, cell=None):
 
         %rag index PATH|GLOB|VAR [--collection NAME] [--chunk-size N] [--overlap N] [--embedder NAME]
                   [--distance l2|ip|cosine] [--persist DIR | --server URL] [--store chroma|faiss|lancedb]
-                  [--index auto|flat|ann]
+                  [--index auto|flat|ann] [--strategy direct|sentence-window|auto-merging] [--window N]
+                  [--child-size N]
         %%rag [--collection NAME] [--k N] [--model NAME|VAR] [--hybrid] [--rerank] [--exact] [--no-generate]
+              [--strategy direct|sentence-window|auto-merging] [--merge-ratio F]
         <question>
         %rag list | %rag drop NAME | %rag explore [--collection NAME]
 

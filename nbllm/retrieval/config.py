@@ -19,6 +19,8 @@ INDEXES = ("auto", "flat", "ann")
 Index = Literal[INDEXES]
 UNITS = ("tokens", "chars")
 Unit = Literal[UNITS]
+STRATEGIES = ("direct", "sentence-window", "auto-merging")  # nbllm.retrieval.split.STRATEGIES
+Strategy = Literal[STRATEGIES]
 
 
 @dataclass
@@ -60,6 +62,13 @@ class IndexOptions(CollectionOptions):
     )
     text_field: str | None = option(None, "the field holding the text in csv/json/jsonl/records (or a SQLite column)")
     table: str | None = option(None, "the SQLite tables to index, a name or comma list (default: every table)")
+    strategy: Strategy = option(
+        "direct",
+        "what is indexed: direct (the chunks) | sentence-window (one chunk per sentence, its --window "
+        "neighbours kept) | auto-merging (--child-size children of --chunk-size parents)",
+    )
+    window: int = option(2, "sentence-window: the sentences kept on each side of a hit")
+    child_size: int | None = option(None, "auto-merging: the children's size (default: --chunk-size // 4)")
 
 
 @dataclass
@@ -93,9 +102,17 @@ class QueryOptions(ExploreOptions):
     distance: Distance | None = option(
         None, "search by another distance than the collection's, brute force: " + " | ".join(DISTANCES)
     )
+    strategy: Strategy | None = option(
+        None,
+        "how hits become contexts (default: the collection's): direct | sentence-window (each hit's "
+        "window) | auto-merging (enough children of a parent: the parent)",
+    )
+    merge_ratio: float = option(0.5, "auto-merging: the share of a parent's children that must be hits to merge")
 
     def __post_init__(self):
         super().__post_init__()
+        if not 0 < self.merge_ratio <= 1:
+            raise ConfigError(f"--merge-ratio must be > 0 and <= 1 (got {self.merge_ratio})")
         if self.reranker is not None and not self.rerank:
             raise ConfigError(
                 f"--reranker {self.reranker} only takes effect with --rerank; add --rerank, or drop --reranker"

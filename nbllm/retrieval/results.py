@@ -139,7 +139,8 @@ class RAGResult(Result):
     """%%rag: the question, the retrieved chunks (rank order) and the answer that cites them.
 
     .question, .contexts (chunk texts in rank order), .answer (the model's text or None),
-    .hits (DataFrame), .citations (DataFrame: sentence, n, source, similarity, by), .config."""
+    .hits (DataFrame), .citations (DataFrame: sentence, n, source, similarity, by), .config,
+    .merges (auto-merging: parents that replaced their children)."""
 
     def __init__(
         self,
@@ -158,6 +159,11 @@ class RAGResult(Result):
     @property
     def contexts(self) -> list[str]:
         return [h["text"] for h in self._hits]
+
+    @property
+    def merges(self) -> int:
+        """auto-merging: how many parents replaced their retrieved children (0 otherwise)."""
+        return self.config.get("merges", 0)
 
     @property
     def hits(self):

@@ -33,6 +33,7 @@ def _hit(id_, text, meta, distance=None, score=None) -> dict:
         "offset": meta.get("offset", 0),
         "distance": distance,
         "score": score,
+        "meta": meta,  # the chunk's whole metadata (sentence windows, parents); not a .hits column
     }
 
 

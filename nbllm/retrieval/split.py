@@ -114,3 +114,58 @@ def split_documents(documents, chunk_size: int, overlap: int, length: Callable[[
         for a, b in split_text(doc.text, chunk_size, overlap, length):
             chunks.append(Chunk(chunk_id(doc.source, doc.page, a), doc.text[a:b], doc.source, doc.page, a, doc.meta))
     return chunks
+
+
+STRATEGIES = ("direct", "sentence-window", "auto-merging")
+
+
+def check_strategy(strategy: str, window: int = 2, chunk_size: int = 1, child_size: int | None = None) -> None:
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown --strategy {strategy!r}; use {', '.join(STRATEGIES)}")
+    if strategy == "sentence-window" and window < 0:
+        raise ConfigError(f"--window must be >= 0 (got {window}): the sentences kept on each side of a hit")
+    if strategy == "auto-merging" and child_size is not None and not 0 < child_size <= chunk_size:
+        raise ConfigError(f"--child-size must be > 0 and at most --chunk-size {chunk_size} (got {child_size})")
+
+
+def _locate(text: str, sentence: str, pos: int) -> tuple[int, int]:
+    """(start, end) of `sentence` in `text` at or after `pos` (the splitter may have joined its
+    words with single spaces where the text had line breaks)."""
+    m = re.compile(r"\s+".join(map(re.escape, sentence.split()))).search(text, pos)
+    return (m.start(), m.end()) if m else (pos, pos)
+
+
+def sentence_window_documents(documents, window: int) -> list[Chunk]:
+    """One chunk per sentence (nbllm.text's splitter) with metadata doc (the source), sentence
+    (its index in the document) and window (the sentence with its `window` neighbours each side)."""
+    from ..text import sentences
+
+    chunks = []
+    for doc in documents:
+        sents, pos = sentences(doc.text), 0
+        for i, sent in enumerate(sents):
+            start, pos = _locate(doc.text, sent, pos)
+            around = " ".join(sents[max(0, i - window) : i + window + 1])
+            meta = {**doc.meta, "doc": doc.source, "sentence": i, "window": around}
+            chunks.append(
+                Chunk(chunk_id(doc.source, doc.page, f"s{i}:{start}"), sent, doc.source, doc.page, start, meta)
+            )
+    return chunks
+
+
+def auto_merging_documents(
+    documents, chunk_size: int, overlap: int, child_size: int, length: Callable[[str], int]
+) -> list[Chunk]:
+    """Parents of `chunk_size` (with `overlap`), each split into children of `child_size` that tile
+    it without overlap; the children are returned with metadata parent (a stable id), parent_text
+    and children (how many children that parent has)."""
+    chunks = []
+    for doc in documents:
+        for a, b in split_text(doc.text, chunk_size, overlap, length):
+            parent, parent_text = chunk_id(doc.source, doc.page, a), doc.text[a:b]
+            spans = split_text(parent_text, child_size, 0, length)
+            for s, e in spans:
+                meta = {**doc.meta, "parent": parent, "parent_text": parent_text, "children": len(spans)}
+                cid = chunk_id(doc.source, doc.page, f"{a}:{a + s}")
+                chunks.append(Chunk(cid, parent_text[s:e], doc.source, doc.page, a + s, meta))
+    return chunks
