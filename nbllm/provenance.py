@@ -183,7 +183,7 @@ def _state_key(model, tensors) -> tuple:
 def fingerprint(model, cache: bool = True) -> str:
     """Short sha256 of every parameter's and buffer's name, dtype, shape and bytes (adapters
     included: a LoRA-wrapped model differs from its base). Cached per model object until any
-    tensor changes."""
+    tensor changes. A model sharded over processes (FSDP2) hashes each process's own shards."""
     import torch
 
     model = _module(model)
@@ -199,7 +199,10 @@ def fingerprint(model, cache: bool = True) -> str:
             h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
             if t.device.type == "meta":
                 continue
-            flat = t.detach().reshape(-1)
+            t = t.detach()
+            if hasattr(t, "to_local"):  # an FSDP2 shard (DTensor): this process's part, no gathering
+                t = t.to_local()
+            flat = t.reshape(-1)
             if flat.device.type != "cpu":
                 flat = flat.cpu()
             flat = flat.contiguous()

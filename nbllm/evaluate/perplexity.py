@@ -27,7 +27,7 @@ def texts_from(data) -> list[str]:
             named = "\n" not in data and path.exists()
         except OSError:  # a component longer than the file system takes: text
             named = False
-        if not named and ("\n" in data or len(data) > 255 or " " in data.strip()):
+        if not named and ("\n" in data or len(data) > 255 or " " in data.strip() or not data.strip()):
             return [data]  # text, not a path
         if path.is_dir():
             raise DataError(f"--data '{data}' is a folder; give a .txt/.md/.jsonl file in it, or a variable")
