@@ -36,9 +36,8 @@ format: setup
 	$(BIN)/ruff format nbllm tests benchmarks scripts
 
 # Unit tests only: no packaged models, no labs, nothing marked slow (training runs, several processes,
-# Chroma servers, kernels). Measured: 2 min 33 s wall, 71 s of CPU, for 733 tests on the 2-core machine
-# under a load average of about 7 (other suites running beside it; an idle machine needs about the CPU
-# time); before the marks, 15 min 39 s under the same load. Test collection alone takes about 17 s there.
+# Chroma servers, kernels). Measured on the idle 2-core machine: 31 s wall (30 s CPU) for 776 tests
+# (`/usr/bin/time make test-fast`); under a load average of about 7, 2 min 33 s. Before the marks: 15 min 39 s.
 test-fast: setup
 	$(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider
 
