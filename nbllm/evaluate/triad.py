@@ -128,6 +128,9 @@ def answer_sentences(answer: str) -> list[tuple[str, str]]:
     return [(s, _ORDINAL.sub("", strip_citations(s))) for s in shown]
 
 
+UNSHOWN_DEFAULTS = {"strategy": "direct"}  # settings a label leaves out at their default (labels from before them)
+
+
 def config_label(result, keys=None) -> str:
     """`name` if the config has one, else key=value pairs: the given keys, or every key that is set."""
     config = getattr(result, "config", None)
@@ -136,7 +139,11 @@ def config_label(result, keys=None) -> str:
     if isinstance(config, dict):
         if "name" in config:
             return str(config["name"])
-        shown = {k: v for k, v in config.items() if (k in keys if keys else v is not None and v is not False)}
+        shown = {
+            k: v
+            for k, v in config.items()
+            if (k in keys if keys else v is not None and v is not False and UNSHOWN_DEFAULTS.get(k) != v)
+        }
         text = json.dumps(shown, sort_keys=True, default=str, separators=(",", "="))[1:-1].replace('"', "")
         return text or "default"
     return str(config)
