@@ -144,6 +144,23 @@ def swap_in(tmp: Path, final: Path) -> None:
 # ---------------------------------------------------------------- a collection held in numpy
 
 
+def checked_write(name: str, dim: int, ids, embeddings):
+    """(ids as strings, float32 vectors) of an upsert, or a DataError: a wrong dimension (another
+    embedder), an id twice, a nan or inf. Every table store checks its writes here."""
+    ids = [str(i) for i in ids]
+    vecs = np.asarray(embeddings, dtype=np.float32)
+    if len(ids) and (vecs.ndim != 2 or vecs.shape != (len(ids), dim)):
+        raise DataError(
+            f"collection '{name}' holds {dim}-d vectors; got {vecs.shape[-1]}-d ones "
+            f"(another embedder?); use a new --collection for them"
+        )
+    if len(set(ids)) != len(ids):
+        raise DataError("the same id appears twice in one write; give every chunk its own id")
+    if len(ids) and not np.isfinite(vecs).all():
+        raise DataError("an embedding holds nan or inf; check the embedder")
+    return ids, vecs
+
+
 class TableCollection:
     """A collection whose chunk table (ids, documents, metadatas, vectors) lives in numpy; a
     subclass supplies the vector index (_search) and persistence (_save). Every write is one
@@ -228,17 +245,7 @@ class TableCollection:
 
     def write(self, ids, embeddings, documents=None, metadatas=None, delete=()) -> None:
         """Upsert `ids` and remove `delete` in one transaction."""
-        ids = [str(i) for i in ids]
-        vecs = np.asarray(embeddings, dtype=np.float32)
-        if len(ids) and (vecs.ndim != 2 or vecs.shape != (len(ids), self.dim)):
-            raise DataError(
-                f"collection '{self.name}' holds {self.dim}-d vectors; got {vecs.shape[-1]}-d ones "
-                f"(another embedder?); use a new --collection for them"
-            )
-        if len(set(ids)) != len(ids):
-            raise DataError("the same id appears twice in one write; give every chunk its own id")
-        if len(ids) and not np.isfinite(vecs).all():
-            raise DataError("an embedding holds nan or inf; check the embedder")
+        ids, vecs = checked_write(self.name, self.dim, ids, embeddings)
         documents = list(documents) if documents is not None else [""] * len(ids)
         metadatas = [dict(m or {}) for m in metadatas] if metadatas is not None else [{} for _ in ids]
         gone = {i for i in delete if i in self._pos} - set(ids)

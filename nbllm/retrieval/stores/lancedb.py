@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import ConfigError, DataError
-from .base import INCLUDE, distance, folder_store, mark_folder, where_mask, write_json
+from .base import INCLUDE, checked_write, distance, folder_store, mark_folder, where_mask, write_json
 
 NAME = "lancedb"
 AUTO_ANN = 20_000
@@ -155,17 +155,7 @@ class LanceCollection:
         """Upsert `ids` (merge_insert on id) and delete `delete`, as one transaction."""
         import pyarrow as pa
 
-        ids = [str(i) for i in ids]
-        vecs = np.asarray(embeddings, dtype=np.float32)
-        if len(ids) and (vecs.ndim != 2 or vecs.shape != (len(ids), self.dim)):
-            raise DataError(
-                f"collection '{self.name}' holds {self.dim}-d vectors; got {vecs.shape[-1]}-d ones "
-                f"(another embedder?); use a new --collection for them"
-            )
-        if len(set(ids)) != len(ids):
-            raise DataError("the same id appears twice in one write; give every chunk its own id")
-        if len(ids) and not np.isfinite(vecs).all():
-            raise DataError("an embedding holds nan or inf; check the embedder")
+        ids, vecs = checked_write(self.name, self.dim, ids, embeddings)
         documents = list(documents) if documents is not None else [""] * len(ids)
         metadatas = list(metadatas) if metadatas is not None else [{}] * len(ids)
         gone = sorted(set(map(str, delete)) - set(ids))
