@@ -108,7 +108,7 @@ def _load_file(path: Path) -> list[dict]:
     try:
         if suffix in (".json", ".jsonl"):
             return parse_jsonl(read_text(path, "data file"), str(path))
-        if path.read_bytes()[:2] == GZIP_MAGIC and suffix == ".csv":
+        if suffix == ".csv" and _head(path) == GZIP_MAGIC:
             read_text(path, "data file")  # names the gzip data
         import pandas as pd
 
@@ -120,6 +120,11 @@ def _load_file(path: Path) -> list[dict]:
         raise
     except Exception as err:  # pandas/pyarrow parse errors
         raise DataError(f"cannot read '{path}': {str(err).splitlines()[0][:160]}") from None
+
+
+def _head(path: Path, n: int = 2) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(n)
 
 
 def _looks_like_hub_id(name: str) -> bool:
