@@ -171,6 +171,68 @@ def test_the_judge_never_sees_the_markers(tmp_path):
     assert [s for s, _ in row["sentences"]][1] == "It was completed in 1889 [1][2]." and row["groundedness"] == 1.0
 
 
+# ---------------------------------------------------------------- latency and context tokens
+
+
+class Timed(StandIn):
+    """A result that says what it cost, as %%rag results do: .latency (seconds) and .context_tokens."""
+
+    def __init__(self, answer, latency, context_tokens):
+        super().__init__(answer)
+        self.latency, self.context_tokens = latency, context_tokens
+
+
+def test_latency_and_context_tokens_ride_along_per_row_and_per_config():
+    configs = {
+        "fast": [
+            Timed(PLAIN, {"total": 1.0, "retrieve": 0.25, "generate": 0.75}, 100),
+            Timed(PLAIN, {"total": 3.0}, 50),
+        ],
+        "slow": [Timed(PLAIN, 2.5, 300)],  # a plain number of seconds counts too
+        "old": [StandIn(PLAIN)],  # a result from before latencies: no .latency, no .context_tokens
+    }
+    res = triad.evaluate(configs, embed=exact_match_embed, progress=False)
+    assert [r["config"] for r in res.rows] == ["fast", "fast", "slow", "old"]
+    assert [r["latency_s"] for r in res.rows] == [1.0, 3.0, 2.5, None]
+    assert [r["context_tokens"] for r in res.rows] == [100, 50, 300, None]
+
+    frame = res.to_pandas()
+    assert list(frame.columns) == ["config", "question", "answer", *TRIAD, "latency_s", "context_tokens"]
+    assert frame.context_tokens.iloc[:3].tolist() == [100, 50, 300] and frame.context_tokens.isna().tolist()[3]
+    board = res.leaderboard().set_index("config")
+    assert list(board.columns) == ["n", *TRIAD, "latency_s", "context_tokens"]
+    assert board.loc["fast", ["n", "latency_s", "context_tokens"]].tolist() == [2, 2.0, 75.0]
+    assert board.loc["slow", ["n", "latency_s", "context_tokens"]].tolist() == [1, 2.5, 300.0]
+    assert board.loc[["old"], ["latency_s", "context_tokens"]].isna().all().all()
+    # the scores are those of the same answers without costs
+    plain = triad.evaluate([StandIn(PLAIN)], embed=exact_match_embed, progress=False).rows[0]
+    assert all(r[m] == plain[m] for r in res.rows for m in TRIAD)
+    assert "latency_s" in res._repr_html_() and "context_tokens" in res._repr_html_()
+    assert "latency" not in repr(res)  # the repr stays deterministic: no timings
+
+
+def test_results_without_costs_give_nan_and_none_not_errors():
+    odd = [
+        Timed(PLAIN, {"retrieve": 0.1}, 12.5),
+        Timed(PLAIN, "fast", "many"),
+        Timed(PLAIN, -1.0, -3),
+        Timed(PLAIN, None, True),
+    ]
+    res = triad.evaluate(odd + [StandIn(PLAIN)], embed=exact_match_embed, progress=False)
+    frame = res.to_pandas()
+    assert frame.latency_s.isna().all() and frame.context_tokens.isna().all()
+    assert [(r["latency_s"], r["context_tokens"]) for r in res.rows] == [(None, None)] * 5
+    board = res.leaderboard()
+    assert board.latency_s.isna().all() and board.context_tokens.isna().all() and board.n.sum() == 5
+    html = res._repr_html_()
+    assert "latency_s" not in html and "context_tokens" not in html  # a column of nothing but NaN is left out
+    # a TriadResult made from rows of before (no latency_s / context_tokens keys) still tabulates
+    from nbllm.evaluate.results import TriadResult
+
+    old_rows = [{k: v for k, v in r.items() if k not in ("latency_s", "context_tokens")} for r in res.rows]
+    assert TriadResult("minilm", old_rows).leaderboard().context_tokens.isna().all()
+
+
 # ---------------------------------------------------------------- the calibration set
 
 

@@ -357,11 +357,14 @@ class JudgeResult(EvalResult):
 # ---------------------------------------------------------------- RAG triad
 
 TRIAD = ("context_relevance", "groundedness", "answer_relevance")
+TRIAD_COSTS = ("latency_s", "context_tokens")  # what each RAG result cost: seconds, tokens of context
 
 
 class TriadResult(EvalResult):
     """%eval triad: context relevance, groundedness, answer relevance per RAG result, and a
-    leaderboard of RAG configurations."""
+    leaderboard of RAG configurations. Each row also carries the result's latency_s (its total
+    latency in seconds) and context_tokens, None without them (NaN in to_pandas); the leaderboard
+    averages both."""
 
     def __init__(self, scorer: str, rows: list[dict]):
         self.scorer, self.rows = scorer, rows
@@ -381,15 +384,26 @@ class TriadResult(EvalResult):
     def to_pandas(self):
         import pandas as pd
 
+        def cost(row, key):  # rows from before latencies have neither key
+            value = row.get(key)
+            return float("nan") if value is None else float(value)
+
         return pd.DataFrame(
-            [{k: r[k] for k in ("config", "question", "answer", *TRIAD)} for r in self.rows],
-            columns=["config", "question", "answer", *TRIAD],
+            [
+                {
+                    **{k: r[k] for k in ("config", "question", "answer", *TRIAD)},
+                    **{k: cost(r, k) for k in TRIAD_COSTS},
+                }
+                for r in self.rows
+            ],
+            columns=["config", "question", "answer", *TRIAD, *TRIAD_COSTS],
         )
 
     def leaderboard(self):
-        """Mean triad scores per RAG configuration, best groundedness first."""
+        """Mean triad scores, latency (seconds) and context tokens per RAG configuration, best
+        groundedness first (NaN latency / context tokens: results without them)."""
         frame = self.to_pandas()
-        board = frame.groupby("config", sort=False)[list(TRIAD)].mean().reset_index()
+        board = frame.groupby("config", sort=False)[[*TRIAD, *TRIAD_COSTS]].mean().reset_index()
         board.insert(1, "n", frame.groupby("config", sort=False).size().values)
         return board.sort_values(["groundedness", "answer_relevance"], ascending=False, kind="stable").reset_index(
             drop=True
@@ -432,7 +446,9 @@ class TriadResult(EvalResult):
             "<p><span class='nbllm-unsupported'>unsupported sentence</span> "
             "<span class='nbllm-supported'>supported sentence</span></p>"
         )
-        return _box("triad", repr(self), _table(self.leaderboard()), legend, f"<ol>{items}</ol>")
+        board = self.leaderboard()
+        board = board.drop(columns=[c for c in TRIAD_COSTS if board[c].isna().all()])  # results without them
+        return _box("triad", repr(self), _table(board), legend, f"<ol>{items}</ol>")
 
 
 # ---------------------------------------------------------------- arena

@@ -25,6 +25,11 @@ Results are duck-typed: anything with .question, .contexts (list of str), .answe
 optional .config dict. A result without an answer (%%rag --no-generate) is an error; an empty
 answer (a model that stopped at once) scores 0 groundedness and 0 answer relevance, so it still
 counts on the leaderboard.
+
+What a result cost rides along: its .latency (seconds; a dict with "total", or a number) and
+.context_tokens (tokens of the contexts the generator was given) become each row's latency_s and
+context_tokens, None for a result without them (results from before them, hand-made ones; NaN in
+to_pandas()), and the leaderboard averages them beside the three scores.
 """
 
 from __future__ import annotations
@@ -192,7 +197,35 @@ class _Labelled:
 
     def __init__(self, result, label: str):
         self.question, self.contexts, self.answer = result.question, list(result.contexts), result.answer
+        self.latency, self.context_tokens = getattr(result, "latency", None), getattr(result, "context_tokens", None)
         self.config = {"name": label}
+
+
+def latency_of(result) -> float | None:
+    """A result's total latency in seconds (.latency["total"], or .latency as a number); None when it
+    has none (results from before latencies, hand-made ones) or it is not a number."""
+    value = getattr(result, "latency", None)
+    if isinstance(value, dict):
+        value = value.get("total")
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if value >= 0 and value != float("inf") else None
+
+
+def context_tokens_of(result) -> int | None:
+    """A result's .context_tokens (tokens of the contexts given to the generator); None without it."""
+    value = getattr(result, "context_tokens", None)
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(value) if value.is_integer() and value >= 0 else None
 
 
 # ---------------------------------------------------------------- embedding scorer
@@ -323,6 +356,8 @@ def evaluate(
                 "sentences": marks,
                 "reasons": scores["reasons"],
                 "unsupported": [s for s, ok in marks if not ok],
+                "latency_s": latency_of(res),
+                "context_tokens": context_tokens_of(res),
             }
         )
     result = TriadResult(scorer, rows)
