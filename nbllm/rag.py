@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import json
+import time
 from pathlib import Path
 
 from .errors import ConfigError, DataError
@@ -331,6 +332,7 @@ def query(
     hybrid: fuse BM25 with dense results by reciprocal rank; rerank: re-score the top
     candidates (a cross-encoder named by `reranker`, else the language model's likelihood);
     exact: brute-force search with all three distances side by side (and HNSW's ranks)."""
+    started = time.perf_counter()
     store_name = store  # the keyword; `store` below is the module
     from .retrieval import generate as gen
     from .retrieval import search, store
@@ -376,6 +378,7 @@ def query(
         k = total
     space = distance or built.get("distance", "l2")
     pool = min(total, max(k, candidates or (3 * k if rerank else k)))
+    retrieving = time.perf_counter()
     qvec = emb.embed([question])[0]
     hnsw_ids = None
     if exact or space != built.get("distance", "l2"):
@@ -401,14 +404,19 @@ def query(
     hits, merges = _apply_strategy(hits[:k], strategy, merge_ratio)
     if strategy == "auto-merging" and merges:
         notices.append(f"auto-merging: {merges} parent{'s' if merges > 1 else ''} replaced their retrieved children")
+    latency = {"retrieve": time.perf_counter() - retrieving}
     answer, citations, prompt = None, [], None
     model_name = None
+    contexts = [h["text"] for h in hits]
+    generating = time.perf_counter()
     if generate:
         lm = lm or _language_model(model)
         model_name = lm[3]
-        contexts = [h["text"] for h in hits]
+        generating = time.perf_counter()  # loading the model is not generating
         prompt, answer = gen.answer(lm[0], lm[1], question, contexts, lm[2], max_new_tokens)
         citations = gen.model_citations(answer, len(hits)) or gen.similarity_citations(answer, contexts, emb.embed)
+    latency["generate"] = time.perf_counter() - generating if generate else 0.0
+    count, tokenizer = gen.token_counter(lm if generate else None, emb)
     config = {
         "collection": collection,
         "k": k,
@@ -425,7 +433,19 @@ def query(
     from .provenance import attach, for_model  # the answering model, the embedder, the retrieved chunks
 
     return attach(
-        RAGResult(question, hits, answer, citations, config, notices, prompt, hnsw_ids),
+        RAGResult(
+            question,
+            hits,
+            answer,
+            citations,
+            config,
+            notices,
+            prompt,
+            hnsw_ids,
+            latency={**latency, "total": time.perf_counter() - started},
+            context_tokens=count(contexts),
+            context_tokenizer=tokenizer,
+        ),
         model=lm[0] if generate else None,
         name=model_name,
         flags=config,

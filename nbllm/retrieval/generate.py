@@ -92,6 +92,18 @@ def with_markers(answer: str, citations: list[dict]) -> str:
     return " ".join(out)
 
 
+def token_counter(lm=None, embedder=None):
+    """(count(texts) -> total tokens, tokenizer name): the generator's tokenizer when there is one
+    (lm: nbllm.rag's (model, tokenizer, template, name)), else the embedder's."""
+    if lm is not None:
+        tokenizer = lm[1]
+        return (
+            lambda texts: sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts),
+            lm[3],
+        )
+    return (lambda texts: sum(embedder.tokens(t) for t in texts)), embedder.name
+
+
 def answer(
     model, tokenizer, question: str, contexts: list[str], template: str = "chat", max_new_tokens: int = 64
 ) -> tuple[str, str]:

@@ -140,7 +140,11 @@ class RAGResult(Result):
 
     .question, .contexts (chunk texts in rank order), .answer (the model's text or None),
     .hits (DataFrame), .citations (DataFrame: sentence, n, source, similarity, by), .config,
-    .merges (auto-merging: parents that replaced their children)."""
+    .merges (auto-merging: parents that replaced their children).
+
+    What it cost: .latency (seconds: {"retrieve", "generate", "total"}; never in the repr, which
+    stays deterministic) and .context_tokens (tokens of the contexts given to the generator, in
+    .context_tokenizer: the generator's when it answered, else the embedder's)."""
 
     def __init__(
         self,
@@ -152,9 +156,15 @@ class RAGResult(Result):
         notices: list[str] | None = None,
         prompt: str | None = None,
         hnsw_ids: list[str] | None = None,
+        *,
+        latency: dict | None = None,
+        context_tokens: int | None = None,
+        context_tokenizer: str | None = None,
     ):
         self.question, self._hits, self.answer, self._citations = question, hits, answer, citations
         self.config, self.notices, self.prompt, self.hnsw_ids = config, notices or [], prompt, hnsw_ids
+        self.latency = latency or {}
+        self.context_tokens, self.context_tokenizer = context_tokens, context_tokenizer
 
     @property
     def contexts(self) -> list[str]:
