@@ -21,6 +21,7 @@ from ..lm import mean_pool
 from ..config import SFTConfig
 from ..errors import ConfigError, DataError
 from .dropout import cheapen_lora_dropout
+from .swiglu import fuse_swiglu
 from .adapters import attach, linear_module_names
 from .objectives import Objective
 from .sft import PreparedData, enable_grad_checkpointing
@@ -86,6 +87,7 @@ def build_classifier(name: str, n_classes: int, device: str, seed: int):
 
 def choose_parameters(clf: Classifier, config: SFTConfig) -> None:
     method = config.method
+    fuse_swiglu(clf.body)
     if method == "lora":
         names = linear_module_names(clf.body)
         default = "q_proj,v_proj" if "q_proj" in names else "query,value"  # decoders / BERT-style encoders

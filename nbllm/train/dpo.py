@@ -23,6 +23,7 @@ from ..tokenization import IGNORE_INDEX, encode
 from .attention import packed_forward, use_packed_attention
 from .batches import Batch, make_batch
 from .dropout import cheapen_lora_dropout
+from .swiglu import fuse_swiglu
 from .adapters import unwrap
 from .methods import apply_method
 from .objectives import Objective
@@ -115,6 +116,7 @@ class Preference(Objective):
             use_packed_attention(self.reference)
         model = apply_method(model, config).to(trainer.device)
         cheapen_lora_dropout(model)
+        fuse_swiglu(model)
         if config.grad_checkpointing:
             enable_grad_checkpointing(model)
         use_packed_attention(model)

@@ -24,6 +24,7 @@ from .attention import packed_forward, pick_kernel, use_packed_attention, varlen
 from .batches import Batch, make_batch
 from .compiling import compile_blocks, uncompile_blocks
 from .dropout import cheapen_lora_dropout
+from .swiglu import fuse_swiglu
 from .linear_ce import chunk_rows, linear_cross_entropy
 from .adapters import is_prompt_learning, unwrap
 from .methods import apply_method
@@ -161,6 +162,7 @@ class CausalLM(Objective):
         self.compiled = config.compile
         model = apply_method(model, config).to(trainer.device)
         cheapen_lora_dropout(model)
+        fuse_swiglu(model)
         if config.grad_checkpointing:
             enable_grad_checkpointing(model)
         trainer.layout = "padded"
