@@ -146,3 +146,20 @@ def test_direct_is_unchanged_and_old_collections_still_query(corpus, collections
     old = rag.query("largest planet", "strat-old", k=2, generate=False)
     assert old.contexts == new.contexts and old.config["strategy"] == "direct"
     assert rag.index(facts, "strat-old", chunk_size=16, overlap=0).unchanged == len(chunks)  # still direct
+
+
+def test_explorer_offers_the_collections_strategy_and_direct(corpus, collections):
+    from nbllm.widgets.retrieval import explore
+
+    collections.append("strat-explore")
+    rag.index(corpus / "facts.txt", "strat-explore", strategy="sentence-window", window=1)
+    explorer = explore("strat-explore", k=1)
+    assert explorer.strategy.options == ("direct", "sentence-window") and explorer.strategy.value == "sentence-window"
+    assert "sentence-window strategy" in explorer.status.value
+    res = explorer.search("What do volcanoes erupt?")
+    assert res.contexts == [" ".join(SENTENCES[1:4])]  # the hit's window
+    explorer.strategy.value = "direct"  # a change searches again
+    assert explorer.result.contexts == [SENTENCES[2]] and explorer.result.config["strategy"] == "direct"
+    assert repr(explorer) == "RAGExplorer(collection='strat-explore', k=1, distance='l2')"
+    explorer.strategy.value = "sentence-window"
+    assert repr(explorer).endswith("strategy='sentence-window')")

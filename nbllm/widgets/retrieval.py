@@ -12,7 +12,7 @@ from ..retrieval.store import server_errors
 
 
 class RAGExplorer(w.VBox):
-    """Query box, k slider, distance, hybrid/rerank/answer toggles and result cards.
+    """Query box, k slider, distance, strategy, hybrid/rerank/answer toggles and result cards.
 
     Searches when the query is submitted (Enter) or any control changes; `search()` does the
     same from code and returns the RAGResult."""
@@ -22,7 +22,9 @@ class RAGExplorer(w.VBox):
         from ..retrieval import store
 
         col = store.get_collection(collection, persist, server, kind)
-        total, built = col.count(), store.info(col).get("distance", "l2")
+        meta = store.info(col)
+        total, built = col.count(), meta.get("distance", "l2")
+        strategy = meta.get("strategy", "direct")  # a collection serves its own strategy, or direct
         self.collection, self.model, self.persist, self.server, self.store = collection, model, persist, server, kind
         self.query = w.Text(
             placeholder="ask a question and press Enter",
@@ -39,23 +41,28 @@ class RAGExplorer(w.VBox):
             layout=w.Layout(width="280px", min_width="220px"),
         )
         self.distance = w.Dropdown(options=["l2", "ip", "cosine"], value=built, description="distance")
+        self.strategy = w.Dropdown(
+            options=sorted({"direct", strategy}), value=strategy, description="strategy", disabled=strategy == "direct"
+        )
         self.hybrid = w.Checkbox(value=False, description="hybrid (BM25 + dense)", indent=False)
         self.rerank = w.Checkbox(value=False, description="rerank", indent=False)
         self.answer = w.Checkbox(value=False, description="answer", indent=False)
         self.status = w.HTML(
             f"<small>collection <code>{html.escape(collection)}</code>: {total} chunks, "
-            f"built with {html.escape(built)} distance (others are exact brute force)</small>"
+            f"built with {html.escape(built)} distance (others are exact brute force)"
+            + (f" and the {html.escape(strategy)} strategy" if strategy != "direct" else "")
+            + "</small>"
         )
         self.results = w.HTML("")
         self.result = None
         controls = w.HBox(
-            [self.k, self.distance, self.hybrid, self.rerank, self.answer],
+            [self.k, self.distance, self.strategy, self.hybrid, self.rerank, self.answer],
             layout=w.Layout(flex_flow="row wrap", align_items="center"),
         )
         super().__init__([self.query, controls, self.status, self.results])
         self.add_class("nbllm-rag-explorer")
         self.query.observe(self._changed, names="value")
-        for control in (self.k, self.distance, self.hybrid, self.rerank, self.answer):
+        for control in (self.k, self.distance, self.strategy, self.hybrid, self.rerank, self.answer):
             control.observe(self._changed, names="value")
 
     def _changed(self, _change=None) -> None:
@@ -81,6 +88,7 @@ class RAGExplorer(w.VBox):
                 hybrid=self.hybrid.value,
                 rerank=self.rerank.value,
                 distance=self.distance.value,
+                strategy=self.strategy.value,
                 persist=self.persist,
                 server=self.server,
                 store=self.store,
@@ -102,7 +110,10 @@ class RAGExplorer(w.VBox):
         return res
 
     def __repr__(self) -> str:  # console / nbval text: stable
-        return f"RAGExplorer(collection={self.collection!r}, k={self.k.value}, distance={self.distance.value!r})"
+        shown = f"collection={self.collection!r}, k={self.k.value}, distance={self.distance.value!r}"
+        if self.strategy.value != "direct":
+            shown += f", strategy={self.strategy.value!r}"
+        return f"RAGExplorer({shown})"
 
 
 @server_errors
