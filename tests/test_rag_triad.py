@@ -211,6 +211,20 @@ def test_latency_and_context_tokens_ride_along_per_row_and_per_config():
     assert "latency" not in repr(res)  # the repr stays deterministic: no timings
 
 
+@pytest.mark.slow
+def test_real_rag_results_bring_their_latency_and_context_tokens(ip, indexed):
+    results = [ask(ip, q, "--k 2 --model tiny-triad --max-new-tokens 4") for q in QUESTIONS]
+    ip.user_ns["costed"] = {"k2": results}
+    res = ip.run_cell("%eval triad --rag costed").result
+    for row, r in zip(res.rows, results):
+        assert row["latency_s"] == r.latency["total"] > 0 and row["context_tokens"] == r.context_tokens > 0
+    board = res.leaderboard().set_index("config")
+    assert (
+        board.loc["k2", "n"] == 2 and board.loc["k2", "context_tokens"] == sum(r.context_tokens for r in results) / 2
+    )
+    assert board.loc["k2", "latency_s"] == pytest.approx(sum(r.latency["total"] for r in results) / 2)
+
+
 def test_results_without_costs_give_nan_and_none_not_errors():
     odd = [
         Timed(PLAIN, {"retrieve": 0.1}, 12.5),
