@@ -4,7 +4,9 @@
     rag.index("nbllm/data/corpus")                       # load, split, embed, store (Chroma)
     rag.index("nbllm/data/corpus", store="faiss", persist="vectors/")  # or FAISS / LanceDB
     res = rag.query("How is LoRA's B initialised?", k=3)  # retrieve, then answer citing [n]
-    res.hits, res.contexts, res.answer, res.citations
+    res.hits, res.contexts, res.answer, res.citations, res.latency["total"], res.context_tokens
+    rag.query(q, rewrite="multi-query", compress=True, cache=True)  # paraphrases, fewer tokens, reuse
+    rag.clear_cache()
 
 Everything is read, split and embedded before anything is written, so a failed run never
 leaves a persistent collection half-changed.
@@ -300,6 +302,132 @@ def _language_model(model):
     return lm.model, lm.tokenizer, lm.template, lm.name
 
 
+def _lazy_language_model(model):
+    """A function returning _language_model(model), loaded on the first call (retrieval alone never loads it)."""
+    loaded = []
+
+    def get():
+        if not loaded:
+            loaded.append(_language_model(model))
+        return loaded[0]
+
+    return get
+
+
+def _checked_question(question) -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise DataError("the question is empty; write it in the cell below %%rag (or pass it after the flags)")
+    return question.strip()
+
+
+def _query_strategy(collection: str, built: dict, strategy: str | None, merge_ratio: float) -> str:
+    """The strategy asked for (or the collection's): direct, or the one the collection was built with."""
+    from .retrieval.split import STRATEGIES
+
+    have = built.get("strategy", "direct")  # collections from before strategies are direct
+    strategy = strategy or have
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown --strategy {strategy!r}; use {', '.join(STRATEGIES)}")
+    if strategy not in ("direct", have):
+        raise ConfigError(
+            f"collection '{collection}' was built with --strategy {have}, not {strategy}; re-index for it: "
+            f"%rag index PATH --strategy {strategy} --collection NEW"
+        )
+    if not 0 < merge_ratio <= 1:
+        raise ConfigError(f"--merge-ratio must be > 0 and <= 1 (got {merge_ratio})")
+    return strategy
+
+
+def _ranked(col, collection: str, vec, text: str, pool: int, where, space: str, exact: bool, hybrid: bool):
+    """(hits, HNSW ids or None) for one query: dense (HNSW), or exact by `space` beside HNSW's ranks
+    (--exact, or a distance the collection was not built with); BM25 fused in by RRF with --hybrid."""
+    from .retrieval import search, store
+
+    hnsw_ids = None
+    if exact or space != store.info(col).get("distance", "l2"):
+        hits = search.exact(col, vec, pool, where, space)
+        hnsw_ids = [h["id"] for h in search.dense(col, vec, pool, where)]
+        for h in hits:
+            h["hnsw_rank"] = hnsw_ids.index(h["id"]) + 1 if h["id"] in hnsw_ids else None
+    else:
+        hits = search.dense(col, vec, pool, where)
+    if not hits:
+        raise DataError(f"no chunk of '{collection}' matches --where {json.dumps(where)}; loosen the filter")
+    if hybrid:
+        hits = search.rrf(hits, search.bm25(col, text, pool, where), k=pool)
+    return hits, hnsw_ids
+
+
+def _rewrites(rewrite: str | None, lm, question: str, queries: int, notices: list[str]) -> list[str]:
+    """The queries (multi-query) or the passage (hyde) the language model writes; [] without --rewrite."""
+    from .retrieval import rewrite as rewriting
+
+    if rewrite == "multi-query":
+        written = rewriting.paraphrases(lm(), question, queries)
+        if len(written) < queries:
+            notices.append(
+                f"multi-query: the model wrote {len(written)} usable paraphrase{'s' if len(written) != 1 else ''} "
+                f"of the {queries} asked for; retrieving with {'those and ' if written else ''}the question"
+            )
+        return written
+    if rewrite == "hyde":
+        passage = rewriting.hypothetical(lm(), question)
+        if not passage:
+            notices.append("hyde: the model wrote no passage; retrieving with the question alone")
+        return [passage] if passage else []
+    return []
+
+
+def _cache_key(config: dict, location, model, lm, uses_lm: bool, **settings) -> str:
+    """Everything that changes the answer: the config, where the collection lives, the model (a
+    variable's model by identity) and the generation settings."""
+    from .retrieval import cache as answers
+
+    name = None
+    if uses_lm:
+        name = lm()[3] if model is None or isinstance(model, str) else f"{lm()[3]}@{id(lm()[0])}"
+    kept = {k: v for k, v in config.items() if k not in ("model", "merges")}
+    return answers.key({**kept, "location": list(location), "lm": name, **settings})
+
+
+def _cache_notice(stats: dict, hit: tuple | None = None) -> str:
+    counts = (
+        f"{stats['lookups']} lookup{'s' if stats['lookups'] != 1 else ''}, {stats['hits']} "
+        f"hit{'s' if stats['hits'] != 1 else ''}: {round(100 * stats['hit_rate'])}% for this configuration"
+    )
+    if hit is None:
+        return f"cache: miss ({counts})"
+    return f"cache: hit, similarity {hit[2]:.2f} to {hit[1]!r} ({counts})"
+
+
+def _from_cache(question: str, hit: tuple, stats: dict, latency: dict):
+    """A result for `question` from the cached one: its hits, answer and citations, no retrieval."""
+    from .retrieval.results import RAGResult
+
+    cached, asked, similarity = hit
+    res = RAGResult(
+        question,
+        [dict(h) for h in cached._hits],
+        cached.answer,
+        list(cached._citations),
+        cached.config,
+        [n for n in cached.notices if not n.startswith("cache:")] + [_cache_notice(stats, hit)],
+        cached.prompt,
+        cached.hnsw_ids,
+        latency=latency,
+        context_tokens=cached.context_tokens,
+        context_tokenizer=cached.context_tokenizer,
+        rewrites=cached.rewrites,
+        compression=cached.compression,
+        cache_hit=True,
+        cached_question=asked,
+        cache_similarity=similarity,
+        cache_stats=stats,
+    )
+    res.provenance = cached.provenance
+    return res
+
+
 @server_errors
 def query(
     question: str,
@@ -322,6 +450,12 @@ def query(
     store: str | None = None,
     strategy: str | None = None,
     merge_ratio: float = 0.5,
+    rewrite: str | None = None,
+    queries: int = 3,
+    compress: bool = False,
+    compress_threshold: float = 0.5,
+    cache: bool = False,
+    cache_threshold: float = 0.95,
 ):
     """Retrieve the top-k chunks for `question` and (unless generate=False) answer citing them.
 
@@ -331,21 +465,37 @@ def query(
 
     hybrid: fuse BM25 with dense results by reciprocal rank; rerank: re-score the top
     candidates (a cross-encoder named by `reranker`, else the language model's likelihood);
-    exact: brute-force search with all three distances side by side (and HNSW's ranks)."""
+    exact: brute-force search with all three distances side by side (and HNSW's ranks).
+
+    rewrite: "multi-query" (the language model writes `queries` paraphrases; each retrieves like
+    the question and RRF fuses the lists) or "hyde" (it writes a hypothetical answer passage that
+    retrieves beside the question); .rewrites holds what it wrote, .hits' found_by which queries
+    found each chunk. It needs a language model: generate, or name a `model`.
+    compress: keep in each context the sentences scoring >= compress_threshold of its best
+    sentence's cosine to the question (.hits' full_text keeps the chunk; .compression counts the
+    tokens). cache: reuse the answer to a question answered before in this session (cosine >=
+    cache_threshold, same collection and settings; nbllm.rag.clear_cache() forgets them).
+
+    Every result has .latency (seconds: retrieve, generate, total; rewrite, compress and cache
+    when used) and .context_tokens (in .context_tokenizer: the generator's, else the embedder's)."""
     started = time.perf_counter()
     store_name = store  # the keyword; `store` below is the module
+    from .retrieval import cache as answers
+    from .retrieval import compress as compression
     from .retrieval import generate as gen
+    from .retrieval import rewrite as rewriting
     from .retrieval import search, store
     from .retrieval.embed import get_embedder
     from .retrieval.results import RAGResult
 
-    if not isinstance(question, str) or not question.strip():
-        raise DataError("the question is empty; write it in the cell below %%rag (or pass it after the flags)")
-    question = question.strip()
+    question = _checked_question(question)
     if k is None or k <= 0:
         raise ConfigError(f"--k must be >= 1 (got {k})")
     if distance is not None:
         store.check_distance(distance)
+    rewriting.check(rewrite, queries, generate, model)
+    compression.check(compress_threshold)
+    answers.check(cache_threshold)
     where = _where(where)
     persist, server, kind = store.location(collection, persist, server, store_name)
     col = store.get_collection(collection, persist, server, kind)
@@ -355,19 +505,7 @@ def query(
             f"collection '{collection}' is empty; add documents with %rag index PATH --collection {collection}"
         )
     built = store.info(col)
-    have = built.get("strategy", "direct")  # collections from before strategies are direct
-    strategy = strategy or have
-    from .retrieval.split import STRATEGIES
-
-    if strategy not in STRATEGIES:
-        raise ConfigError(f"unknown --strategy {strategy!r}; use {', '.join(STRATEGIES)}")
-    if strategy not in ("direct", have):
-        raise ConfigError(
-            f"collection '{collection}' was built with --strategy {have}, not {strategy}; re-index for it: "
-            f"%rag index PATH --strategy {strategy} --collection NEW"
-        )
-    if not 0 < merge_ratio <= 1:
-        raise ConfigError(f"--merge-ratio must be > 0 and <= 1 (got {merge_ratio})")
+    strategy = _query_strategy(collection, built, strategy, merge_ratio)
     name = built.get("embedder", "minilm")
     emb = get_embedder(name)
     if embedder is not None:
@@ -378,45 +516,7 @@ def query(
         k = total
     space = distance or built.get("distance", "l2")
     pool = min(total, max(k, candidates or (3 * k if rerank else k)))
-    retrieving = time.perf_counter()
-    qvec = emb.embed([question])[0]
-    hnsw_ids = None
-    if exact or space != built.get("distance", "l2"):
-        hits = search.exact(col, qvec, pool, where, space)
-        hnsw = search.dense(col, qvec, pool, where)
-        hnsw_ids = [h["id"] for h in hnsw]
-        for h in hits:
-            h["hnsw_rank"] = hnsw_ids.index(h["id"]) + 1 if h["id"] in hnsw_ids else None
-    else:
-        hits = search.dense(col, qvec, pool, where)
-    if not hits:
-        raise DataError(f"no chunk of '{collection}' matches --where {json.dumps(where)}; loosen the filter")
-    if hybrid:
-        hits = search.rrf(hits, search.bm25(col, question, pool, where), k=pool)
-    lm = None
-    if rerank:
-        if reranker:
-            scorer = search.cross_encoder_scorer(reranker)
-        else:
-            lm = _language_model(model)
-            scorer = lambda q, texts: search.lm_scores(lm[0], lm[1], q, texts)  # noqa: E731
-        hits = search.rerank(question, hits, k, scorer)
-    hits, merges = _apply_strategy(hits[:k], strategy, merge_ratio)
-    if strategy == "auto-merging" and merges:
-        notices.append(f"auto-merging: {merges} parent{'s' if merges > 1 else ''} replaced their retrieved children")
-    latency = {"retrieve": time.perf_counter() - retrieving}
-    answer, citations, prompt = None, [], None
-    model_name = None
-    contexts = [h["text"] for h in hits]
-    generating = time.perf_counter()
-    if generate:
-        lm = lm or _language_model(model)
-        model_name = lm[3]
-        generating = time.perf_counter()  # loading the model is not generating
-        prompt, answer = gen.answer(lm[0], lm[1], question, contexts, lm[2], max_new_tokens)
-        citations = gen.model_citations(answer, len(hits)) or gen.similarity_citations(answer, contexts, emb.embed)
-    latency["generate"] = time.perf_counter() - generating if generate else 0.0
-    count, tokenizer = gen.token_counter(lm if generate else None, emb)
+    lm = _lazy_language_model(model)
     config = {
         "collection": collection,
         "k": k,
@@ -425,29 +525,117 @@ def query(
         "rerank": (reranker or "lm") if rerank else False,
         "exact": exact,
         "embedder": name,
-        "model": model_name,
+        "model": None,  # the generator's name, once it answered (or rewrote)
         "where": where,
         "strategy": strategy,
-        **({"merge_ratio": merge_ratio, "merges": merges} if strategy == "auto-merging" else {}),
+        **({"merge_ratio": merge_ratio} if strategy == "auto-merging" else {}),
+        "rewrite": rewrite,
+        **({"queries": queries} if rewrite == "multi-query" else {}),
+        "compress": compress,
+        **({"compress_threshold": compress_threshold} if compress else {}),
     }
+
+    clock = time.perf_counter()
+    qvec = emb.embed([question])[0]
+    latency = {"retrieve": time.perf_counter() - clock}
+    if cache:  # ---------------------------------------------------------------- a question answered before?
+        uses_lm = generate or rewrite is not None or (rerank and not reranker)
+        key = _cache_key(
+            config,
+            (persist, server, kind),
+            model,
+            lm,
+            uses_lm,
+            generate=generate,
+            max_new_tokens=max_new_tokens if generate else None,
+            candidates=candidates,
+        )
+        state = (total, search.WRITES[0])
+        clock = time.perf_counter()
+        hit = answers.lookup(key, state, qvec, cache_threshold)
+        latency["cache"] = time.perf_counter() - clock
+        if hit is not None:
+            latency = {"retrieve": 0.0, "generate": 0.0, "cache": latency["retrieve"] + latency["cache"]}
+            latency["total"] = time.perf_counter() - started
+            return _from_cache(question, hit, answers.stats(key), latency)
+
+    clock = time.perf_counter()  # ---------------------------------------------------------------- rewrite
+    written = _rewrites(rewrite, lm, question, queries, notices)
+    if rewrite is not None:
+        latency["rewrite"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()  # ---------------------------------------------------------------- retrieve
+    vectors = [qvec, *emb.embed(written)] if written else [qvec]
+    ranked = [
+        _ranked(col, collection, vec, text, pool, where, space, exact, hybrid)
+        for vec, text in zip(vectors, [question, *written])
+    ]
+    hnsw_ids = ranked[0][1]  # the question's own
+    hits = ranked[0][0] if rewrite is None else rewriting.fuse([r[0] for r in ranked], pool)
+    if rerank:
+        if reranker:
+            scorer = search.cross_encoder_scorer(reranker)
+        else:
+            scorer = lambda q, texts: search.lm_scores(lm()[0], lm()[1], q, texts)  # noqa: E731
+        hits = search.rerank(question, hits, k, scorer)
+    hits, merges = _apply_strategy(hits[:k], strategy, merge_ratio)
+    if strategy == "auto-merging":
+        config["merges"] = merges
+        if merges:
+            notices.append(
+                f"auto-merging: {merges} parent{'s' if merges > 1 else ''} replaced their retrieved children"
+            )
+    if rewrite == "multi-query" and written:
+        notices.append(
+            f"multi-query: retrieved with the question and {len(written)} "
+            f"paraphrase{'s' if len(written) > 1 else ''}, fused by reciprocal rank"
+        )
+    elif rewrite == "hyde" and written:
+        notices.append("hyde: retrieved with the question and a hypothetical answer, fused by reciprocal rank")
+    latency["retrieve"] += time.perf_counter() - clock
+
+    count, tokenizer = gen.token_counter(lm() if generate else None, emb)  # ---------------- compress
+    figures = None
+    if compress:
+        clock = time.perf_counter()
+        hits = compression.compress(hits, qvec, emb.embed, compress_threshold)
+        latency["compress"] = time.perf_counter() - clock
+        figures, line = compression.report(
+            count([h["full_text"] for h in hits]), count([h["text"] for h in hits]), tokenizer
+        )
+        notices.append(line)
+
+    contexts = [h["text"] for h in hits]  # ---------------------------------------------------------------- generate
+    answer, citations, prompt = None, [], None
+    clock = time.perf_counter()
+    if generate:
+        prompt, answer = gen.answer(lm()[0], lm()[1], question, contexts, lm()[2], max_new_tokens)
+        citations = gen.model_citations(answer, len(hits)) or gen.similarity_citations(answer, contexts, emb.embed)
+    latency["generate"] = time.perf_counter() - clock if generate else 0.0
+    if generate or rewrite is not None:
+        config["model"] = lm()[3]
+
     from .provenance import attach, for_model  # the answering model, the embedder, the retrieved chunks
 
-    return attach(
-        RAGResult(
-            question,
-            hits,
-            answer,
-            citations,
-            config,
-            notices,
-            prompt,
-            hnsw_ids,
-            latency={**latency, "total": time.perf_counter() - started},
-            context_tokens=count(contexts),
-            context_tokenizer=tokenizer,
-        ),
-        model=lm[0] if generate else None,
-        name=model_name,
+    res = RAGResult(
+        question,
+        hits,
+        answer,
+        citations,
+        config,
+        notices,
+        prompt,
+        hnsw_ids,
+        context_tokens=count(contexts),
+        context_tokenizer=tokenizer,
+        rewrites=written if rewrite is not None else None,
+        compression=figures,
+        cache_hit=False if cache else None,
+    )
+    attach(
+        res,
+        model=lm()[0] if generate else None,
+        name=config["model"] if generate else None,
         flags=config,
         collection=collection,
         data=[{"id": h["id"], "text": h["text"]} for h in hits],
@@ -455,6 +643,12 @@ def query(
         embedder=name,
         embedder_fingerprint=for_model(emb).get("model_fingerprint"),
     )
+    if cache:
+        answers.put(key, state, question, qvec, res)
+        res.cache_stats = answers.stats(key)
+        res.notices = [*notices, _cache_notice(res.cache_stats)]
+    res.latency = {**latency, "total": time.perf_counter() - started}
+    return res
 
 
 @server_errors
@@ -494,3 +688,10 @@ def drop(collection: str, persist: str | None = None, server: str | None = None,
     store.drop(collection, persist, server, kind)
     search.WRITES[0] += 1
     return f"dropped collection '{collection}'"
+
+
+def clear_cache() -> int:
+    """Forget the answers %%rag --cache kept in this session (and its statistics); returns how many."""
+    from .retrieval import cache
+
+    return cache.clear()

@@ -119,11 +119,16 @@ def rag_magic(self, line, cell=None):
                   [--child-size N]
         %%rag [--collection NAME] [--k N] [--model NAME|VAR] [--hybrid] [--rerank] [--exact] [--no-generate]
               [--strategy direct|sentence-window|auto-merging] [--merge-ratio F]
+              [--rewrite multi-query|hyde] [--queries N] [--compress] [--compress-threshold F]
+              [--cache] [--cache-threshold F]
         <question>
         %rag list | %rag drop NAME | %rag explore [--collection NAME]
 
     A question returns a RAGResult: .question, .hits, .contexts, .answer (citing chunks as [n]),
-    .citations (by the model, or added by similarity when the model cites nothing).
+    .citations (by the model, or added by similarity when the model cites nothing), .latency
+    (seconds: retrieve, generate, total) and .context_tokens. --rewrite: .rewrites (what the
+    model wrote); --compress: .compression (tokens before, after, saved); --cache: .cache_hit,
+    .cached_question, .cache_stats (nbllm.rag.clear_cache() forgets the cached answers).
     """
     args = parse_argstring(rag_magic, line)
     words = list(args.words)

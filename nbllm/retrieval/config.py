@@ -21,6 +21,8 @@ UNITS = ("tokens", "chars")
 Unit = Literal[UNITS]
 STRATEGIES = ("direct", "sentence-window", "auto-merging")  # nbllm.retrieval.split.STRATEGIES
 Strategy = Literal[STRATEGIES]
+REWRITES = ("multi-query", "hyde")  # nbllm.retrieval.rewrite.REWRITES
+Rewrite = Literal[REWRITES]
 
 
 @dataclass
@@ -108,11 +110,28 @@ class QueryOptions(ExploreOptions):
         "window) | auto-merging (enough children of a parent: the parent)",
     )
     merge_ratio: float = option(0.5, "auto-merging: the share of a parent's children that must be hits to merge")
+    rewrite: Rewrite | None = option(
+        None,
+        "rewrite the question before retrieval with the language model: multi-query (--queries "
+        "paraphrases, each retrieves, fused by RRF) | hyde (a hypothetical answer passage retrieves too)",
+    )
+    queries: int = option(3, "multi-query: the paraphrases to write, 1 to 10")
+    compress: bool = option(False, "keep in each context only the sentences that bear on the question")
+    compress_threshold: float = option(
+        0.5, "compress: keep a sentence scoring at least this share of its context's best (0 < F <= 1)"
+    )
+    cache: bool = option(False, "answer a question like one answered before in this session from the cache")
+    cache_threshold: float = option(0.95, "cache: the cosine similarity to a cached question that reuses its answer")
 
     def __post_init__(self):
         super().__post_init__()
+        from . import cache, compress, rewrite
+
         if not 0 < self.merge_ratio <= 1:
             raise ConfigError(f"--merge-ratio must be > 0 and <= 1 (got {self.merge_ratio})")
+        rewrite.check(self.rewrite, self.queries, True, None)  # a generator: checked by nbllm.rag.query
+        compress.check(self.compress_threshold)
+        cache.check(self.cache_threshold)
         if self.reranker is not None and not self.rerank:
             raise ConfigError(
                 f"--reranker {self.reranker} only takes effect with --rerank; add --rerank, or drop --reranker"

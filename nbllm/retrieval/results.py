@@ -142,9 +142,18 @@ class RAGResult(Result):
     .hits (DataFrame), .citations (DataFrame: sentence, n, source, similarity, by), .config,
     .merges (auto-merging: parents that replaced their children).
 
-    What it cost: .latency (seconds: {"retrieve", "generate", "total"}; never in the repr, which
-    stays deterministic) and .context_tokens (tokens of the contexts given to the generator, in
-    .context_tokenizer: the generator's when it answered, else the embedder's)."""
+    What it cost: .latency (seconds: {"retrieve", "generate", "total"}, and "rewrite", "compress",
+    "cache" when used; never in the repr, which stays deterministic) and .context_tokens (tokens
+    of the contexts given to the generator, in .context_tokenizer: the generator's when it
+    answered, else the embedder's).
+
+    --rewrite: .rewrites (the paraphrases, or [the hypothetical passage]; None without it) and a
+    found_by column in .hits (the queries that retrieved each chunk, 0 being the question).
+    --compress: .contexts are the kept sentences, .hits' full_text the chunks as retrieved, and
+    .compression {"tokens_before", "tokens_after", "tokens_saved", "tokenizer"}.
+    --cache: .cache_hit (True: answered from the cache, no retrieval or generation), and on a hit
+    .cached_question and .cache_similarity; .cache_stats {"lookups", "hits", "hit_rate"} of this
+    collection and configuration in the session. Without --cache, .cache_hit is None."""
 
     def __init__(
         self,
@@ -160,11 +169,20 @@ class RAGResult(Result):
         latency: dict | None = None,
         context_tokens: int | None = None,
         context_tokenizer: str | None = None,
+        rewrites: list[str] | None = None,
+        compression: dict | None = None,
+        cache_hit: bool | None = None,
+        cached_question: str | None = None,
+        cache_similarity: float | None = None,
+        cache_stats: dict | None = None,
     ):
         self.question, self._hits, self.answer, self._citations = question, hits, answer, citations
         self.config, self.notices, self.prompt, self.hnsw_ids = config, notices or [], prompt, hnsw_ids
         self.latency = latency or {}
         self.context_tokens, self.context_tokenizer = context_tokens, context_tokenizer
+        self.rewrites, self.compression = rewrites, compression
+        self.cache_hit, self.cached_question, self.cache_similarity = cache_hit, cached_question, cache_similarity
+        self.cache_stats = cache_stats
 
     @property
     def contexts(self) -> list[str]:
@@ -228,6 +246,7 @@ class RAGResult(Result):
 
     def __repr__(self) -> str:
         lines = [super().__repr__()] + [f"notice: {n}" for n in self.notices]
+        lines += [f"rewrite: {_short(r, 100)}" for r in self.rewrites or ()]
         for n, h in enumerate(self._hits, 1):
             page = f" p{h['page']}" if h.get("page") else ""
             lines.append(f"[{n}] {h['score']:.3f} {h['source']}{page}: {_short(h['text'])}")
@@ -240,6 +259,9 @@ class RAGResult(Result):
 
         head = html.escape(super().__repr__())
         notices = "".join(f"<p><i>notice: {html.escape(n)}</i></p>" for n in self.notices)
+        if self.rewrites:
+            items = "".join(f"<li>{html.escape(r)}</li>" for r in self.rewrites)
+            notices += f"<p><b>Rewrites</b> ({html.escape(str(self.config.get('rewrite')))}):</p><ol>{items}</ol>"
         cited = set(self.cited)
         cards = "".join(
             hit_card(n, h, matched_terms(self.question, h["text"]), n in cited) for n, h in enumerate(self._hits, 1)
