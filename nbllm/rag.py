@@ -338,46 +338,6 @@ def _query_strategy(collection: str, built: dict, strategy: str | None, merge_ra
     return strategy
 
 
-def _ranked(col, collection: str, vec, text: str, pool: int, where, space: str, exact: bool, hybrid: bool):
-    """(hits, HNSW ids or None) for one query: dense (HNSW), or exact by `space` beside HNSW's ranks
-    (--exact, or a distance the collection was not built with); BM25 fused in by RRF with --hybrid."""
-    from .retrieval import search, store
-
-    hnsw_ids = None
-    if exact or space != store.info(col).get("distance", "l2"):
-        hits = search.exact(col, vec, pool, where, space)
-        hnsw_ids = [h["id"] for h in search.dense(col, vec, pool, where)]
-        for h in hits:
-            h["hnsw_rank"] = hnsw_ids.index(h["id"]) + 1 if h["id"] in hnsw_ids else None
-    else:
-        hits = search.dense(col, vec, pool, where)
-    if not hits:
-        raise DataError(f"no chunk of '{collection}' matches --where {json.dumps(where)}; loosen the filter")
-    if hybrid:
-        hits = search.rrf(hits, search.bm25(col, text, pool, where), k=pool)
-    return hits, hnsw_ids
-
-
-def _rewrites(rewrite: str | None, lm, question: str, queries: int, notices: list[str]) -> list[str]:
-    """The queries (multi-query) or the passage (hyde) the language model writes; [] without --rewrite."""
-    from .retrieval import rewrite as rewriting
-
-    if rewrite == "multi-query":
-        written = rewriting.paraphrases(lm(), question, queries)
-        if len(written) < queries:
-            notices.append(
-                f"multi-query: the model wrote {len(written)} usable paraphrase{'s' if len(written) != 1 else ''} "
-                f"of the {queries} asked for; retrieving with {'those and ' if written else ''}the question"
-            )
-        return written
-    if rewrite == "hyde":
-        passage = rewriting.hypothetical(lm(), question)
-        if not passage:
-            notices.append("hyde: the model wrote no passage; retrieving with the question alone")
-        return [passage] if passage else []
-    return []
-
-
 def _cache_key(config: dict, location, model, lm, uses_lm: bool, **settings) -> str:
     """Everything that changes the answer: the config, where the collection lives, the model (a
     variable's model by identity) and the generation settings."""
@@ -388,44 +348,6 @@ def _cache_key(config: dict, location, model, lm, uses_lm: bool, **settings) -> 
         name = lm()[3] if model is None or isinstance(model, str) else f"{lm()[3]}@{id(lm()[0])}"
     kept = {k: v for k, v in config.items() if k not in ("model", "merges")}
     return answers.key({**kept, "location": list(location), "lm": name, **settings})
-
-
-def _cache_notice(stats: dict, hit: tuple | None = None) -> str:
-    counts = (
-        f"{stats['lookups']} lookup{'s' if stats['lookups'] != 1 else ''}, {stats['hits']} "
-        f"hit{'s' if stats['hits'] != 1 else ''}: {round(100 * stats['hit_rate'])}% for this configuration"
-    )
-    if hit is None:
-        return f"cache: miss ({counts})"
-    return f"cache: hit, similarity {hit[2]:.2f} to {hit[1]!r} ({counts})"
-
-
-def _from_cache(question: str, hit: tuple, stats: dict, latency: dict):
-    """A result for `question` from the cached one: its hits, answer and citations, no retrieval."""
-    from .retrieval.results import RAGResult
-
-    cached, asked, similarity = hit
-    res = RAGResult(
-        question,
-        [dict(h) for h in cached._hits],
-        cached.answer,
-        list(cached._citations),
-        cached.config,
-        [n for n in cached.notices if not n.startswith("cache:")] + [_cache_notice(stats, hit)],
-        cached.prompt,
-        cached.hnsw_ids,
-        latency=latency,
-        context_tokens=cached.context_tokens,
-        context_tokenizer=cached.context_tokenizer,
-        rewrites=cached.rewrites,
-        compression=cached.compression,
-        cache_hit=True,
-        cached_question=asked,
-        cache_similarity=similarity,
-        cache_stats=stats,
-    )
-    res.provenance = cached.provenance
-    return res
 
 
 @server_errors
@@ -557,17 +479,17 @@ def query(
         if hit is not None:
             latency = {"retrieve": 0.0, "generate": 0.0, "cache": latency["retrieve"] + latency["cache"]}
             latency["total"] = time.perf_counter() - started
-            return _from_cache(question, hit, answers.stats(key), latency)
+            return answers.replay(question, hit, answers.stats(key), latency)
 
     clock = time.perf_counter()  # ---------------------------------------------------------------- rewrite
-    written = _rewrites(rewrite, lm, question, queries, notices)
+    written = rewriting.write(rewrite, lm, question, queries, notices)
     if rewrite is not None:
         latency["rewrite"] = time.perf_counter() - clock
 
     clock = time.perf_counter()  # ---------------------------------------------------------------- retrieve
     vectors = [qvec, *emb.embed(written)] if written else [qvec]
     ranked = [
-        _ranked(col, collection, vec, text, pool, where, space, exact, hybrid)
+        search.query_hits(col, collection, vec, text, pool, where, space, exact, hybrid)
         for vec, text in zip(vectors, [question, *written])
     ]
     hnsw_ids = ranked[0][1]  # the question's own
@@ -646,7 +568,7 @@ def query(
     if cache:
         answers.put(key, state, question, qvec, res)
         res.cache_stats = answers.stats(key)
-        res.notices = [*notices, _cache_notice(res.cache_stats)]
+        res.notices = [*notices, answers.notice(res.cache_stats)]
     res.latency = {**latency, "total": time.perf_counter() - started}
     return res
 

@@ -323,6 +323,10 @@ def test_magic_takes_the_new_flags(ip, facts, fake_lm):
         ("--no-generate --compress --compress-threshold 1.5", "--compress-threshold must be > 0 and <= 1"),
         ("--no-generate --cache --cache-threshold -0.2", "--cache-threshold must be > 0 and <= 1 \\(got -0.2\\)"),
         ("--no-generate --cache --cache-threshold nan", "not a finite number"),
+        ("--no-generate --queries 5", "--queries 5 only takes effect with --rewrite multi-query"),
+        ("--rewrite hyde --queries 2", "--queries 2 only takes effect with --rewrite multi-query"),
+        ("--no-generate --compress-threshold 0.8", "--compress-threshold 0.8 only takes effect with --compress;"),
+        ("--no-generate --cache-threshold 0.9", "--cache-threshold 0.9 only takes effect with --cache; add --cache"),
     ],
 )
 def test_bad_input_is_one_usage_error_line(ip, facts, flags, message):

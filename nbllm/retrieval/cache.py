@@ -87,3 +87,43 @@ def clear() -> int:
     n = entries()
     _CACHE.clear()
     return n
+
+
+def notice(stats: dict, hit: tuple | None = None) -> str:
+    """The notice line of a lookup: hit (with the similarity and the question matched) or miss, and the counts."""
+    counts = (
+        f"{stats['lookups']} lookup{'s' if stats['lookups'] != 1 else ''}, {stats['hits']} "
+        f"hit{'s' if stats['hits'] != 1 else ''}: {round(100 * stats['hit_rate'])}% for this configuration"
+    )
+    if hit is None:
+        return f"cache: miss ({counts})"
+    return f"cache: hit, similarity {hit[2]:.2f} to {hit[1]!r} ({counts})"
+
+
+def replay(question: str, hit: tuple, stats: dict, latency: dict):
+    """A RAGResult for `question` from a lookup's hit: the cached hits, answer and citations (no
+    retrieval, no generation), cache_hit True, the question it matched and the statistics."""
+    from .results import RAGResult
+
+    cached, asked, similarity = hit
+    res = RAGResult(
+        question,
+        [dict(h) for h in cached._hits],
+        cached.answer,
+        list(cached._citations),
+        cached.config,
+        [n for n in cached.notices if not n.startswith("cache:")] + [notice(stats, hit)],
+        cached.prompt,
+        cached.hnsw_ids,
+        latency=latency,
+        context_tokens=cached.context_tokens,
+        context_tokenizer=cached.context_tokenizer,
+        rewrites=cached.rewrites,
+        compression=cached.compression,
+        cache_hit=True,
+        cached_question=asked,
+        cache_similarity=similarity,
+        cache_stats=stats,
+    )
+    res.provenance = cached.provenance
+    return res

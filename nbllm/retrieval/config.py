@@ -132,6 +132,13 @@ class QueryOptions(ExploreOptions):
         rewrite.check(self.rewrite, self.queries, True, None)  # a generator: checked by nbllm.rag.query
         compress.check(self.compress_threshold)
         cache.check(self.cache_threshold)
+        for flag, value, default, needs, on in (
+            ("--queries", self.queries, 3, "--rewrite multi-query", self.rewrite == "multi-query"),
+            ("--compress-threshold", self.compress_threshold, 0.5, "--compress", self.compress),
+            ("--cache-threshold", self.cache_threshold, 0.95, "--cache", self.cache),
+        ):
+            if value != default and not on:
+                raise ConfigError(f"{flag} {value} only takes effect with {needs}; add {needs}, or drop {flag}")
         if self.reranker is not None and not self.rerank:
             raise ConfigError(
                 f"--reranker {self.reranker} only takes effect with --rerank; add --rerank, or drop --reranker"

@@ -122,6 +122,25 @@ def hypothetical(lm, question: str) -> str:
     return " ".join(parts)
 
 
+def write(rewrite: str | None, lm, question: str, queries: int, notices: list[str]) -> list[str]:
+    """The paraphrases (multi-query) or [the passage] (hyde) the language model writes, [] without
+    a rewrite; a notice when it wrote fewer than asked. lm() -> the (model, tokenizer, template, name)."""
+    if rewrite == "multi-query":
+        written = paraphrases(lm(), question, queries)
+        if len(written) < queries:
+            notices.append(
+                f"multi-query: the model wrote {len(written)} usable paraphrase{'s' if len(written) != 1 else ''} "
+                f"of the {queries} asked for; retrieving with {'those and ' if written else ''}the question"
+            )
+        return written
+    if rewrite == "hyde":
+        passage = hypothetical(lm(), question)
+        if not passage:
+            notices.append("hyde: the model wrote no passage; retrieving with the question alone")
+        return [passage] if passage else []
+    return []
+
+
 def fuse(lists: list[list[dict]], k: int) -> list[dict]:
     """Reciprocal-rank fusion of one ranked list per query (search.rrf, RRF_K); each fused hit
     records in `found_by` the queries that retrieved it (0: the question, 1...: the rewrites)."""

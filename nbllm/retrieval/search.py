@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from . import store
 
 RRF_K = 60
@@ -172,6 +172,25 @@ def rrf(*ranked: list[dict], k: int, c: int = RRF_K) -> list[dict]:
         hit["score"] = fused[i]
         out.append(hit)
     return out
+
+
+def query_hits(col, collection: str, vec, text: str, k: int, where, space: str, brute_force: bool, hybrid: bool):
+    """(hits, HNSW ids or None) for one query (vector `vec`, text `text`): dense (HNSW), or exact
+    by `space` beside HNSW's ranks (brute_force, or a distance the collection was not built with);
+    BM25 fused in by RRF when hybrid. A --where that matches no chunk is a DataError."""
+    hnsw_ids = None
+    if brute_force or space != store.info(col).get("distance", "l2"):
+        hits = exact(col, vec, k, where, space)
+        hnsw_ids = [h["id"] for h in dense(col, vec, k, where)]
+        for h in hits:
+            h["hnsw_rank"] = hnsw_ids.index(h["id"]) + 1 if h["id"] in hnsw_ids else None
+    else:
+        hits = dense(col, vec, k, where)
+    if not hits:
+        raise DataError(f"no chunk of '{collection}' matches --where {json.dumps(where)}; loosen the filter")
+    if hybrid:
+        hits = rrf(hits, bm25(col, text, k, where), k=k)
+    return hits, hnsw_ids
 
 
 # ---------------------------------------------------------------- re-ranking
