@@ -576,7 +576,7 @@ def query(
 @server_errors
 def collections(persist: str | None = None, server: str | None = None, store: str | None = None):
     """The collections of a store (Chroma's unless --store or the folder says otherwise), with
-    chunk counts, embedder and distance."""
+    chunk counts, embedder, distance and strategy."""
     store_name = store  # the keyword; `store` below is the module
     from .retrieval import store
     from .retrieval.results import CollectionsResult
@@ -596,6 +596,7 @@ def collections(persist: str | None = None, server: str | None = None, store: st
                 "chunk_size": meta.get("chunk_size"),
                 "overlap": meta.get("overlap"),
                 "unit": meta.get("unit"),
+                "strategy": meta.get("strategy", "direct"),  # collections from before strategies are direct
             }
         )
     return CollectionsResult(rows, store.where_text(persist, server, store_name))

@@ -163,3 +163,32 @@ def test_explorer_offers_the_collections_strategy_and_direct(corpus, collections
     assert repr(explorer) == "RAGExplorer(collection='strat-explore', k=1, distance='l2')"
     explorer.strategy.value = "sentence-window"
     assert repr(explorer).endswith("strategy='sentence-window')")
+
+
+def test_list_shows_each_collections_strategy(corpus, collections):
+    collections += ["strat-list-sw", "strat-list-plain"]
+    rag.index(corpus / "facts.txt", "strat-list-sw", strategy="sentence-window", window=1)
+    rag.index(corpus / "facts.txt", "strat-list-plain")
+    listed = rag.collections()
+    table = listed.to_pandas().set_index("collection")
+    assert table.strategy["strat-list-sw"] == "sentence-window" and table.strategy["strat-list-plain"] == "direct"
+    lines = {line.split()[0]: line for line in repr(listed).splitlines()[1:]}
+    assert lines["strat-list-sw"].endswith(", sentence-window") and lines["strat-list-plain"].endswith(", l2")
+
+
+def test_explorer_compresses_and_rewrites(corpus, collections, monkeypatch):
+    from nbllm.retrieval import rewrite
+    from nbllm.widgets.retrieval import explore
+
+    collections.append("strat-explore-more")
+    rag.index(corpus / "facts.txt", "strat-explore-more", chunk_size=128, overlap=0)  # one chunk, six topics
+    explorer = explore("strat-explore-more", k=1, model="smollm2")
+    full = explorer.search("Which planet is the largest?").contexts[0]
+    explorer.compress.value = True
+    short = explorer.result
+    assert len(short.contexts[0]) < len(full) and short.compression["tokens_saved"] > 0
+    monkeypatch.setattr(rewrite, "complete", lambda lm, prompt, n: "1. Is lava molten rock?\n2. What is basalt?")
+    explorer.compress.value = False
+    explorer.rewrite.value = "multi-query"
+    fused = explorer.result
+    assert fused.rewrites == ["Is lava molten rock?", "What is basalt?"] and fused.config["rewrite"] == "multi-query"

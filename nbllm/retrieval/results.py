@@ -109,7 +109,7 @@ class IndexReport(Result):
 
 
 class CollectionsResult(Result):
-    """%rag list: collections with counts, embedder and distance."""
+    """%rag list: collections with counts, embedder, distance and strategy (shown when not direct)."""
 
     def __init__(self, rows: list[dict], where: str):
         self.rows, self.where = rows, where
@@ -120,6 +120,7 @@ class CollectionsResult(Result):
         lines = [f"collections in {self.where}:"]
         lines += [
             f"  {r['collection']:<20} {r['chunks']:>7} chunks  {r['embedder']} ({r['dim']}-d), {r['distance']}"
+            + (f", {r['strategy']}" if r.get("strategy", "direct") != "direct" else "")
             for r in self.rows
         ]
         return "\n".join(lines)
@@ -128,7 +129,18 @@ class CollectionsResult(Result):
         import pandas as pd
 
         return pd.DataFrame(
-            self.rows, columns=["collection", "chunks", "embedder", "dim", "distance", "chunk_size", "overlap", "unit"]
+            self.rows,
+            columns=[
+                "collection",
+                "chunks",
+                "embedder",
+                "dim",
+                "distance",
+                "chunk_size",
+                "overlap",
+                "unit",
+                "strategy",
+            ],
         )
 
     def _repr_html_(self) -> str:

@@ -12,7 +12,7 @@ from ..retrieval.store import server_errors
 
 
 class RAGExplorer(w.VBox):
-    """Query box, k slider, distance, strategy, hybrid/rerank/answer toggles and result cards.
+    """Query box, k slider, distance, strategy, rewrite, hybrid/rerank/compress/answer toggles and result cards.
 
     Searches when the query is submitted (Enter) or any control changes; `search()` does the
     same from code and returns the RAGResult."""
@@ -44,8 +44,10 @@ class RAGExplorer(w.VBox):
         self.strategy = w.Dropdown(
             options=sorted({"direct", strategy}), value=strategy, description="strategy", disabled=strategy == "direct"
         )
+        self.rewrite = w.Dropdown(options=["none", "multi-query", "hyde"], value="none", description="rewrite")
         self.hybrid = w.Checkbox(value=False, description="hybrid (BM25 + dense)", indent=False)
         self.rerank = w.Checkbox(value=False, description="rerank", indent=False)
+        self.compress = w.Checkbox(value=False, description="compress", indent=False)
         self.answer = w.Checkbox(value=False, description="answer", indent=False)
         self.status = w.HTML(
             f"<small>collection <code>{html.escape(collection)}</code>: {total} chunks, "
@@ -56,13 +58,13 @@ class RAGExplorer(w.VBox):
         self.results = w.HTML("")
         self.result = None
         controls = w.HBox(
-            [self.k, self.distance, self.strategy, self.hybrid, self.rerank, self.answer],
+            [self.k, self.distance, self.strategy, self.rewrite, self.hybrid, self.rerank, self.compress, self.answer],
             layout=w.Layout(flex_flow="row wrap", align_items="center"),
         )
         super().__init__([self.query, controls, self.status, self.results])
         self.add_class("nbllm-rag-explorer")
         self.query.observe(self._changed, names="value")
-        for control in (self.k, self.distance, self.strategy, self.hybrid, self.rerank, self.answer):
+        for control in controls.children:
             control.observe(self._changed, names="value")
 
     def _changed(self, _change=None) -> None:
@@ -89,6 +91,8 @@ class RAGExplorer(w.VBox):
                 rerank=self.rerank.value,
                 distance=self.distance.value,
                 strategy=self.strategy.value,
+                rewrite=None if self.rewrite.value == "none" else self.rewrite.value,
+                compress=self.compress.value,
                 persist=self.persist,
                 server=self.server,
                 store=self.store,
