@@ -39,15 +39,6 @@ def facts():
 
 
 @pytest.fixture
-def collections():
-    made = []
-    yield made
-    for name in made:
-        if store.exists(name):
-            rag.drop(name)
-
-
-@pytest.fixture
 def fake_lm(monkeypatch):
     """Replace the language model's text in every rewrite: `fake_lm.text` is what it 'writes'."""
 

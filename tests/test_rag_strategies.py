@@ -41,15 +41,6 @@ def corpus(tmp_path):
     return tmp_path
 
 
-@pytest.fixture
-def collections():
-    made = []
-    yield made
-    for name in made:
-        if store.exists(name):
-            rag.drop(name)
-
-
 def test_sentence_window_hits_carry_their_neighbours(corpus, collections):
     collections.append("strat-sw")
     report = rag.index(corpus / "facts.txt", "strat-sw", strategy="sentence-window", window=2)

@@ -201,31 +201,28 @@ class _Labelled:
         self.config = {"name": label}
 
 
+def _non_negative(value) -> float | None:
+    """value as a finite number >= 0, else None (a bool, a string or a negative is no figure)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if 0 <= value != float("inf") else None
+
+
 def latency_of(result) -> float | None:
     """A result's total latency in seconds (.latency["total"], or .latency as a number); None when it
     has none (results from before latencies, hand-made ones) or it is not a number."""
     value = getattr(result, "latency", None)
-    if isinstance(value, dict):
-        value = value.get("total")
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if value >= 0 and value != float("inf") else None
+    return _non_negative(value.get("total") if isinstance(value, dict) else value)
 
 
 def context_tokens_of(result) -> int | None:
     """A result's .context_tokens (tokens of the contexts given to the generator); None without it."""
-    value = getattr(result, "context_tokens", None)
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return int(value) if value.is_integer() and value >= 0 else None
+    value = _non_negative(getattr(result, "context_tokens", None))
+    return int(value) if value is not None and value.is_integer() else None
 
 
 # ---------------------------------------------------------------- embedding scorer
