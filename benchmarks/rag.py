@@ -141,7 +141,7 @@ def bench_size(size: int, real_texts: list[str], real_vecs: np.ndarray, rng) -> 
         what = {
             "chroma": "hnsw",
             "faiss": getattr(col, "kind", ""),
-            "lancedb": "ivf_flat" if kind == "lancedb" and col.table.list_indices() else "flat",
+            "lancedb": "ivf_flat" if kind == "lancedb" and col.index_type() else "flat",
         }[kind]
         store.drop(name, store=kind)
         suffix = "" if kind == "chroma" else f"_{kind}"

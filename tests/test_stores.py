@@ -74,7 +74,7 @@ def test_top_k_matches_exact_numpy_search_at_10k(kind, index):
         if kind == "faiss" and index == "ann":
             assert type(col._index).__name__ == "IndexHNSWFlat"
         if kind == "lancedb" and index == "ann":
-            assert col.table.list_indices()[0].index_type == "IvfFlat"
+            assert col.index_type() == "IvfFlat"
     finally:
         store.drop(f"recall-{kind}-{index}", store=kind)
 
