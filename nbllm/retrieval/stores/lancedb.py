@@ -37,6 +37,7 @@ REINDEX_SHARE = 0.1
 METRIC = {"l2": "l2", "ip": "dot", "cosine": "cosine"}
 _STORES: dict = {}
 _LOOP: list = []  # the event loop nbllm's LanceDB calls run on, started at first use
+_UNREAD = object()
 
 
 def run(coro):
@@ -85,7 +86,7 @@ class LanceCollection:
         self.mode = self.metadata.get("nbllm_index", "auto")
         self.id = uuid.uuid4().hex
         self._cache: dict = {}
-        self._index: list = []  # [index config or None], read once; every write here refreshes it
+        self._index = _UNREAD  # the vector index's config (None: no index), read once; every write re-reads it
 
     # -- reading
     def count(self) -> int:
@@ -128,18 +129,19 @@ class LanceCollection:
             out[k] = None if k not in include else (data[k][rows] if k == "embeddings" else [data[k][r] for r in rows])
         return out
 
-    async def _read_index(self):
-        found = list(await self.table.list_indices())
-        self._index[:] = [found[0] if found else None]
-        return self._index[0]
+    async def _vector_index(self):
+        if self._index is _UNREAD:
+            found = list(await self.table.list_indices())
+            self._index = found[0] if found else None
+        return self._index
 
     def index_type(self) -> str | None:
         """The vector index LanceDB holds ("IvfFlat"), or None while searches scan every row."""
-        index = self._index[0] if self._index else run(self._read_index())
+        index = run(self._vector_index())
         return index.index_type if index is not None else None
 
     async def _search(self, queries: np.ndarray, k: int, subset) -> list[list[dict]]:
-        index = self._index[0] if self._index else await self._read_index()
+        index = await self._vector_index()
         nprobes = None
         if index is not None and subset is None:
             parts = self.metadata.get("nbllm_partitions") or partitions(await self.table.count_rows())
@@ -198,7 +200,7 @@ class LanceCollection:
         metadatas = list(metadatas) if metadatas is not None else [{}] * len(ids)
         gone = sorted(set(map(str, delete)) - set(ids))
         before = self.version()
-        self._index.clear()
+        self._index = _UNREAD
         try:
             if ids:
                 data = pa.table(
@@ -220,13 +222,13 @@ class LanceCollection:
                 run(self.table.restore(before))
             raise
         finally:
-            self._index.clear()
+            self._index = _UNREAD
 
     def _maybe_index(self) -> None:
         n = self.count()
         if self.mode == "flat" or (self.mode == "auto" and n < AUTO_ANN) or n < 2:
             return
-        index = run(self._read_index())
+        index = run(self._vector_index())
         if index is not None:
             stats = run(self.table.index_stats(index.name))
             if stats is not None and stats.num_unindexed_rows <= REINDEX_SHARE * n:
