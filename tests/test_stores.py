@@ -79,6 +79,16 @@ def test_top_k_matches_exact_numpy_search_at_10k(kind, index):
         store.drop(f"recall-{kind}-{index}", store=kind)
 
 
+def test_lancedb_probes_a_share_of_a_large_index_and_all_of_a_small_one():
+    from nbllm.retrieval.stores.lancedb import MIN_NPROBES, probes
+
+    assert probes(17) == 17  # 300 chunks forced to --index ann: nothing is left out
+    assert probes(2 * MIN_NPROBES) == 2 * MIN_NPROBES
+    assert probes(2 * MIN_NPROBES + 1) == MIN_NPROBES
+    assert probes(141) == 18  # 20k chunks, where the index starts
+    assert probes(316) == 40  # 100k chunks: an eighth
+
+
 @pytest.mark.parametrize("space", ["l2", "ip", "cosine"])
 def test_every_store_reports_the_same_distances(space):
     rng = np.random.default_rng(1)

@@ -6,7 +6,7 @@
 
 Search is exact (LanceDB's flat scan) below AUTO_ANN chunks; from there on (or with --index
 ann) an IVF_FLAT index over the full vectors is built and probed with NPROBE_SHARE of its
-partitions (measured with benchmarks/rag.py to keep recall@10 >= 0.98). Rows written after the
+partitions (measured with benchmarks/rag.py to keep recall@10 >= 0.98; all of a small one). Rows written after the
 index are scanned exactly by LanceDB until they pass REINDEX_SHARE of the table; then it is
 rebuilt. Metadata is free-form JSON, so the --where filter is applied in nbllm: the chunks that
 pass are searched exactly. Every write is undone (table.restore) if any step of it fails.
@@ -73,6 +73,12 @@ def _quoted(ids) -> str:
 
 def partitions(count: int) -> int:
     return max(1, int(math.sqrt(count)))
+
+
+def probes(parts: int) -> int:
+    """IVF partitions a search visits: NPROBE_SHARE of them, at least MIN_NPROBES; every one of a
+    small index (forced with --index ann), where leaving one out can lose a true neighbour."""
+    return parts if parts <= 2 * MIN_NPROBES else max(MIN_NPROBES, math.ceil(parts * NPROBE_SHARE))
 
 
 class LanceCollection:
@@ -145,7 +151,7 @@ class LanceCollection:
         nprobes = None
         if index is not None and subset is None:
             parts = self.metadata.get("nbllm_partitions") or partitions(await self.table.count_rows())
-            nprobes = max(MIN_NPROBES, math.ceil(parts * NPROBE_SHARE))
+            nprobes = probes(parts)
         found = []
         for q in queries:
             if subset is not None and not subset:
