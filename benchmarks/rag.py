@@ -166,7 +166,8 @@ def main() -> None:
     print(f"bench rag hnsw {store.HNSW}")
     print(f"bench rag faiss_hnsw {faiss_store.HNSW} above {faiss_store.AUTO_HNSW} chunks")
     print(
-        f"bench rag lancedb_ivf_flat nprobes {lance_store.NPROBE_SHARE:.3f} of sqrt(n) partitions above "
+        f"bench rag lancedb_ivf_flat nprobes {lance_store.NPROBE_SHARE:.3f} of sqrt(n) partitions "
+        f"(at least {lance_store.MIN_NPROBES}) above "
         f"{lance_store.AUTO_ANN} chunks"
     )
     print(

@@ -6,10 +6,10 @@
 
 Search is exact (LanceDB's flat scan) below AUTO_ANN chunks; from there on (or with --index
 ann) an IVF_FLAT index over the full vectors is built and probed with NPROBE_SHARE of its
-partitions (measured with benchmarks/rag.py to keep recall@10 >= 0.98; all of a small one). Rows written after the
-index are scanned exactly by LanceDB until they pass REINDEX_SHARE of the table; then it is
-rebuilt. Metadata is free-form JSON, so the --where filter is applied in nbllm: the chunks that
-pass are searched exactly. Every write is undone (table.restore) if any step of it fails.
+partitions, at least MIN_NPROBES (measured with benchmarks/rag.py to keep recall@10 >= 0.98).
+Rows written after the index are scanned exactly by LanceDB until they pass REINDEX_SHARE of the
+table; then it is rebuilt. Metadata is free-form JSON, so the --where filter is applied in nbllm:
+the chunks that pass are searched exactly. Every write is undone (table.restore) if any step of it fails.
 
 nbllm speaks LanceDB's async API on one event-loop thread of its own (run): a whole query, all
 its vectors, is one hop there. The sync API costs several hops and schema reads per search,
@@ -32,7 +32,7 @@ from .base import INCLUDE, checked_write, distance, folder_store, mark_folder, w
 
 NAME = "lancedb"
 AUTO_ANN = 20_000
-NPROBE_SHARE, MIN_NPROBES = 1 / 8, 16
+NPROBE_SHARE, MIN_NPROBES = 1 / 8, 32
 REINDEX_SHARE = 0.1
 METRIC = {"l2": "l2", "ip": "dot", "cosine": "cosine"}
 _STORES: dict = {}
@@ -76,9 +76,9 @@ def partitions(count: int) -> int:
 
 
 def probes(parts: int) -> int:
-    """IVF partitions a search visits: NPROBE_SHARE of them, at least MIN_NPROBES; every one of a
-    small index (forced with --index ann), where leaving one out can lose a true neighbour."""
-    return parts if parts <= 2 * MIN_NPROBES else max(MIN_NPROBES, math.ceil(parts * NPROBE_SHARE))
+    """IVF partitions a search visits: NPROBE_SHARE of them, at least MIN_NPROBES, so every one of
+    a small index (--index ann on a few hundred chunks), where one left out can hold a true hit."""
+    return min(parts, max(MIN_NPROBES, math.ceil(parts * NPROBE_SHARE)))
 
 
 class LanceCollection:
