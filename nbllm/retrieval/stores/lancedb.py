@@ -9,7 +9,8 @@ ann) an IVF_FLAT index over the full vectors is built and probed with NPROBE_SHA
 partitions, at least MIN_NPROBES (measured with benchmarks/rag.py to keep recall@10 >= 0.98).
 Rows written after the index are scanned exactly by LanceDB until they pass REINDEX_SHARE of the
 table; then it is rebuilt. Metadata is free-form JSON, so the --where filter is applied in nbllm:
-the chunks that pass are searched exactly. Every write is undone (table.restore) if any step of it fails.
+the chunks that pass are searched exactly. Every write is undone (table.restore) if any step of
+it fails.
 
 nbllm speaks LanceDB's async API on one event-loop thread of its own (run): a whole query, all
 its vectors, is one hop there. The sync API costs several hops and schema reads per search,
