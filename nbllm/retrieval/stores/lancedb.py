@@ -77,8 +77,8 @@ def partitions(count: int) -> int:
 
 
 def probes(parts: int) -> int:
-    """IVF partitions a search visits: NPROBE_SHARE of them, at least MIN_NPROBES, so every one of
-    a small index (--index ann on a few hundred chunks), where one left out can hold a true hit."""
+    """IVF partitions a search visits: NPROBE_SHARE of them, at least MIN_NPROBES, so a small index
+    (--index ann on a few hundred chunks) is searched whole: a partition left out can hold a hit."""
     return min(parts, max(MIN_NPROBES, math.ceil(parts * NPROBE_SHARE)))
 
 
